@@ -1,0 +1,546 @@
+//! The organization domain model shared by every part of the corps family.
+//!
+//! Platform clients (WeCom, DingTalk, plugins) fetch an organization into a
+//! [`CorpSnapshot`]; the sync engine diffs it against the [`CorpSnapshot`] the
+//! store holds and produces a [`SyncPlan`]; the store applies that plan in one
+//! transaction. Everything here is plain data: no I/O, no platform knowledge.
+//!
+//! Conventions every producer and consumer keeps:
+//! - A field that the platform withheld or that was not fetched is `None`
+//!   ("unknown"); an empty string is a real, empty value. Unknown never
+//!   overwrites a stored value.
+//! - Department ids are 64-bit (DingTalk ids exceed 2^31). Member ids are
+//!   strings and are never parsed as numbers (`"0154..."` keeps its zeros).
+//! - Everything is keyed by organization: the same member id in two orgs is
+//!   two different members.
+//!
+//! ```
+//! use jit_org::{CorpSnapshot, Dept, Member, MemberStatus, DeptMembership};
+//! let mut snap = CorpSnapshot::new("ww123");
+//! snap.depts.insert(1, Dept::new(1, None, "Acme"));
+//! let mut m = Member::new("zhangsan", "Zhang San");
+//! m.depts.push(DeptMembership { dept_id: 1, order: 0, is_leader: true });
+//! snap.members.insert(m.member_id.clone(), m);
+//! assert_eq!(snap.members["zhangsan"].status, MemberStatus::Active);
+//! ```
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Which platform an organization (and its identities) comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// WeCom (企业微信); identity is (corpId, userid).
+    Wecom,
+    /// DingTalk (钉钉); identity is the unionId.
+    Dingtalk,
+    /// A provider implemented by a plugin type; identity is (corpId, member id).
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl Provider {
+    /// The stable string stored in the database and shown in reports.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Provider::Wecom => "wecom",
+            Provider::Dingtalk => "dingtalk",
+            Provider::Other(s) => s,
+        }
+    }
+
+    /// Parses the stored form back; unknown strings become [`Provider::Other`].
+    pub fn parse(s: &str) -> Provider {
+        match s {
+            "wecom" => Provider::Wecom,
+            "dingtalk" => Provider::Dingtalk,
+            other => Provider::Other(other.to_string()),
+        }
+    }
+
+    /// Whether a person is identified across organizations by unionId.
+    pub fn identity_by_union_id(&self) -> bool {
+        matches!(self, Provider::Dingtalk)
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A member's state in one organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    /// Working and able to log in.
+    #[default]
+    Active,
+    /// Left the organization (or removed upstream); kept, never deleted.
+    Offline,
+    /// Disabled by an administrator upstream.
+    Disabled,
+    /// Invited but has not activated the platform account yet.
+    NotActivated,
+}
+
+impl MemberStatus {
+    /// The stable string stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Active => "active",
+            MemberStatus::Offline => "offline",
+            MemberStatus::Disabled => "disabled",
+            MemberStatus::NotActivated => "not_activated",
+        }
+    }
+
+    /// Parses the stored form; `None` for an unknown string.
+    pub fn parse(s: &str) -> Option<MemberStatus> {
+        Some(match s {
+            "active" => MemberStatus::Active,
+            "offline" => MemberStatus::Offline,
+            "disabled" => MemberStatus::Disabled,
+            "not_activated" => MemberStatus::NotActivated,
+            _ => return None,
+        })
+    }
+}
+
+/// A department of one organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dept {
+    /// Platform department id (root is 1 on WeCom and DingTalk).
+    pub dept_id: i64,
+    /// Parent department; `None` for the root (or a root of a sync scope).
+    pub parent_id: Option<i64>,
+    /// Display name.
+    pub name: String,
+    /// Sort order among siblings as the platform gives it.
+    pub order: i64,
+    /// Member ids of the department's leaders, in platform order.
+    #[serde(default)]
+    pub leaders: Vec<String>,
+}
+
+impl Dept {
+    /// A department with order 0 and no leaders.
+    pub fn new(dept_id: i64, parent_id: Option<i64>, name: impl Into<String>) -> Dept {
+        Dept {
+            dept_id,
+            parent_id,
+            name: name.into(),
+            order: 0,
+            leaders: Vec::new(),
+        }
+    }
+}
+
+/// A member's place in one department.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeptMembership {
+    /// The department.
+    pub dept_id: i64,
+    /// The member's order inside that department.
+    pub order: i64,
+    /// Whether the member leads that department.
+    pub is_leader: bool,
+}
+
+/// A member of one organization, as fetched or as stored.
+///
+/// `Option<String>` fields are "unknown" when `None` (withheld or not
+/// fetched) and must not overwrite a stored value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// Platform member id (WeCom userid, DingTalk userid).
+    pub member_id: String,
+    /// Cross-organization identity (DingTalk unionid).
+    pub union_id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// State in this organization.
+    pub status: MemberStatus,
+    /// Job title.
+    pub position: Option<String>,
+    /// Employee number.
+    pub job_number: Option<String>,
+    /// Main department (WeCom `main_department`; DingTalk has none).
+    pub main_dept_id: Option<i64>,
+    /// Hire date, milliseconds since the epoch.
+    pub hired_date: Option<i64>,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+    /// Mobile number.
+    pub mobile: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Departments with order and leader flag, in platform order.
+    #[serde(default)]
+    pub depts: Vec<DeptMembership>,
+    /// Raw platform extension attributes (`extattr`, `extension`), kept verbatim.
+    #[serde(default)]
+    pub extra: Value,
+}
+
+impl Member {
+    /// An active member with every optional field unknown.
+    pub fn new(member_id: impl Into<String>, name: impl Into<String>) -> Member {
+        Member {
+            member_id: member_id.into(),
+            union_id: None,
+            name: name.into(),
+            status: MemberStatus::Active,
+            position: None,
+            job_number: None,
+            main_dept_id: None,
+            hired_date: None,
+            avatar: None,
+            mobile: None,
+            email: None,
+            depts: Vec::new(),
+            extra: Value::Null,
+        }
+    }
+}
+
+/// A group of roles (DingTalk role group; WeCom tags live in one group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleGroup {
+    /// Platform id, as a string.
+    pub group_id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A role (DingTalk role, WeCom tag) and its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Role {
+    /// Platform id, as a string (WeCom tagid, DingTalk role id).
+    pub role_id: String,
+    /// The group it belongs to, if any.
+    pub group_id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Member ids holding the role, sorted.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// An administrator of the organization or of the app.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Admin {
+    /// The member.
+    pub member_id: String,
+    /// Platform level: DingTalk `sys_level` (1 primary, 2 sub-admin);
+    /// WeCom `auth_type` (1 manage, 0 send messages); 0 when set locally.
+    pub level: i32,
+}
+
+/// One part of an upstream read that did not load. Any failure makes the
+/// snapshot incomplete, and an incomplete snapshot never offlines anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchFailure {
+    /// What was being read, e.g. `user/list department_id=12`.
+    pub what: String,
+    /// Why it failed (API path, errcode, errmsg; never a secret).
+    pub error: String,
+}
+
+/// An organization at one moment: what a platform returned, or what the store holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CorpSnapshot {
+    /// Platform corp id.
+    pub corp_id: String,
+    /// Departments by id.
+    pub depts: BTreeMap<i64, Dept>,
+    /// Members by member id.
+    pub members: BTreeMap<String, Member>,
+    /// Role groups by id.
+    pub role_groups: BTreeMap<String, RoleGroup>,
+    /// Roles by id.
+    pub roles: BTreeMap<String, Role>,
+    /// Administrators; `None` when they could not be read (keep the local ones).
+    pub admins: Option<Vec<Admin>>,
+    /// Parts that failed to load. Non-empty means incomplete.
+    #[serde(default)]
+    pub failures: Vec<FetchFailure>,
+    /// Notes for the run report (e.g. "admin list refused by WeCom: 48002").
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Department subtrees the read was limited to (`syncScope`); empty = whole org.
+    #[serde(default)]
+    pub scope: Vec<i64>,
+}
+
+impl CorpSnapshot {
+    /// An empty snapshot of the given corp.
+    pub fn new(corp_id: impl Into<String>) -> CorpSnapshot {
+        CorpSnapshot {
+            corp_id: corp_id.into(),
+            ..CorpSnapshot::default()
+        }
+    }
+
+    /// True when every department and page loaded.
+    pub fn is_complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// Number of members whose status is active.
+    pub fn active_count(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.status == MemberStatus::Active)
+            .count()
+    }
+
+    /// The seed's `CorpData` shape: `corpId`, `userDict`, `deptDict`, plus
+    /// `roleDict`, `roleGroupDict`, `admins`, `failures` and `notes`.
+    pub fn to_corp_data(&self) -> Value {
+        let user_dict: serde_json::Map<String, Value> = self
+            .members
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
+            .collect();
+        let dept_dict: serde_json::Map<String, Value> = self
+            .depts
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::to_value(v).unwrap_or(Value::Null)))
+            .collect();
+        serde_json::json!({
+            "corpId": self.corp_id,
+            "userDict": user_dict,
+            "deptDict": dept_dict,
+            "roleGroupDict": self.role_groups,
+            "roleDict": self.roles,
+            "admins": self.admins,
+            "failures": self.failures,
+            "notes": self.notes,
+            "scope": self.scope,
+        })
+    }
+
+    /// Reads the `CorpData` shape produced by [`CorpSnapshot::to_corp_data`]
+    /// (what a caller of `bulkRegister(corpData)` passes back in).
+    pub fn from_corp_data(v: &Value) -> Result<CorpSnapshot, String> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| "corpData must be an object".to_string())?;
+        let corp_id = obj
+            .get("corpId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| "corpData/corpId is missing or not a string".to_string())?;
+        let mut snap = CorpSnapshot::new(corp_id);
+        if let Some(users) = obj.get("userDict") {
+            let users: BTreeMap<String, Member> = serde_json::from_value(users.clone())
+                .map_err(|e| format!("corpData/userDict: {e}"))?;
+            snap.members = users;
+        }
+        if let Some(depts) = obj.get("deptDict") {
+            let depts: BTreeMap<String, Dept> = serde_json::from_value(depts.clone())
+                .map_err(|e| format!("corpData/deptDict: {e}"))?;
+            snap.depts = depts.into_values().map(|d| (d.dept_id, d)).collect();
+        }
+        if let Some(g) = obj.get("roleGroupDict").filter(|v| !v.is_null()) {
+            snap.role_groups = serde_json::from_value(g.clone())
+                .map_err(|e| format!("corpData/roleGroupDict: {e}"))?;
+        }
+        if let Some(r) = obj.get("roleDict").filter(|v| !v.is_null()) {
+            snap.roles =
+                serde_json::from_value(r.clone()).map_err(|e| format!("corpData/roleDict: {e}"))?;
+        }
+        if let Some(a) = obj.get("admins").filter(|v| !v.is_null()) {
+            snap.admins =
+                Some(serde_json::from_value(a.clone()).map_err(|e| format!("corpData/admins: {e}"))?);
+        }
+        if let Some(f) = obj.get("failures").filter(|v| !v.is_null()) {
+            snap.failures =
+                serde_json::from_value(f.clone()).map_err(|e| format!("corpData/failures: {e}"))?;
+        }
+        Ok(snap)
+    }
+}
+
+/// What kind of change a plan entry makes; recorded per object in the sync run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new object.
+    Created,
+    /// Attributes changed.
+    Updated,
+    /// A department got a new parent, or a member new departments.
+    Moved,
+    /// A member left and was marked offline (never deleted).
+    Offlined,
+    /// A member came back and is active again with the same local user.
+    Reactivated,
+    /// A department disappeared upstream and was removed locally.
+    Removed,
+    /// Deliberately not applied; the reason says why.
+    Skipped,
+}
+
+impl ChangeKind {
+    /// The stable string stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Moved => "moved",
+            ChangeKind::Offlined => "offlined",
+            ChangeKind::Reactivated => "reactivated",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Skipped => "skipped",
+        }
+    }
+}
+
+/// Which kind of object a change touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    /// A department.
+    Dept,
+    /// A member.
+    Member,
+    /// A role group.
+    RoleGroup,
+    /// A role and its members.
+    Role,
+    /// The admin list.
+    Admin,
+}
+
+/// One line of a sync report: what happened to which object and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// Object kind.
+    pub object: ObjectKind,
+    /// Object id (member id, dept id, role id).
+    pub id: String,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// Why, in words a person can act on (e.g. `name "A" -> "B"`).
+    pub reason: String,
+}
+
+/// Everything one sync writes, computed before anything is written.
+///
+/// Applying a plan is all-or-nothing. An empty plan (see [`SyncPlan::is_empty`])
+/// writes nothing at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncPlan {
+    /// Departments to insert or update (full new state).
+    pub upsert_depts: Vec<Dept>,
+    /// Department ids to remove locally.
+    pub remove_depts: Vec<i64>,
+    /// Members to insert or update (full new state; `None` fields keep the stored value).
+    /// Their department memberships are replaced by `Member::depts`.
+    pub upsert_members: Vec<Member>,
+    /// Member ids to mark offline (their memberships and roles are kept for history).
+    pub offline_members: Vec<String>,
+    /// Role groups to insert or update.
+    pub upsert_role_groups: Vec<RoleGroup>,
+    /// Role group ids to remove.
+    pub remove_role_groups: Vec<String>,
+    /// Roles to insert or update; their member sets are replaced by `Role::members`.
+    pub upsert_roles: Vec<Role>,
+    /// Role ids to remove.
+    pub remove_roles: Vec<String>,
+    /// New admin list, or `None` to keep the stored one.
+    pub set_admins: Option<Vec<Admin>>,
+    /// Per-object report lines, including skipped objects.
+    pub changes: Vec<Change>,
+}
+
+impl SyncPlan {
+    /// True when applying the plan would write nothing.
+    pub fn is_empty(&self) -> bool {
+        self.upsert_depts.is_empty()
+            && self.remove_depts.is_empty()
+            && self.upsert_members.is_empty()
+            && self.offline_members.is_empty()
+            && self.upsert_role_groups.is_empty()
+            && self.remove_role_groups.is_empty()
+            && self.upsert_roles.is_empty()
+            && self.remove_roles.is_empty()
+            && self.set_admins.is_none()
+    }
+
+    /// Counts of report lines per change kind, for summaries.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut out = BTreeMap::new();
+        for c in &self.changes {
+            *out.entry(c.kind.as_str()).or_insert(0) += 1;
+        }
+        out
+    }
+}
+
+/// The organization an instance element stands for, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorpRecord {
+    /// Element fullName of the org instance (e.g. `corps.MyQywxCorp`); the key.
+    pub full_name: String,
+    /// Display title.
+    pub title: String,
+    /// The Type fullName (e.g. `corps.QywxInnerType`).
+    pub corp_type: String,
+    /// Platform the identities come from.
+    pub provider: Provider,
+    /// Platform corp id.
+    pub corp_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corp_data_round_trips_through_the_seed_shape() {
+        let mut snap = CorpSnapshot::new("ww1");
+        snap.depts.insert(1, Dept::new(1, None, "Root"));
+        let mut m = Member::new("007", "Bond");
+        m.mobile = Some(String::new());
+        snap.members.insert("007".into(), m);
+        let v = snap.to_corp_data();
+        assert_eq!(v["userDict"]["007"]["memberId"], "007");
+        assert_eq!(v["deptDict"]["1"]["name"], "Root");
+        let back = CorpSnapshot::from_corp_data(&v).unwrap();
+        assert_eq!(back.members, snap.members);
+        assert_eq!(back.depts, snap.depts);
+    }
+
+    #[test]
+    fn unknown_and_empty_fields_stay_distinct() {
+        let mut m = Member::new("a", "A");
+        m.email = Some(String::new());
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["email"], "");
+        assert!(v["mobile"].is_null());
+    }
+
+    #[test]
+    fn provider_strings_are_stable() {
+        assert_eq!(Provider::parse("wecom"), Provider::Wecom);
+        assert_eq!(Provider::parse("hr").as_str(), "hr");
+        assert!(Provider::Dingtalk.identity_by_union_id());
+    }
+}

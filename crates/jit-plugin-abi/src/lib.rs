@@ -1,0 +1,1 @@
+//! jit-plugin-abi (under construction)

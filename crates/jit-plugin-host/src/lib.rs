@@ -1,0 +1,1 @@
+//! jit-plugin-host (under construction)

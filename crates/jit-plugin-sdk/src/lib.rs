@@ -1,0 +1,1 @@
+//! jit-plugin-sdk (under construction)

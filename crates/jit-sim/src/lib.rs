@@ -1,0 +1,1 @@
+//! jit-sim (under construction)

@@ -1,0 +1,239 @@
+//! The store contract. Every backend implements [`OrgStore`]; the sync engine,
+//! the org types and plugins only ever see this trait.
+
+use jit_org::{Admin, ChangeKind, CorpRecord, CorpSnapshot, Member, ObjectKind, SyncPlan};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Errors from a store. Messages name the database (URL without password) and
+/// the operation; they never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Could not open / connect.
+    #[error("cannot open store {location}: {message}")]
+    Open {
+        /// Path or URL with the password removed.
+        location: String,
+        /// Why.
+        message: String,
+    },
+    /// The database was written by a newer binary; nothing was touched.
+    #[error("store {location} has schema version {found}, newer than this binary knows ({known}); upgrade jit")]
+    SchemaTooNew {
+        /// Path or URL with the password removed.
+        location: String,
+        /// Version found in the database.
+        found: i64,
+        /// Highest version this binary knows.
+        known: i64,
+    },
+    /// The corp is not known to the store.
+    #[error("organization {0} is not in the store (run syncCorp first)")]
+    UnknownCorp(String),
+    /// A member is not known in that corp.
+    #[error("member {member_id} is not in organization {corp}")]
+    UnknownMember {
+        /// Corp fullName.
+        corp: String,
+        /// Member id.
+        member_id: String,
+    },
+    /// Bad input (e.g. an unknown role id).
+    #[error("{0}")]
+    Invalid(String),
+    /// A database operation failed; the transaction was rolled back.
+    #[error("store {operation} failed: {message}")]
+    Database {
+        /// What was being done (e.g. `apply plan for corps.X`).
+        operation: String,
+        /// The database's message.
+        message: String,
+    },
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How a sync run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// The plan was applied (possibly empty).
+    Applied,
+    /// Dry run: the plan was computed and not applied.
+    DryRun,
+    /// Safety checks stopped the run; nothing was written but the run record.
+    Refused,
+    /// Fetching or applying failed; nothing was written but the run record.
+    Failed,
+}
+
+/// Identity conflict found while binding platform identities to local users.
+/// Reported, never silently merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityConflict {
+    /// Member concerned.
+    pub member_id: String,
+    /// What clashes with what.
+    pub message: String,
+}
+
+/// The sync-run record stored for every run (applied, dry, refused or failed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRun {
+    /// Store-assigned id (0 before it is recorded).
+    pub run_id: i64,
+    /// Corp fullName.
+    pub corp: String,
+    /// Start, milliseconds since the epoch.
+    pub started_at: i64,
+    /// End, milliseconds since the epoch.
+    pub finished_at: i64,
+    /// Outcome.
+    pub outcome: RunOutcome,
+    /// Counts per change kind (`created`, `updated`, ...).
+    pub counts: std::collections::BTreeMap<String, usize>,
+    /// Error or refusal reason.
+    pub error: Option<String>,
+    /// Notes (withheld fields, admin list refused, ...).
+    pub notes: Vec<String>,
+}
+
+/// One stored per-object change line of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunChange {
+    /// Object kind.
+    pub object: ObjectKind,
+    /// Object id.
+    pub id: String,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// Why.
+    pub reason: String,
+}
+
+/// What applying a plan did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    /// The run id recorded.
+    pub run_id: i64,
+    /// Rows inserted, updated or deleted in org tables (0 for an empty plan).
+    pub rows_written: u64,
+    /// Identity conflicts found (those members were left unbound).
+    pub conflicts: Vec<IdentityConflict>,
+}
+
+/// A row of the role-member table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleMemberRow {
+    /// Member id.
+    pub member_id: String,
+    /// Role id.
+    pub role_id: String,
+}
+
+/// The organization store.
+///
+/// All writes are transactional: a failed call leaves the store as it was.
+/// Every method is keyed by the corp's element fullName.
+#[async_trait::async_trait]
+pub trait OrgStore: Send + Sync + 'static {
+    /// Where the store lives (path or URL without password), for messages.
+    fn location(&self) -> String;
+
+    /// Inserts or updates the corp record.
+    async fn upsert_corp(&self, corp: &CorpRecord) -> StoreResult<()>;
+
+    /// The corp record, if known.
+    async fn corp(&self, full_name: &str) -> StoreResult<Option<CorpRecord>>;
+
+    /// The stored state of the corp as a snapshot (all members, offline ones
+    /// included; `admins` is `Some`). An unknown corp gives an empty snapshot.
+    async fn load_snapshot(&self, full_name: &str) -> StoreResult<CorpSnapshot>;
+
+    /// Applies a plan in one transaction, binds every upserted member to a
+    /// local user (creating users as needed; DingTalk by unionId, others by
+    /// (corpId, memberId)), records the run with its per-object changes, and
+    /// stamps the corp's last successful sync. An empty plan writes only the
+    /// run record (`rows_written` = 0).
+    async fn apply_plan(
+        &self,
+        corp: &CorpRecord,
+        plan: &SyncPlan,
+        run: &SyncRun,
+    ) -> StoreResult<ApplyReport>;
+
+    /// Records a run that wrote nothing (dry-run, refused, failed), with the
+    /// plan's change lines when there is a plan. Returns the run id.
+    async fn record_run(&self, run: &SyncRun, changes: &[jit_org::Change]) -> StoreResult<i64>;
+
+    /// Creates or updates local users and auth bindings for the given members
+    /// (`bulkRegister`); returns identity conflicts.
+    async fn bulk_register(
+        &self,
+        corp: &CorpRecord,
+        members: &[Member],
+    ) -> StoreResult<Vec<IdentityConflict>>;
+
+    /// The `getLocalCorpData` view: `corp`, `userList` (active members with
+    /// their local user id), `deptList` (with `path`), `deptMemberList`,
+    /// `roleList`, `roleGroupList`, `roleMemberSet`, `adminList`.
+    async fn local_corp_data(&self, full_name: &str) -> StoreResult<Value>;
+
+    /// Replaces a member's roles; returns the member's role rows afterwards.
+    async fn set_member_roles(
+        &self,
+        full_name: &str,
+        member_id: &str,
+        role_ids: &[String],
+    ) -> StoreResult<Vec<RoleMemberRow>>;
+
+    /// Marks members offline in this corp only; returns how many changed.
+    async fn offline_members(&self, full_name: &str, member_ids: &[String]) -> StoreResult<usize>;
+
+    /// A member's signature URL (`None` if unset).
+    async fn get_signature(&self, full_name: &str, member_id: &str) -> StoreResult<Option<String>>;
+
+    /// Saves a member's signature URL.
+    async fn save_signature(
+        &self,
+        full_name: &str,
+        member_id: &str,
+        signature: &str,
+    ) -> StoreResult<()>;
+
+    /// Replaces the admin list.
+    async fn set_admins(&self, full_name: &str, admins: &[Admin]) -> StoreResult<()>;
+
+    /// The admin list.
+    async fn get_admins(&self, full_name: &str) -> StoreResult<Vec<Admin>>;
+
+    /// Recent runs, newest first.
+    async fn list_runs(&self, full_name: &str, limit: usize) -> StoreResult<Vec<SyncRun>>;
+
+    /// The change lines of one run.
+    async fn run_changes(&self, run_id: i64) -> StoreResult<Vec<RunChange>>;
+
+    /// Local user id bound to a platform identity, if any.
+    async fn local_user_for(
+        &self,
+        provider: &jit_org::Provider,
+        corp_id: &str,
+        member_id: &str,
+        union_id: Option<&str>,
+    ) -> StoreResult<Option<i64>>;
+
+    /// Memberships of a local user across all corps: (corp fullName, member id, status).
+    async fn memberships_of_user(
+        &self,
+        user_id: i64,
+    ) -> StoreResult<Vec<(String, String, jit_org::MemberStatus)>>;
+
+    /// Number of local users in the pool.
+    async fn user_count(&self) -> StoreResult<u64>;
+}

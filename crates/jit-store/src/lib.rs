@@ -1,0 +1,3 @@
+//! The local organization store (under construction).
+mod api;
+pub use api::*;
