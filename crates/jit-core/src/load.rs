@@ -1,0 +1,683 @@
+//! Reading apps from disk: layers (framework, parents, the app), `e.json`
+//! files, config files, and every diagnostic met on the way.
+
+use crate::define::{ArgDefine, ElementDefine, ElementKind, FunctionDefine, Origin};
+use crate::diagnostics::{DiagCode, Diagnostic, Diagnostics};
+use crate::embedded;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Pseudo-path prefix of files embedded from the official framework app.
+pub const FRAMEWORK_PREFIX: &str = "<framework>";
+
+/// Folders never scanned for elements.
+const SKIPPED_DIRS: &[&str] = &["target", "node_modules", "plugins"];
+
+/// One app in the inheritance stack.
+#[derive(Debug, Clone)]
+pub(crate) struct Layer {
+    pub app_id: String,
+    /// `None` for the embedded framework app.
+    pub root: Option<PathBuf>,
+    pub manifest: Value,
+}
+
+/// Whether `s` is a valid element-name segment (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses JSON text, turning a syntax error into a located diagnostic.
+pub(crate) fn parse_json(text: &str, file: &Path) -> Result<Value, Diagnostic> {
+    serde_json::from_str(text).map_err(|e| {
+        Diagnostic::error(
+            DiagCode::InvalidJson,
+            file,
+            "",
+            format!("invalid JSON: {}", strip_position(&e.to_string())),
+        )
+        .at(e.line(), e.column())
+    })
+}
+
+fn strip_position(msg: &str) -> &str {
+    msg.find(" at line ").map_or(msg, |i| &msg[..i])
+}
+
+/// Reads and parses a JSON file on disk.
+pub(crate) fn read_json(file: &Path) -> Result<Value, Diagnostic> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Diagnostic::error(DiagCode::Io, file, "", format!("cannot read file: {e}"))
+    })?;
+    parse_json(&text, file)
+}
+
+/// Compiled JSON Schemas, compiled once per load and shared by every document.
+pub(crate) struct Schemas {
+    compiled: HashMap<String, Option<Arc<jsonschema::Validator>>>,
+}
+
+impl Schemas {
+    pub fn new() -> Schemas {
+        Schemas {
+            compiled: HashMap::new(),
+        }
+    }
+
+    /// The embedded schema file of that name (`e.schema.json`, ...).
+    pub fn embedded(name: &str) -> Option<&'static str> {
+        embedded::SCHEMA_FILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| *text)
+    }
+
+    /// Compiles (once) the schema known under `key`; reports a broken schema
+    /// against `file` and returns `None` then.
+    pub fn get(
+        &mut self,
+        key: &str,
+        schema: impl FnOnce() -> Option<Value>,
+        diags: &mut Diagnostics,
+        file: &Path,
+    ) -> Option<Arc<jsonschema::Validator>> {
+        if let Some(v) = self.compiled.get(key) {
+            return v.clone();
+        }
+        let compiled = schema().and_then(|s| match jsonschema::validator_for(&s) {
+            Ok(v) => Some(Arc::new(v)),
+            Err(e) => {
+                diags.push(Diagnostic::error(
+                    DiagCode::Schema,
+                    file,
+                    "",
+                    format!("schema `{key}` is not a valid JSON Schema: {e}"),
+                ));
+                None
+            }
+        });
+        self.compiled.insert(key.to_string(), compiled.clone());
+        compiled
+    }
+}
+
+/// Validates `doc` and pushes one diagnostic per violation.
+pub(crate) fn validate(
+    validator: &jsonschema::Validator,
+    doc: &Value,
+    file: &Path,
+    element: Option<&str>,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> bool {
+    let mut ok = true;
+    for err in validator.iter_errors(doc) {
+        ok = false;
+        let mut d = Diagnostic::error(
+            DiagCode::Schema,
+            file,
+            err.instance_path().to_string(),
+            format!("{what}: {err}"),
+        );
+        if let Some(e) = element {
+            d = d.for_element(e);
+        }
+        diags.push(d);
+    }
+    ok
+}
+
+/// Where an element's declaration lives before it is parsed.
+struct Found {
+    full_name: String,
+    e_json: PathBuf,
+    dir: Option<PathBuf>,
+    text: Result<String, String>,
+}
+
+/// Finds every `e.json` of an app on disk, in a deterministic order.
+fn scan_dir(root: &Path, diags: &mut Diagnostics) -> Vec<Found> {
+    let mut out = Vec::new();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            if e.depth() == 0 || !e.file_type().is_dir() {
+                return true;
+            }
+            let name = e.file_name().to_string_lossy();
+            !(name.starts_with('.') || SKIPPED_DIRS.contains(&name.as_ref()))
+        });
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.into());
+                diags.push(Diagnostic::error(
+                    DiagCode::Io,
+                    path,
+                    "",
+                    format!("cannot scan: {e}"),
+                ));
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() || entry.file_name() != "e.json" {
+            continue;
+        }
+        let path = entry.path().to_path_buf();
+        let dir = path.parent().unwrap_or(root).to_path_buf();
+        let rel = dir.strip_prefix(root).unwrap_or(&dir);
+        let segments: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if segments.is_empty() {
+            diags.push(Diagnostic::error(
+                DiagCode::Unreachable,
+                &path,
+                "",
+                "an e.json at the app root has no fullName and can never be looked up; move it into a folder named after the element",
+            ));
+            continue;
+        }
+        if let Some(bad) = segments.iter().find(|s| !is_identifier(s)) {
+            diags.push(Diagnostic::error(
+                DiagCode::InvalidName,
+                &path,
+                "",
+                format!(
+                    "folder name `{bad}` is not a valid identifier (letters, digits and `_`, not starting with a digit); the element is unreachable until it is renamed"
+                ),
+            ));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+        out.push(Found {
+            full_name: segments.join("."),
+            e_json: path,
+            dir: Some(dir),
+            text,
+        });
+    }
+    out
+}
+
+/// The embedded framework app's elements.
+fn scan_framework() -> Vec<Found> {
+    embedded::FRAMEWORK_FILES
+        .iter()
+        .filter(|(rel, _)| rel.ends_with("/e.json"))
+        .map(|(rel, text)| {
+            let dir = rel.trim_end_matches("/e.json");
+            Found {
+                full_name: dir.replace('/', "."),
+                e_json: PathBuf::from(FRAMEWORK_PREFIX).join(rel),
+                dir: None,
+                text: Ok((*text).to_string()),
+            }
+        })
+        .collect()
+}
+
+/// The embedded framework `app.json`.
+fn framework_manifest() -> Value {
+    embedded::FRAMEWORK_FILES
+        .iter()
+        .find(|(rel, _)| *rel == "app.json")
+        .and_then(|(_, t)| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Resolves the stack of apps: framework first, then parents (each after its
+/// own parents, first listed first), then the app itself.
+pub(crate) fn resolve_layers(
+    root: &Path,
+    schemas: &mut Schemas,
+    diags: &mut Diagnostics,
+) -> Vec<Layer> {
+    let mut layers = vec![Layer {
+        app_id: "jit.framework".into(),
+        root: None,
+        manifest: framework_manifest(),
+    }];
+    let mut visiting = Vec::new();
+    let mut done = HashSet::new();
+    add_app_layers(root, schemas, diags, &mut visiting, &mut done, &mut layers);
+    layers
+}
+
+fn add_app_layers(
+    root: &Path,
+    schemas: &mut Schemas,
+    diags: &mut Diagnostics,
+    visiting: &mut Vec<PathBuf>,
+    done: &mut HashSet<PathBuf>,
+    layers: &mut Vec<Layer>,
+) {
+    let canon = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    if done.contains(&canon) {
+        return;
+    }
+    visiting.push(canon.clone());
+    let manifest_path = root.join("app.json");
+    let manifest = if manifest_path.is_file() {
+        match read_json(&manifest_path) {
+            Ok(v) => {
+                if let Some(val) = schemas.get(
+                    "app.schema.json",
+                    || Schemas::embedded("app.schema.json").and_then(|t| serde_json::from_str(t).ok()),
+                    diags,
+                    &manifest_path,
+                ) {
+                    validate(&val, &v, &manifest_path, None, "app.json", diags);
+                }
+                v
+            }
+            Err(d) => {
+                diags.push(d);
+                Value::Null
+            }
+        }
+    } else {
+        Value::Null
+    };
+    if let Some(parents) = manifest.get("extends").and_then(Value::as_array) {
+        for (i, p) in parents.iter().enumerate() {
+            let rel = match p {
+                Value::String(s) => s.as_str(),
+                Value::Object(o) => match o.get("path").and_then(Value::as_str) {
+                    Some(s) => s,
+                    None => continue, // the schema already reported it
+                },
+                _ => continue,
+            };
+            let parent = root.join(rel);
+            let pointer = format!("/extends/{i}");
+            if !parent.is_dir() {
+                diags.push(Diagnostic::error(
+                    DiagCode::AppManifest,
+                    &manifest_path,
+                    pointer,
+                    format!("parent app folder `{}` does not exist", parent.display()),
+                ));
+                continue;
+            }
+            let pc = parent.canonicalize().unwrap_or_else(|_| parent.clone());
+            if visiting.contains(&pc) {
+                diags.push(Diagnostic::error(
+                    DiagCode::AppManifest,
+                    &manifest_path,
+                    pointer,
+                    format!(
+                        "apps extend each other in a circle through `{}`; remove one of the `extends` entries",
+                        parent.display()
+                    ),
+                ));
+                continue;
+            }
+            add_app_layers(&parent, schemas, diags, visiting, done, layers);
+        }
+    }
+    visiting.pop();
+    done.insert(canon);
+    let app_id = manifest
+        .get("appId")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            root.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "app".into())
+        });
+    layers.push(Layer {
+        app_id,
+        root: Some(root.to_path_buf()),
+        manifest,
+    });
+}
+
+fn string_field(raw: &Value, key: &str) -> Option<String> {
+    raw.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn parse_functions(raw: &Value) -> Vec<FunctionDefine> {
+    let Some(list) = raw.get("functionList").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|f| {
+            let name = f.get("name")?.as_str()?.to_string();
+            let args = f
+                .get("args")
+                .and_then(Value::as_array)
+                .map(|args| {
+                    args.iter()
+                        .filter_map(|a| {
+                            Some(ArgDefine {
+                                name: a.get("name")?.as_str()?.to_string(),
+                                title: string_field(a, "title").unwrap_or_default(),
+                                data_type: string_field(a, "dataType").unwrap_or_default(),
+                                required: a.get("required").and_then(Value::as_bool).unwrap_or(true),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(FunctionDefine {
+                title: string_field(f, "title").unwrap_or_default(),
+                return_type: string_field(f, "returnType")
+                    .or_else(|| f.pointer("/resultConfig/dataType")?.as_str().map(str::to_string)),
+                is_async: f.get("async").and_then(Value::as_bool).unwrap_or(false),
+                name,
+                args,
+            })
+        })
+        .collect()
+}
+
+/// Parses, validates and locates the config file of every element of one layer.
+pub(crate) fn read_layer(
+    layer: &Layer,
+    schemas: &mut Schemas,
+    diags: &mut Diagnostics,
+) -> Vec<ElementDefine> {
+    let found = match &layer.root {
+        None => scan_framework(),
+        Some(root) => scan_dir(root, diags),
+    };
+    let e_schema = schemas.get(
+        "e.schema.json",
+        || Schemas::embedded("e.schema.json").and_then(|t| serde_json::from_str(t).ok()),
+        diags,
+        Path::new("schemas/e.schema.json"),
+    );
+    let mut seen_lower: HashMap<String, PathBuf> = HashMap::new();
+    let mut out = Vec::with_capacity(found.len());
+    for f in found {
+        let text = match f.text {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::error(DiagCode::Io, &f.e_json, "", format!("cannot read file: {e}"))
+                        .for_element(&f.full_name),
+                );
+                continue;
+            }
+        };
+        let raw = match parse_json(&text, &f.e_json) {
+            Ok(v) => v,
+            Err(d) => {
+                diags.push(d.for_element(&f.full_name));
+                continue;
+            }
+        };
+        if let Some(v) = &e_schema {
+            if !validate(v, &raw, &f.e_json, Some(&f.full_name), "e.json", diags) {
+                continue;
+            }
+        }
+        if let Some(explicit) = raw.get("fullName").and_then(Value::as_str) {
+            if explicit != f.full_name {
+                diags.push(
+                    Diagnostic::error(
+                        DiagCode::FullNameMismatch,
+                        &f.e_json,
+                        "/fullName",
+                        format!(
+                            "fullName `{explicit}` disagrees with the folder path, which makes it `{}`; remove the field or move the folder",
+                            f.full_name
+                        ),
+                    )
+                    .for_element(&f.full_name),
+                );
+            }
+        }
+        if let Some(prev) = seen_lower.insert(f.full_name.to_lowercase(), f.e_json.clone()) {
+            diags.push(
+                Diagnostic::error(
+                    DiagCode::DuplicateElement,
+                    &f.e_json,
+                    "",
+                    format!(
+                        "`{}` differs only in letter case from the element at {}; lookups would be ambiguous on case-insensitive file systems",
+                        f.full_name,
+                        prev.display()
+                    ),
+                )
+                .for_element(&f.full_name),
+            );
+            continue;
+        }
+        let type_name = string_field(&raw, "type");
+        let kind = match (raw.get("kind").and_then(Value::as_str), &type_name) {
+            (Some("Meta"), Some(_)) => {
+                diags.push(
+                    Diagnostic::error(
+                        DiagCode::BadTypeTarget,
+                        &f.e_json,
+                        "/type",
+                        "a Meta is the root of a family and has no `type`; remove `type` or change `kind`",
+                    )
+                    .for_element(&f.full_name),
+                );
+                continue;
+            }
+            (Some("Type") | Some("Instance"), None) => {
+                diags.push(
+                    Diagnostic::error(
+                        DiagCode::BadTypeTarget,
+                        &f.e_json,
+                        "/kind",
+                        "a Type or Instance must name its parent in `type` (a Meta or Type)",
+                    )
+                    .for_element(&f.full_name),
+                );
+                continue;
+            }
+            (Some("Type"), Some(_)) => ElementKind::Type,
+            (_, None) => ElementKind::Meta,
+            (_, Some(_)) => ElementKind::Instance,
+        };
+        let config_file = if kind == ElementKind::Instance {
+            f.dir.as_deref().and_then(|dir| locate_config(dir, &f.full_name, &raw))
+        } else {
+            None
+        };
+        out.push(ElementDefine {
+            title: string_field(&raw, "title").unwrap_or_default(),
+            type_name,
+            kind,
+            functions: parse_functions(&raw),
+            load_time: string_field(&raw, "loadTime"),
+            access_modifier: string_field(&raw, "accessModifier").unwrap_or_else(|| "public".into()),
+            config_file,
+            origin: Origin {
+                app_id: layer.app_id.clone(),
+                file: f.e_json,
+                dir: f.dir,
+            },
+            full_name: f.full_name,
+            raw,
+        });
+    }
+    out
+}
+
+/// The config file of an instance: the `.json` file `frontBundleEntry` names,
+/// else `<InstanceName>.json` beside `e.json`. Returns the expected path even
+/// when it does not exist, so a missing file can be reported by name.
+fn locate_config(dir: &Path, full_name: &str, raw: &Value) -> Option<PathBuf> {
+    if let Some(entry) = raw.get("frontBundleEntry").and_then(Value::as_str) {
+        if entry.ends_with(".json") {
+            return Some(dir.join(entry.trim_start_matches("./")));
+        }
+    }
+    let name = full_name.rsplit('.').next().unwrap_or(full_name);
+    Some(dir.join(format!("{name}.json")))
+}
+
+/// Merges layers: a later layer's element with the same fullName replaces the
+/// earlier one, unless the earlier one is `protected` (inheritable, not overridable).
+pub(crate) fn merge_layers(
+    layers: Vec<Vec<ElementDefine>>,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Arc<ElementDefine>> {
+    let mut merged: BTreeMap<String, Arc<ElementDefine>> = BTreeMap::new();
+    for layer in layers {
+        for def in layer {
+            if let Some(prev) = merged.get(&def.full_name) {
+                if prev.access_modifier == "protected" && prev.origin.app_id != def.origin.app_id {
+                    diags.push(
+                        Diagnostic::error(
+                            DiagCode::DuplicateElement,
+                            &def.origin.file,
+                            "",
+                            format!(
+                                "`{}` is protected in app `{}` and may be extended but not overridden; give this element another name",
+                                def.full_name, prev.origin.app_id
+                            ),
+                        )
+                        .for_element(&def.full_name),
+                    );
+                    continue;
+                }
+            }
+            merged.insert(def.full_name.clone(), Arc::new(def));
+        }
+    }
+    merged
+}
+
+/// Environment for `{{NAME}}` placeholders: the process environment (or the
+/// map a host passes in), then the app's `env` defaults.
+pub(crate) struct Env {
+    pub vars: Option<HashMap<String, String>>,
+    pub defaults: HashMap<String, String>,
+}
+
+impl Env {
+    fn get(&self, name: &str) -> Option<String> {
+        let from_env = match &self.vars {
+            Some(map) => map.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        from_env.or_else(|| self.defaults.get(name).cloned())
+    }
+
+    /// Replaces `{{NAME}}` in every string of `value`; reports unset names.
+    pub fn substitute(
+        &self,
+        value: &mut Value,
+        pointer: &mut String,
+        file: &Path,
+        element: &str,
+        diags: &mut Diagnostics,
+    ) {
+        match value {
+            Value::String(s) if s.contains("{{") => {
+                let mut out = String::with_capacity(s.len());
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find("{{") {
+                    out.push_str(&rest[..start]);
+                    let after = &rest[start + 2..];
+                    let Some(end) = after.find("}}") else {
+                        out.push_str(&rest[start..]);
+                        rest = "";
+                        break;
+                    };
+                    let name = after[..end].trim();
+                    match self.get(name) {
+                        Some(v) => out.push_str(&v),
+                        None => diags.push(
+                            Diagnostic::error(
+                                DiagCode::UnsetVariable,
+                                file,
+                                pointer.clone(),
+                                format!(
+                                    "placeholder {{{{{name}}}}} names an environment variable that is not set; export {name}=... or add it to `env` in app.json"
+                                ),
+                            )
+                            .for_element(element),
+                        ),
+                    }
+                    rest = &after[end + 2..];
+                }
+                out.push_str(rest);
+                *s = out;
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = pointer.len();
+                    pointer.push_str(&format!("/{i}"));
+                    self.substitute(item, pointer, file, element, diags);
+                    pointer.truncate(len);
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    let len = pointer.len();
+                    pointer.push('/');
+                    pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    self.substitute(item, pointer, file, element, diags);
+                    pointer.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Edit distance, for "did you mean" suggestions.
+pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(!ca.eq_ignore_ascii_case(cb));
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Up to three names closest to `wanted`.
+pub(crate) fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = candidates
+        .map(|c| (levenshtein(wanted, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(wanted.len()) / 2).max(2))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_follow_the_element_name_rules() {
+        assert!(is_identifier("MyCorp_2"));
+        assert!(is_identifier("_x"));
+        assert!(!is_identifier("2corp"));
+        assert!(!is_identifier("my-corp"));
+        assert!(!is_identifier(""));
+    }
+
+    #[test]
+    fn closest_names_rank_by_edit_distance() {
+        let names = ["corps.QywxInnerType", "corps.DDInnerType", "corps.Meta"];
+        assert_eq!(
+            closest("corps.QywxInerType", names.iter().copied())[0],
+            "corps.QywxInnerType"
+        );
+        assert!(closest("zzzzzzzzzz", names.iter().copied()).is_empty());
+    }
+}
