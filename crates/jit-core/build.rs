@@ -5,14 +5,20 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn collect(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
             collect(&p, base, out);
         } else if p.extension().is_some_and(|e| e == "json") {
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((rel, p.canonicalize().unwrap()));
         }
     }
@@ -27,11 +33,20 @@ fn main() {
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut files = Vec::new();
         collect(&dir, &dir, &mut files);
-        writeln!(code, "/// Embedded `{sub}/` files: (relative path, contents).").unwrap();
+        writeln!(
+            code,
+            "/// Embedded `{sub}/` files: (relative path, contents)."
+        )
+        .unwrap();
         writeln!(code, "pub static {name}: &[(&str, &str)] = &[").unwrap();
         for (rel, abs) in files {
             println!("cargo:rerun-if-changed={}", abs.display());
-            writeln!(code, "    ({rel:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+            writeln!(
+                code,
+                "    ({rel:?}, include_str!({:?})),",
+                abs.display().to_string()
+            )
+            .unwrap();
         }
         writeln!(code, "];").unwrap();
     }

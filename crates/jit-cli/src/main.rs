@@ -1,1 +1,353 @@
-fn main() {}
+//! `jit`: check, inspect and call the elements of an app; sync organizations;
+//! run the WeCom / DingTalk simulator and the demo.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use jit_core::{mask_secrets, App, DiagCode, Diagnostic, LoadOptions, Severity, TypeRegistry};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "jit",
+    version,
+    about = "Declarative app elements with enterprise-organization sync"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate every e.json and config file of an app; exit 1 on errors.
+    Check {
+        /// The app folder.
+        #[arg(default_value = ".")]
+        app_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List the app's elements: fullName, kind, type, meta, title, implementation.
+    Ls {
+        /// The app folder.
+        #[arg(default_value = ".")]
+        app_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show one element: its resolved chain, config (secrets masked) and methods.
+    Show {
+        /// The element's fullName, e.g. corps.MyCorp.
+        full_name: String,
+        /// The app folder.
+        #[arg(long = "app", default_value = ".")]
+        app_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Call a method (or read a property) of an element; prints its JSON result.
+    Call {
+        /// The element's fullName.
+        full_name: String,
+        /// The method (or property) name.
+        method: String,
+        /// The app folder.
+        #[arg(long = "app", default_value = ".")]
+        app_dir: PathBuf,
+        /// Arguments: a JSON object (by name), array (by position) or null.
+        #[arg(long, default_value = "null")]
+        args: String,
+    },
+}
+
+fn registry() -> TypeRegistry {
+    TypeRegistry::new()
+}
+
+fn load(app_dir: &Path, skip_startup: bool) -> Result<App, String> {
+    App::load(
+        app_dir,
+        LoadOptions {
+            registry: registry(),
+            skip_startup,
+            ..LoadOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { app_dir, format } => check(&app_dir, format),
+        Command::Ls { app_dir, format } => ls(&app_dir, format),
+        Command::Show {
+            full_name,
+            app_dir,
+            format,
+        } => show(&app_dir, &full_name, format),
+        Command::Call {
+            full_name,
+            method,
+            app_dir,
+            args,
+        } => call(&app_dir, &full_name, &method, &args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_diagnostics(diags: &[Diagnostic]) {
+    for d in diags {
+        eprintln!("{d}");
+    }
+}
+
+fn check(app_dir: &Path, format: Format) -> Result<ExitCode, String> {
+    let app = load(app_dir, false)?;
+    let diags = app.diagnostics();
+    let errors = diags.errors().count();
+    let warnings = diags.len() - errors;
+    match format {
+        Format::Json => {
+            let out = json!({
+                "app": app_dir,
+                "elements": app.elements().len(),
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": diags,
+            });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
+        Format::Text => {
+            for d in diags.iter() {
+                println!("{d}");
+            }
+            println!(
+                "{}: {} elements, {errors} error(s), {warnings} warning(s)",
+                app_dir.display(),
+                app.elements().len()
+            );
+        }
+    }
+    Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn ls(app_dir: &Path, format: Format) -> Result<ExitCode, String> {
+    let app = load(app_dir, true)?;
+    let infos: Vec<_> = app
+        .elements()
+        .keys()
+        .filter_map(|n| app.element_info(n))
+        .collect();
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&infos).unwrap_or_default()
+        ),
+        Format::Text => {
+            let rows: Vec<[String; 6]> = infos
+                .iter()
+                .map(|i| {
+                    [
+                        i.full_name.clone(),
+                        i.kind.as_str().to_string(),
+                        i.type_name.clone().unwrap_or_else(|| "-".into()),
+                        i.meta.clone().unwrap_or_else(|| "-".into()),
+                        i.title.clone(),
+                        i.implemented_by
+                            .as_ref()
+                            .map(|(t, o)| format!("{t} ({o})"))
+                            .unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "FULLNAME",
+                    "KIND",
+                    "TYPE",
+                    "META",
+                    "TITLE",
+                    "IMPLEMENTED BY",
+                ],
+                &rows,
+            );
+        }
+    }
+    let errors: Vec<Diagnostic> = app.diagnostics().errors().cloned().collect();
+    if !errors.is_empty() {
+        eprintln!(
+            "{} error(s) in the app; run `jit check` for details",
+            errors.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn show(app_dir: &Path, full_name: &str, format: Format) -> Result<ExitCode, String> {
+    let app = load(app_dir, true)?;
+    let Some(info) = app.element_info(full_name) else {
+        // Reuse the lookup error: it suggests close names.
+        return Err(app
+            .get_element(full_name)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| format!("no element named `{full_name}`")));
+    };
+    let config = app.element_config(full_name).map(mask_secrets);
+    let functions = app.element_functions(full_name).unwrap_or(&[]);
+    let diags = app.diagnostics();
+    let problems: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.element.as_deref() == Some(full_name))
+        .collect();
+    match format {
+        Format::Json => {
+            let out = json!({
+                "element": info,
+                "config": config,
+                "functions": functions,
+                "diagnostics": problems,
+            });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
+        Format::Text => {
+            println!("{}  ({})", info.full_name, info.title);
+            println!("  kind:        {}", info.kind.as_str());
+            println!("  chain:       {}", info.chain.join(" → "));
+            println!(
+                "  implemented: {}",
+                info.implemented_by
+                    .as_ref()
+                    .map(|(t, o)| format!("{t} ({o})"))
+                    .unwrap_or_else(|| "-".into())
+            );
+            println!(
+                "  declared in: {} (app {})",
+                info.file.display(),
+                info.app_id
+            );
+            if let Some(cf) = &info.config_file {
+                println!("  config file: {}", cf.display());
+            }
+            if let Some(c) = &config {
+                let text = serde_json::to_string_pretty(c).unwrap_or_default();
+                println!("  config:");
+                for l in text.lines() {
+                    println!("    {l}");
+                }
+            }
+            if !functions.is_empty() {
+                println!("  methods:");
+                for f in functions {
+                    let args: Vec<String> = f
+                        .args
+                        .iter()
+                        .map(|a| {
+                            format!(
+                                "{}{}: {}",
+                                a.name,
+                                if a.required { "" } else { "?" },
+                                a.data_type
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "    {}({}) -> {}{}",
+                        f.name,
+                        args.join(", "),
+                        f.return_type.as_deref().unwrap_or("None"),
+                        if f.title.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  # {}", f.title)
+                        }
+                    );
+                }
+            }
+            for d in &problems {
+                println!("  {d}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call(app_dir: &Path, full_name: &str, method: &str, args: &str) -> Result<ExitCode, String> {
+    let args: Value = serde_json::from_str(args).map_err(|e| {
+        format!("--args is not valid JSON ({e}); pass an object like '{{\"memberId\": \"u1\"}}', an array, or null")
+    })?;
+    let app = load(app_dir, false)?;
+    let errors: Vec<Diagnostic> = app
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity == Severity::Error && d.code != DiagCode::Instantiate)
+        .filter(|d| d.element.as_deref() == Some(full_name))
+        .cloned()
+        .collect();
+    print_diagnostics(&errors);
+    let handle = app.get_element(full_name).map_err(|e| e.to_string())?;
+    let is_method = handle.functions().iter().any(|f| f.name == method);
+    if !is_method {
+        if let Some(v) = handle.property(method) {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let result = rt
+        .block_on(handle.call(method, args))
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result).unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}

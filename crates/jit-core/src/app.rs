@@ -132,7 +132,12 @@ impl ElementHandle {
     /// (an array) or none (`null`). Unknown methods and bad arguments are
     /// rejected before the implementation runs.
     pub async fn call(&self, method: &str, args: Value) -> Result<Value, CallError> {
-        let named = check_call(&self.inner.define.full_name, &self.inner.functions, method, args)?;
+        let named = check_call(
+            &self.inner.define.full_name,
+            &self.inner.functions,
+            method,
+            args,
+        )?;
         self.inner.element.call(method, named).await
     }
 
@@ -201,7 +206,11 @@ pub fn check_call(
         return Err(CallError::UnknownMethod {
             element: element.into(),
             method: method.into(),
-            known: functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+            known: functions
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     };
     let bad = |message: String| CallError::BadArgument {
@@ -218,7 +227,11 @@ pub fn check_call(
                     let known: Vec<&str> = f.args.iter().map(|a| a.name.as_str()).collect();
                     return Err(bad(format!(
                         "unexpected argument `{k}`; {method} takes {}",
-                        if known.is_empty() { "no arguments".to_string() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "no arguments".to_string()
+                        } else {
+                            known.join(", ")
+                        }
                     )));
                 }
                 named.insert(k, v);
@@ -248,7 +261,10 @@ pub fn check_call(
     for a in &f.args {
         match named.get(&a.name) {
             None | Some(Value::Null) if a.required => {
-                return Err(bad(format!("missing required argument `{}` ({})", a.name, a.data_type)))
+                return Err(bad(format!(
+                    "missing required argument `{}` ({})",
+                    a.name, a.data_type
+                )))
             }
             Some(v) if !v.is_null() => {
                 if let Err(expected) = data_type_matches(&a.data_type, v) {
@@ -269,7 +285,10 @@ pub fn check_call(
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 40 {
-        format!("{}...", &s[..s.char_indices().nth(37).map_or(s.len(), |(i, _)| i)])
+        format!(
+            "{}...",
+            &s[..s.char_indices().nth(37).map_or(s.len(), |(i, _)| i)]
+        )
     } else {
         s
     }
@@ -348,7 +367,10 @@ impl App {
             .map(|l| load::read_layer(l, &mut schemas, &mut diags))
             .collect();
         let elements = load::merge_layers(per_layer, &mut diags);
-        let manifest = layers.last().map(|l| l.manifest.clone()).unwrap_or(Value::Null);
+        let manifest = layers
+            .last()
+            .map(|l| l.manifest.clone())
+            .unwrap_or(Value::Null);
 
         let mut registry = options.registry.clone();
         for provider in options.registry.providers() {
@@ -382,7 +404,10 @@ impl App {
         let inner = Arc::new_cyclic(|weak| AppInner {
             root: root.to_path_buf(),
             manifest,
-            layers: layers.iter().map(|l| (l.app_id.clone(), l.root.clone())).collect(),
+            layers: layers
+                .iter()
+                .map(|l| (l.app_id.clone(), l.root.clone()))
+                .collect(),
             elements,
             slots,
             registry,
@@ -471,7 +496,10 @@ impl App {
         let Some(slot) = self.inner.slots.get(full_name) else {
             return Err(LookupError::Unknown {
                 name: full_name.to_string(),
-                suggestions: load::closest(full_name, self.inner.elements.keys().map(String::as_str)),
+                suggestions: load::closest(
+                    full_name,
+                    self.inner.elements.keys().map(String::as_str),
+                ),
             });
         };
         if slot.define.kind != ElementKind::Instance {
@@ -503,11 +531,13 @@ impl App {
             config: slot.config.clone(),
             app: Arc::new(AppRef(self.inner.self_ref.clone())),
         };
-        let element = imp.instantiate(ctx).map_err(|message| LookupError::Instantiate {
-            name: name.clone(),
-            type_name: imp.type_name().to_string(),
-            message,
-        })?;
+        let element = imp
+            .instantiate(ctx)
+            .map_err(|message| LookupError::Instantiate {
+                name: name.clone(),
+                type_name: imp.type_name().to_string(),
+                message,
+            })?;
         Ok(ElementHandle {
             inner: Arc::new(HandleInner {
                 define: slot.define.clone(),
@@ -535,7 +565,10 @@ impl App {
 
     /// The methods an element answers (its own and inherited ones).
     pub fn element_functions(&self, full_name: &str) -> Option<&[FunctionDefine]> {
-        self.inner.slots.get(full_name).map(|s| s.functions.as_slice())
+        self.inner
+            .slots
+            .get(full_name)
+            .map(|s| s.functions.as_slice())
     }
 
     /// Resolved information about an element (chain, meta, implementation).
@@ -703,7 +736,12 @@ fn resolve_all(
                 _ => None,
             };
             if let Some(msg) = bad_target {
-                problem = Some(Diagnostic::error(DiagCode::BadTypeTarget, &cur.origin.file, "/type", msg));
+                problem = Some(Diagnostic::error(
+                    DiagCode::BadTypeTarget,
+                    &cur.origin.file,
+                    "/type",
+                    msg,
+                ));
                 break;
             }
             chain.push(parent.clone());
@@ -724,7 +762,9 @@ fn resolve_all(
         let implementation = if def.kind == ElementKind::Meta {
             None
         } else {
-            chain.iter().find_map(|e| registry.get(&e.full_name).cloned())
+            chain
+                .iter()
+                .find_map(|e| registry.get(&e.full_name).cloned())
         };
         if problem.is_none() && def.kind == ElementKind::Instance && implementation.is_none() {
             problem = Some(Diagnostic::error(
@@ -790,7 +830,9 @@ fn config_schema_for(
     diags: &mut Diagnostics,
 ) -> Option<Arc<jsonschema::Validator>> {
     for e in chain.iter().skip(1) {
-        let Some(spec) = e.raw.get("configSchema") else { continue };
+        let Some(spec) = e.raw.get("configSchema") else {
+            continue;
+        };
         let file = &e.origin.file;
         return match spec {
             Value::Object(_) => {
@@ -798,7 +840,11 @@ fn config_schema_for(
                 schemas.get(&key, || Some(spec.clone()), diags, file)
             }
             Value::String(s) => {
-                let local = e.origin.dir.as_ref().map(|d| d.join(s.trim_start_matches("./")));
+                let local = e
+                    .origin
+                    .dir
+                    .as_ref()
+                    .map(|d| d.join(s.trim_start_matches("./")));
                 match local.filter(|p| p.is_file()) {
                     Some(path) => {
                         let key = path.display().to_string();
@@ -812,7 +858,9 @@ fn config_schema_for(
                         schemas.get(&key, || parsed, diags, file)
                     }
                     None => match Schemas::embedded(s) {
-                        Some(text) => schemas.get(s, || serde_json::from_str(text).ok(), diags, file),
+                        Some(text) => {
+                            schemas.get(s, || serde_json::from_str(text).ok(), diags, file)
+                        }
                         None => {
                             diags.push(
                                 Diagnostic::error(
@@ -873,7 +921,11 @@ fn load_config(
         Ok(v) => v,
         Err(d) => {
             let d = Diagnostic {
-                code: if d.code == DiagCode::InvalidJson { DiagCode::InvalidConfig } else { d.code },
+                code: if d.code == DiagCode::InvalidJson {
+                    DiagCode::InvalidConfig
+                } else {
+                    d.code
+                },
                 ..d
             }
             .for_element(def.full_name.clone());

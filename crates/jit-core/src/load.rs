@@ -50,9 +50,8 @@ fn strip_position(msg: &str) -> &str {
 
 /// Reads and parses a JSON file on disk.
 pub(crate) fn read_json(file: &Path) -> Result<Value, Diagnostic> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Diagnostic::error(DiagCode::Io, file, "", format!("cannot read file: {e}"))
-    })?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Diagnostic::error(DiagCode::Io, file, "", format!("cannot read file: {e}")))?;
     parse_json(&text, file)
 }
 
@@ -157,7 +156,10 @@ fn scan_dir(root: &Path, diags: &mut Diagnostics) -> Vec<Found> {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.into());
+                let path = e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root.into());
                 diags.push(Diagnostic::error(
                     DiagCode::Io,
                     path,
@@ -271,7 +273,10 @@ fn add_app_layers(
             Ok(v) => {
                 if let Some(val) = schemas.get(
                     "app.schema.json",
-                    || Schemas::embedded("app.schema.json").and_then(|t| serde_json::from_str(t).ok()),
+                    || {
+                        Schemas::embedded("app.schema.json")
+                            .and_then(|t| serde_json::from_str(t).ok())
+                    },
                     diags,
                     &manifest_path,
                 ) {
@@ -363,7 +368,10 @@ fn parse_functions(raw: &Value) -> Vec<FunctionDefine> {
                                 name: a.get("name")?.as_str()?.to_string(),
                                 title: string_field(a, "title").unwrap_or_default(),
                                 data_type: string_field(a, "dataType").unwrap_or_default(),
-                                required: a.get("required").and_then(Value::as_bool).unwrap_or(true),
+                                required: a
+                                    .get("required")
+                                    .and_then(Value::as_bool)
+                                    .unwrap_or(true),
                             })
                         })
                         .collect()
@@ -371,8 +379,11 @@ fn parse_functions(raw: &Value) -> Vec<FunctionDefine> {
                 .unwrap_or_default();
             Some(FunctionDefine {
                 title: string_field(f, "title").unwrap_or_default(),
-                return_type: string_field(f, "returnType")
-                    .or_else(|| f.pointer("/resultConfig/dataType")?.as_str().map(str::to_string)),
+                return_type: string_field(f, "returnType").or_else(|| {
+                    f.pointer("/resultConfig/dataType")?
+                        .as_str()
+                        .map(str::to_string)
+                }),
                 is_async: f.get("async").and_then(Value::as_bool).unwrap_or(false),
                 name,
                 args,
@@ -404,8 +415,13 @@ pub(crate) fn read_layer(
             Ok(t) => t,
             Err(e) => {
                 diags.push(
-                    Diagnostic::error(DiagCode::Io, &f.e_json, "", format!("cannot read file: {e}"))
-                        .for_element(&f.full_name),
+                    Diagnostic::error(
+                        DiagCode::Io,
+                        &f.e_json,
+                        "",
+                        format!("cannot read file: {e}"),
+                    )
+                    .for_element(&f.full_name),
                 );
                 continue;
             }
@@ -485,7 +501,9 @@ pub(crate) fn read_layer(
             (_, Some(_)) => ElementKind::Instance,
         };
         let config_file = if kind == ElementKind::Instance {
-            f.dir.as_deref().and_then(|dir| locate_config(dir, &f.full_name, &raw))
+            f.dir
+                .as_deref()
+                .and_then(|dir| locate_config(dir, &f.full_name, &raw))
         } else {
             None
         };
@@ -495,7 +513,8 @@ pub(crate) fn read_layer(
             kind,
             functions: parse_functions(&raw),
             load_time: string_field(&raw, "loadTime"),
-            access_modifier: string_field(&raw, "accessModifier").unwrap_or_else(|| "public".into()),
+            access_modifier: string_field(&raw, "accessModifier")
+                .unwrap_or_else(|| "public".into()),
             config_file,
             origin: Origin {
                 app_id: layer.app_id.clone(),
@@ -655,7 +674,11 @@ pub(crate) fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str
         .filter(|(d, c)| *d <= (c.len().max(wanted.len()) / 2).max(2))
         .collect();
     scored.sort();
-    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 #[cfg(test)]
