@@ -306,12 +306,37 @@ struct Slot {
     cell: OnceLock<Result<ElementHandle, LookupError>>,
 }
 
+/// FNV-1a: element names are short and trusted (they come from the app's own
+/// folders), so a fast non-keyed hash serves lookups better than SipHash.
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type SlotMap = HashMap<String, Slot, std::hash::BuildHasherDefault<Fnv>>;
+
 struct AppInner {
     root: PathBuf,
     manifest: Value,
     layers: Vec<(String, Option<PathBuf>)>,
     elements: BTreeMap<String, Arc<ElementDefine>>,
-    slots: HashMap<String, Slot>,
+    slots: SlotMap,
     registry: TypeRegistry,
     diagnostics: Mutex<Diagnostics>,
     self_ref: Weak<AppInner>,
@@ -664,14 +689,16 @@ fn resolve_all(
     env: &Env,
     schemas: &mut Schemas,
     diags: &mut Diagnostics,
-) -> HashMap<String, Slot> {
+) -> SlotMap {
     let type_names = || {
         elements
             .values()
             .filter(|e| e.kind != ElementKind::Instance)
             .map(|e| e.full_name.as_str())
     };
-    let mut slots = HashMap::with_capacity(elements.len());
+    let mut slots = HashMap::with_capacity_and_hasher(elements.len(), Default::default());
+    let mut function_memo: HashMap<String, Arc<Vec<FunctionDefine>>> = HashMap::new();
+    let mut schema_memo: HashMap<String, Option<Arc<jsonschema::Validator>>> = HashMap::new();
     for (name, def) in elements {
         let mut problem: Option<Diagnostic> = None;
         let mut chain = vec![def.clone()];
@@ -748,16 +775,7 @@ fn resolve_all(
             cur = parent.clone();
         }
 
-        // Methods: from the Meta down, a nearer declaration replaces a farther one.
-        let mut functions: Vec<FunctionDefine> = Vec::new();
-        for e in chain.iter().rev() {
-            for f in &e.functions {
-                match functions.iter_mut().find(|g| g.name == f.name) {
-                    Some(g) => *g = f.clone(),
-                    None => functions.push(f.clone()),
-                }
-            }
-        }
+        let functions = resolved_functions(&chain, &mut function_memo);
 
         let implementation = if def.kind == ElementKind::Meta {
             None
@@ -780,7 +798,20 @@ fn resolve_all(
 
         let mut config = None;
         if problem.is_none() && def.kind == ElementKind::Instance {
-            match load_config(def, &chain, implementation.as_deref(), env, schemas, diags) {
+            // Every instance of one Type shares its config schema: find it once.
+            let schema_key = chain
+                .get(1)
+                .map(|t| t.full_name.clone())
+                .unwrap_or_default();
+            let schema = match schema_memo.get(&schema_key) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = config_schema_for(&chain, implementation.as_deref(), schemas, diags);
+                    schema_memo.insert(schema_key, s.clone());
+                    s
+                }
+            };
+            match load_config(def, schema, env, diags) {
                 Ok(c) => config = c,
                 Err(reason) => {
                     slots.insert(
@@ -790,7 +821,7 @@ fn resolve_all(
                             chain,
                             implementation,
                             config: None,
-                            functions: Arc::new(functions),
+                            functions,
                             problem: Some(reason),
                             cell: OnceLock::new(),
                         },
@@ -812,13 +843,50 @@ fn resolve_all(
                 chain,
                 implementation,
                 config,
-                functions: Arc::new(functions),
+                functions,
                 problem: problem_text,
                 cell: OnceLock::new(),
             },
         );
     }
     slots
+}
+
+/// The methods of the element at `chain[0]`: declarations merged from the
+/// Meta down, a nearer one replacing a farther one. Elements that declare no
+/// methods of their own share their parent's list.
+fn resolved_functions(
+    chain: &[Arc<ElementDefine>],
+    memo: &mut HashMap<String, Arc<Vec<FunctionDefine>>>,
+) -> Arc<Vec<FunctionDefine>> {
+    let Some(first) = chain.first() else {
+        return Arc::default();
+    };
+    if let Some(f) = memo.get(&first.full_name) {
+        return f.clone();
+    }
+    let parent = if chain.len() > 1 {
+        resolved_functions(&chain[1..], memo)
+    } else {
+        Arc::default()
+    };
+    let own = if first.functions.is_empty() {
+        parent
+    } else {
+        let mut functions: Vec<FunctionDefine> = (*parent).clone();
+        for f in &first.functions {
+            match functions.iter_mut().find(|g| g.name == f.name) {
+                Some(g) => *g = f.clone(),
+                None => functions.push(f.clone()),
+            }
+        }
+        Arc::new(functions)
+    };
+    // Instances are looked up once each; only Types and Metas are worth remembering.
+    if first.kind != ElementKind::Instance {
+        memo.insert(first.full_name.clone(), own.clone());
+    }
+    own
 }
 
 /// Finds the config schema for an instance: the nearest `configSchema` on its
@@ -887,13 +955,10 @@ fn config_schema_for(
 
 fn load_config(
     def: &ElementDefine,
-    chain: &[Arc<ElementDefine>],
-    imp: Option<&dyn TypeImpl>,
+    schema: Option<Arc<jsonschema::Validator>>,
     env: &Env,
-    schemas: &mut Schemas,
     diags: &mut Diagnostics,
 ) -> Result<Option<Value>, String> {
-    let schema = config_schema_for(chain, imp, schemas, diags);
     let Some(path) = def.config_file.as_ref() else {
         return Ok(None);
     };

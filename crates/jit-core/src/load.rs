@@ -113,6 +113,10 @@ pub(crate) fn validate(
     what: &str,
     diags: &mut Diagnostics,
 ) -> bool {
+    // The fast check allocates nothing; errors are collected only for the rare bad document.
+    if validator.is_valid(doc) {
+        return true;
+    }
     let mut ok = true;
     for err in validator.iter_errors(doc) {
         ok = false;

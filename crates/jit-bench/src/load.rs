@@ -1,0 +1,238 @@
+//! The `load` and `lookup` scenarios.
+
+use crate::emit;
+use jit_core::{App, CallFuture, Element, InstanceContext, LoadOptions, TypeImpl, TypeRegistry};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Options of `jit-bench load`.
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Number of instance elements to generate (each with a config file).
+    #[arg(long, default_value_t = 10_000)]
+    pub elements: usize,
+    /// Timed repetitions of each side; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+}
+
+/// Options of `jit-bench lookup`.
+#[derive(clap::Args)]
+pub struct LookupArgs {
+    /// Number of instance elements in the app.
+    #[arg(long, default_value_t = 10_000)]
+    pub elements: usize,
+    /// Lookups per thread.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub lookups: usize,
+}
+
+/// The generated family's Type: instances are plain records of their config.
+struct ItemType;
+struct Item(Value);
+
+impl Element for Item {
+    fn call<'a>(&'a self, _method: &'a str, _args: Value) -> CallFuture<'a> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl TypeImpl for ItemType {
+    fn type_name(&self) -> &str {
+        "bench.ItemType"
+    }
+    fn instantiate(&self, ctx: InstanceContext) -> Result<Arc<dyn Element>, String> {
+        Ok(Arc::new(Item(ctx.config.unwrap_or(Value::Null))))
+    }
+}
+
+fn write(path: &Path, v: &Value) -> std::io::Result<()> {
+    std::fs::create_dir_all(path.parent().expect("has parent"))?;
+    std::fs::write(path, serde_json::to_vec_pretty(v).expect("json"))
+}
+
+/// Writes an app of `n` instances spread over folders of 100, each with an
+/// e.json declaring methods and a config file checked by a JSON Schema.
+fn generate(root: &Path, n: usize) -> std::io::Result<()> {
+    write(
+        &root.join("app.json"),
+        &json!({"appId": "bench.app", "title": "Benchmark app"}),
+    )?;
+    write(&root.join("bench/Meta/e.json"), &json!({"title": "Bench"}))?;
+    write(
+        &root.join("bench/ItemType/e.json"),
+        &json!({
+            "title": "Item type", "kind": "Type", "type": "bench.Meta",
+            "configSchema": "item.schema.json",
+            "functionList": [
+                {"name": "get", "title": "Read", "returnType": "JitDict"},
+                {"name": "put", "args": [{"name": "key", "dataType": "Stext"}, {"name": "value", "dataType": "JitDict"}]}
+            ]
+        }),
+    )?;
+    write(
+        &root.join("bench/ItemType/item.schema.json"),
+        &json!({
+            "type": "object",
+            "required": ["owner", "limits"],
+            "properties": {
+                "owner": {"type": "string", "minLength": 1},
+                "limits": {"type": "object", "properties": {"max": {"type": "integer", "minimum": 0}}},
+                "tags": {"type": "array", "items": {"type": "string"}}
+            },
+            "additionalProperties": false
+        }),
+    )?;
+    for i in 0..n {
+        let dir = root.join(format!("items/g{:03}/Item{i:06}", i / 100));
+        let name = format!("Item{i:06}");
+        write(
+            &dir.join("e.json"),
+            &json!({
+                "title": format!("Item {i}"), "type": "bench.ItemType",
+                "tag": "bench,generated", "description": "A generated element for the load benchmark",
+                "backendBundleEntry": ".", "accessModifier": "public"
+            }),
+        )?;
+        write(
+            &dir.join(format!("{name}.json")),
+            &json!({"owner": format!("team{}", i % 17), "limits": {"max": i}, "tags": ["a", "b"]}),
+        )?;
+    }
+    // Every generated folder holds one element: make `items/gNNN` reachable too.
+    Ok(())
+}
+
+fn options() -> LoadOptions {
+    let mut registry = TypeRegistry::new();
+    registry.register(Arc::new(ItemType));
+    LoadOptions {
+        registry,
+        env: Some(Default::default()),
+        skip_startup: false,
+    }
+}
+
+/// What the runtime must at least do: walk the tree, read every file, parse it.
+fn baseline(root: &Path) -> usize {
+    let mut parsed = 0;
+    for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let e = e.expect("walk");
+        if e.file_type().is_file() {
+            let bytes = std::fs::read(e.path()).expect("read");
+            let v: Value = serde_json::from_slice(&bytes).expect("parse");
+            parsed += usize::from(!v.is_null());
+        }
+    }
+    parsed
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// `jit-bench load`.
+pub fn run_load(a: &LoadArgs) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    generate(dir.path(), a.elements).map_err(|e| e.to_string())?;
+    // Warm the page cache so both sides measure the same thing.
+    baseline(dir.path());
+    let mut load_times = Vec::new();
+    let mut base_times = Vec::new();
+    let mut files = 0;
+    for _ in 0..a.runs.max(1) {
+        let t = Instant::now();
+        files = baseline(dir.path());
+        base_times.push(t.elapsed());
+        let t = Instant::now();
+        let app = App::load(dir.path(), options()).map_err(|e| e.to_string())?;
+        load_times.push(t.elapsed());
+        let d = app.diagnostics();
+        if !d.is_empty() {
+            return Err(format!("generated app has diagnostics: {}", d.0[0]));
+        }
+    }
+    let load = median(load_times).as_secs_f64();
+    let base = median(base_times).as_secs_f64();
+    emit(json!({
+        "scenario": "load",
+        "elements": a.elements,
+        "files": files,
+        "runs": a.runs,
+        "load_seconds": load,
+        "baseline_seconds": base,
+        "baseline": "walk + read + JSON-parse every file of the same tree",
+        "ratio": load / base,
+        "target_ratio": 1.3,
+    }));
+    Ok(())
+}
+
+/// `jit-bench lookup`.
+pub fn run_lookup(a: &LookupArgs) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    generate(dir.path(), a.elements).map_err(|e| e.to_string())?;
+    let app = App::load(dir.path(), options()).map_err(|e| e.to_string())?;
+    let names: Vec<String> = app
+        .find_elements(".bench.ItemType")
+        .iter()
+        .map(|d| d.full_name.clone())
+        .collect();
+    if names.is_empty() {
+        return Err("no generated elements".into());
+    }
+    // First calls: each builds its instance through the Type.
+    let first_n = names.len().min(1000);
+    let t = Instant::now();
+    for n in &names[..first_n] {
+        app.get_element(n).map_err(|e| e.to_string())?;
+    }
+    let first_ns = t.elapsed().as_nanos() as f64 / first_n as f64;
+    for n in &names {
+        app.get_element(n).map_err(|e| e.to_string())?;
+    }
+    for threads in [1usize, 8] {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for k in 0..threads {
+                let app = &app;
+                let names = &names;
+                s.spawn(move || {
+                    let mut hits = 0usize;
+                    for i in 0..a.lookups {
+                        let n = &names[(i * 7919 + k * 104_729) % names.len()];
+                        hits += usize::from(app.get_element(n).is_ok());
+                    }
+                    assert_eq!(hits, a.lookups);
+                });
+            }
+        });
+        let wall = t.elapsed().as_nanos() as f64;
+        let ns_per_lookup = wall / a.lookups as f64;
+        emit(json!({
+            "scenario": "lookup",
+            "kind": "cached",
+            "elements": names.len(),
+            "threads": threads,
+            "lookups_per_thread": a.lookups,
+            "ns_per_lookup": ns_per_lookup,
+            "note": "wall time per lookup as seen by each thread (all threads run at once)",
+            "target_ns": 1000.0,
+            "ratio": ns_per_lookup / 1000.0,
+        }));
+    }
+    emit(json!({
+        "scenario": "lookup",
+        "kind": "first",
+        "elements": first_n,
+        "ns_per_lookup": first_ns,
+        "note": "first get_element of an element: resolves its Type and builds the instance",
+    }));
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! `jit-bench`: measures app load, element lookups, org sync and store apply,
+//! printing one JSON object per result (scenario, sizes, figures, the
+//! baseline or floor, and the ratio) so scripts can compare runs.
+//!
+//! Run with `cargo run --release -p jit-bench -- <scenario>`; see BENCHMARKS.md.
+
+mod apply;
+mod load;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "jit-bench",
+    about = "Benchmarks for the jit runtime (JSON lines out)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Full app load with validation vs a raw walk-read-parse of the same tree.
+    Load(load::LoadArgs),
+    /// get_element on cached elements from 1 and 8 threads, and the first (instantiating) call.
+    Lookup(load::LookupArgs),
+    /// Apply a plan creating N members (1–3 departments each) to an empty SQLite store, and to PostgreSQL with --pg-url.
+    Apply(apply::ApplyArgs),
+}
+
+/// Prints one result line.
+pub fn emit(v: serde_json::Value) {
+    println!("{v}");
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.scenario {
+        Scenario::Load(a) => load::run_load(&a),
+        Scenario::Lookup(a) => load::run_lookup(&a),
+        Scenario::Apply(a) => apply::run_apply(&a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
