@@ -1,11 +1,15 @@
 //! `jit`: check, inspect and call the elements of an app; sync organizations;
 //! run the WeCom / DingTalk simulator and the demo.
 
+mod demo;
+mod sync;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use jit_core::{mask_secrets, App, DiagCode, Diagnostic, LoadOptions, Severity, TypeRegistry};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -68,10 +72,44 @@ enum Command {
         #[arg(long, default_value = "null")]
         args: String,
     },
+    /// Sync an organization element from its platform into the org store.
+    Sync {
+        /// The org element's fullName (an instance of corps.QywxInnerType or corps.DDInnerType).
+        full_name: String,
+        /// The app folder.
+        #[arg(long = "app", default_value = ".")]
+        app_dir: PathBuf,
+        /// Compute and record the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even when the safety checks refuse (e.g. more than the offline threshold).
+        #[arg(long)]
+        force: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run the WeCom + DingTalk simulator until stopped (prints one JSON line with URLs and credentials).
+    Sim(jit_sim::cli::SimArgs),
+    /// Demo on embedded defaults: simulator, example app, sync into SQLite, no setup.
+    Demo(demo::DemoArgs),
 }
 
-fn registry() -> TypeRegistry {
-    TypeRegistry::new()
+/// The built-in Types, plus plugins found in the app (which may extend them).
+pub(crate) fn registry() -> TypeRegistry {
+    let mut registry = TypeRegistry::new();
+    jit_corps::register_builtins(&mut registry);
+    let plugins = jit_plugin_host::PluginProvider::new(registry.clone())
+        .with_corp_services(Arc::new(jit_corps::EngineCorpServices::new()));
+    registry.add_provider(Arc::new(plugins));
+    registry
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 fn load(app_dir: &Path, skip_startup: bool) -> Result<App, String> {
@@ -102,6 +140,21 @@ fn main() -> ExitCode {
             app_dir,
             args,
         } => call(&app_dir, &full_name, &method, &args),
+        Command::Sync {
+            full_name,
+            app_dir,
+            dry_run,
+            force,
+            format,
+        } => sync(&app_dir, &full_name, dry_run, force, format),
+        Command::Sim(args) => runtime().and_then(|rt| {
+            rt.block_on(jit_sim::cli::run(args))
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(|e| e.to_string())
+        }),
+        Command::Demo(args) => runtime()
+            .and_then(|rt| rt.block_on(demo::run(args)))
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -326,7 +379,8 @@ fn call(app_dir: &Path, full_name: &str, method: &str, args: &str) -> Result<Exi
         .diagnostics()
         .iter()
         .filter(|d| d.severity == Severity::Error && d.code != DiagCode::Instantiate)
-        .filter(|d| d.element.as_deref() == Some(full_name))
+        // Library-level plugin problems have no element but explain failures.
+        .filter(|d| d.element.as_deref() == Some(full_name) || d.code == DiagCode::Plugin)
         .cloned()
         .collect();
     print_diagnostics(&errors);
@@ -338,10 +392,7 @@ fn call(app_dir: &Path, full_name: &str, method: &str, args: &str) -> Result<Exi
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let rt = runtime()?;
     let result = rt
         .block_on(handle.call(method, args))
         .map_err(|e| e.to_string())?;
@@ -350,4 +401,35 @@ fn call(app_dir: &Path, full_name: &str, method: &str, args: &str) -> Result<Exi
         serde_json::to_string_pretty(&result).unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn sync(
+    app_dir: &Path,
+    full_name: &str,
+    dry_run: bool,
+    force: bool,
+    format: Format,
+) -> Result<ExitCode, String> {
+    let app = load(app_dir, true)?;
+    let errors: Vec<Diagnostic> = app
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity == Severity::Error && d.element.as_deref() == Some(full_name))
+        .cloned()
+        .collect();
+    print_diagnostics(&errors);
+    let handle = app.get_element(full_name).map_err(|e| e.to_string())?;
+    let Some(corp) = handle.downcast_ref::<jit_corps::CorpElement>() else {
+        // A plugin org type: its own syncCorp goes through the same engine.
+        let rt = runtime()?;
+        let v = rt
+            .block_on(handle.call("syncCorp", Value::Null))
+            .map_err(|e| e.to_string())?;
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let rt = runtime()?;
+    let complete = rt.block_on(sync::sync_one(corp, dry_run, force, format == Format::Json))?;
+    // A partial read is not a success: say so in the exit code.
+    Ok(if complete { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }

@@ -1,0 +1,183 @@
+//! `jit sync`: one org sync with a progress line on a terminal and a summary.
+
+use jit_apiclient::{Progress, ProgressEvent};
+use jit_corps::{CorpClient, CorpElement};
+use jit_sync::{SyncError, SyncReport};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Shows what a sync is doing on one self-rewriting stderr line (only when
+/// stderr is a terminal, so logs and pipes stay clean).
+pub struct TerminalProgress {
+    enabled: bool,
+    client: Option<CorpClient>,
+    state: Mutex<(BTreeMap<String, (u64, u64)>, String, Instant)>,
+}
+
+impl TerminalProgress {
+    /// A progress line for a sync through `client`.
+    pub fn new(client: Option<CorpClient>) -> TerminalProgress {
+        TerminalProgress {
+            enabled: std::io::stderr().is_terminal(),
+            client,
+            state: Mutex::new((BTreeMap::new(), String::new(), Instant::now())),
+        }
+    }
+
+    fn draw(&self, tallies: &BTreeMap<String, (u64, u64)>, phase: &str) {
+        let mut line = format!("\r  {phase:<12}");
+        for (unit, (found, done)) in tallies {
+            line.push_str(&format!(" {unit} {done}/{found}"));
+        }
+        if let Some(c) = &self.client {
+            let s = c.stats();
+            let waits: u64 = s.endpoints.values().map(|e| e.budget_wait_ms).sum();
+            let throttled: u64 = s.endpoints.values().map(|e| e.throttled).sum();
+            line.push_str(&format!(
+                "  calls {}  throttled {}  budget waits {:.1}s",
+                s.total_calls(),
+                throttled,
+                waits as f64 / 1000.0
+            ));
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{line}\x1b[K");
+        let _ = err.flush();
+    }
+
+    /// Ends the progress line.
+    pub fn finish(&self) {
+        if self.enabled {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            self.draw(&state.0, "done");
+            eprintln!();
+        }
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn on_event(&self, event: &ProgressEvent) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            ProgressEvent::Phase(p) => state.1 = p.clone(),
+            ProgressEvent::Discovered { unit, count } => state.0.entry(unit.clone()).or_default().0 += count,
+            ProgressEvent::Done { unit, count } => state.0.entry(unit.clone()).or_default().1 += count,
+            ProgressEvent::Note(_) => {}
+        }
+        if state.2.elapsed() >= Duration::from_millis(100) || matches!(event, ProgressEvent::Phase(_)) {
+            state.2 = Instant::now();
+            self.draw(&state.0, &state.1.clone());
+        }
+    }
+}
+
+/// Runs a sync of one org element and prints the result.
+pub async fn sync_one(
+    corp: &CorpElement,
+    dry_run: bool,
+    force: bool,
+    json_out: bool,
+) -> Result<bool, String> {
+    let mut opts = corp.sync_options();
+    opts.dry_run = dry_run;
+    opts.force = force;
+    let progress = TerminalProgress::new(corp.client().ok());
+    let result = corp.sync_corp(&opts, &progress).await;
+    progress.finish();
+    match result {
+        Ok(report) => {
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&report_json(corp, &report)).unwrap_or_default());
+            } else {
+                print_summary(corp, &report);
+            }
+            Ok(report.is_complete())
+        }
+        Err(jit_corps::CorpError::Sync(e @ SyncError::Refused { .. })) => {
+            if json_out {
+                println!("{}", json!({"org": corp.full_name(), "outcome": "refused", "error": e.to_string()}));
+            }
+            Err(e.to_string())
+        }
+        Err(e) => {
+            if json_out {
+                println!("{}", json!({"org": corp.full_name(), "outcome": "failed", "error": e.to_string()}));
+            }
+            Err(e.to_string())
+        }
+    }
+}
+
+/// The `--format json` document of a run: the summary and every change line.
+pub fn report_json(corp: &CorpElement, r: &SyncReport) -> serde_json::Value {
+    json!({
+        "org": corp.full_name(),
+        "runId": r.run_id,
+        "outcome": r.outcome,
+        "counts": r.counts,
+        "rowsWritten": r.rows_written,
+        "upstreamMembers": r.upstream_members,
+        "upstreamDepts": r.upstream_depts,
+        "complete": r.is_complete(),
+        "failures": r.failures,
+        "notes": r.notes,
+        "conflicts": r.conflicts,
+        "fetchStats": r.fetch_stats,
+        "durations": r.durations,
+        "changes": r.changes,
+    })
+}
+
+/// The human summary table of a run.
+pub fn print_summary(corp: &CorpElement, r: &SyncReport) {
+    println!(
+        "{} ({}): run {} {}",
+        corp.full_name(),
+        corp.title(),
+        r.run_id,
+        match r.outcome {
+            jit_store::RunOutcome::DryRun => "DRY RUN: nothing was written",
+            _ => "applied",
+        }
+    );
+    println!("  upstream            {} members in {} departments", r.upstream_members, r.upstream_depts);
+    for kind in ["created", "updated", "moved", "offlined", "reactivated", "removed", "skipped"] {
+        let n = r.counts.get(kind).copied().unwrap_or(0);
+        if n > 0 {
+            println!("  {kind:<19} {n}");
+        }
+    }
+    if r.counts.values().all(|n| *n == 0) {
+        println!("  changes             none (the store already matches)");
+    }
+    println!("  rows written        {}", r.rows_written);
+    let throttled: u64 = r.fetch_stats.endpoints.values().map(|e| e.throttled).sum();
+    let retries: u64 = r.fetch_stats.endpoints.values().map(|e| e.retries).sum();
+    println!(
+        "  API calls           {} ({} retried, {} throttled)",
+        r.fetch_stats.total_calls(),
+        retries,
+        throttled
+    );
+    println!(
+        "  time                {:.2}s (fetch {:.2}s, apply {:.2}s)",
+        r.durations.total_ms as f64 / 1000.0,
+        r.durations.fetch_ms as f64 / 1000.0,
+        r.durations.apply_ms as f64 / 1000.0
+    );
+    for f in &r.failures {
+        println!("  FAILED TO READ      {}: {} (nothing was offlined)", f.what, f.error);
+    }
+    for n in &r.notes {
+        println!("  note                {n}");
+    }
+    for c in &r.conflicts {
+        println!("  identity conflict   {}: {}", c.member_id, c.message);
+    }
+}

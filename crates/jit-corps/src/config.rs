@@ -1,0 +1,251 @@
+//! Reading an org instance's config file (already schema-checked and with
+//! `{{NAME}}` filled by the loader) into typed settings.
+
+use jit_sync::{FetchOptions, SyncOptions};
+use serde_json::{json, Map, Value};
+use std::fmt;
+use std::time::Duration;
+
+/// Which platform a built-in org Type talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// WeCom (企业微信), `corps.QywxInnerType`.
+    Wecom,
+    /// DingTalk (钉钉), `corps.DDInnerType`.
+    DingTalk,
+}
+
+impl Platform {
+    /// The Type's fullName.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Platform::Wecom => "corps.QywxInnerType",
+            Platform::DingTalk => "corps.DDInnerType",
+        }
+    }
+
+    /// The identity provider of its members.
+    pub fn provider(self) -> jit_org::Provider {
+        match self {
+            Platform::Wecom => jit_org::Provider::Wecom,
+            Platform::DingTalk => jit_org::Provider::Dingtalk,
+        }
+    }
+}
+
+/// Credentials and endpoints, flat or nested in the file.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// `{corpId, agentId, secret, apiBase?}`.
+    Wecom {
+        /// corpId.
+        corp_id: String,
+        /// agentId.
+        agent_id: String,
+        /// The app secret.
+        secret: String,
+        /// API base URL (default: the real service).
+        api_base: Option<String>,
+    },
+    /// `{corpId, agentId, appKey, appSecret, apiBase?, oapiBase?, tokenEndpoint?}`.
+    DingTalk {
+        /// corpId.
+        corp_id: String,
+        /// agentId.
+        agent_id: String,
+        /// AppKey / Client ID.
+        app_key: String,
+        /// AppSecret / Client Secret.
+        app_secret: String,
+        /// New-family base URL.
+        api_base: Option<String>,
+        /// Old-family base URL (defaults to `api_base` when only that is set).
+        oapi_base: Option<String>,
+        /// `oauth2` or `gettoken`.
+        token_endpoint: Option<String>,
+    },
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret is never printed.
+        write!(f, "AuthConfig({})", self.masked())
+    }
+}
+
+impl AuthConfig {
+    /// The platform corp id.
+    pub fn corp_id(&self) -> &str {
+        match self {
+            AuthConfig::Wecom { corp_id, .. } | AuthConfig::DingTalk { corp_id, .. } => corp_id,
+        }
+    }
+
+    /// The agent id.
+    pub fn agent_id(&self) -> &str {
+        match self {
+            AuthConfig::Wecom { agent_id, .. } | AuthConfig::DingTalk { agent_id, .. } => agent_id,
+        }
+    }
+
+    /// The `authConfig` property: every key with the secret masked.
+    pub fn masked(&self) -> Value {
+        match self {
+            AuthConfig::Wecom {
+                corp_id,
+                agent_id,
+                api_base,
+                ..
+            } => json!({"corpId": corp_id, "agentId": agent_id, "secret": "******", "apiBase": api_base}),
+            AuthConfig::DingTalk {
+                corp_id,
+                agent_id,
+                app_key,
+                api_base,
+                oapi_base,
+                token_endpoint,
+                ..
+            } => json!({
+                "corpId": corp_id, "agentId": agent_id, "appKey": app_key, "appSecret": "******",
+                "apiBase": api_base, "oapiBase": oapi_base, "tokenEndpoint": token_endpoint,
+            }),
+        }
+    }
+}
+
+/// Sync behaviour from the config's `sync` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorpSettings {
+    /// Department subtrees to sync; empty = the whole visible org.
+    pub sync_scope: Vec<i64>,
+    /// Offline threshold (default 0.10).
+    pub max_offline_ratio: f64,
+    /// Simultaneous requests.
+    pub concurrency: Option<usize>,
+    /// Timeout of one request.
+    pub timeout: Option<Duration>,
+    /// Client-side budget per API (calls per window of the platform).
+    pub rate_limit: Option<u32>,
+}
+
+impl CorpSettings {
+    /// The engine options these settings give.
+    pub fn sync_options(&self) -> SyncOptions {
+        SyncOptions {
+            fetch: FetchOptions {
+                scope: self.sync_scope.clone(),
+                ..FetchOptions::default()
+            },
+            max_offline_ratio: self.max_offline_ratio,
+            ..SyncOptions::default()
+        }
+    }
+}
+
+fn text(obj: &Map<String, Value>, key: &str) -> Option<String> {
+    match obj.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn required(obj: &Map<String, Value>, key: &str, file_hint: &str) -> Result<String, String> {
+    text(obj, key)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("config {file_hint}: `{key}` is missing"))
+}
+
+/// Reads the config of an instance. The loader has validated it against the
+/// Type's schema; this only types it.
+pub(crate) fn parse(
+    platform: Platform,
+    config: Option<&Value>,
+    element: &str,
+) -> Result<(AuthConfig, CorpSettings), String> {
+    let Some(Value::Object(root)) = config else {
+        return Err(format!(
+            "{element} has no config file: create `{}.json` beside its e.json with the app credentials",
+            element.rsplit('.').next().unwrap_or(element)
+        ));
+    };
+    // Nested `authConfig` or flat: both forms are documented by the seeds.
+    let auth = match root.get("authConfig") {
+        Some(Value::Object(a)) => a,
+        _ => root,
+    };
+    let hint = "";
+    let auth_config = match platform {
+        Platform::Wecom => AuthConfig::Wecom {
+            corp_id: required(auth, "corpId", hint)?,
+            agent_id: required(auth, "agentId", hint)?,
+            secret: required(auth, "secret", hint)?,
+            api_base: text(auth, "apiBase").or_else(|| text(root, "apiBase")),
+        },
+        Platform::DingTalk => AuthConfig::DingTalk {
+            corp_id: required(auth, "corpId", hint)?,
+            agent_id: required(auth, "agentId", hint)?,
+            app_key: required(auth, "appKey", hint)?,
+            app_secret: required(auth, "appSecret", hint)?,
+            api_base: text(auth, "apiBase").or_else(|| text(root, "apiBase")),
+            oapi_base: text(auth, "oapiBase").or_else(|| text(root, "oapiBase")),
+            token_endpoint: text(auth, "tokenEndpoint").or_else(|| text(root, "tokenEndpoint")),
+        },
+    };
+    let sync = root.get("sync").and_then(Value::as_object);
+    let get = |k: &str| sync.and_then(|s| s.get(k));
+    let settings = CorpSettings {
+        sync_scope: get("syncScope")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default(),
+        max_offline_ratio: get("maxOfflineRatio").and_then(Value::as_f64).unwrap_or(0.10),
+        concurrency: get("concurrency").and_then(Value::as_u64).map(|n| n as usize),
+        timeout: get("timeoutSecs")
+            .and_then(Value::as_f64)
+            .map(Duration::from_secs_f64),
+        rate_limit: get("rateLimitPerMinute")
+            .or_else(|| get("rateLimitPerSecond"))
+            .and_then(Value::as_u64)
+            .map(|n| n as u32),
+    };
+    Ok((auth_config, settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flat_and_nested_wecom_forms_read_the_same() {
+        let flat = json!({"corpId": "ww1", "agentId": "100", "secret": "s"});
+        let nested = json!({"authConfig": {"corpId": "ww1", "agentId": 100, "secret": "s"}});
+        let a = parse(Platform::Wecom, Some(&flat), "corps.A").unwrap();
+        let b = parse(Platform::Wecom, Some(&nested), "corps.A").unwrap();
+        assert_eq!(a.0, b.0);
+        assert_eq!(a.0.agent_id(), "100");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let c = json!({"authConfig": {"corpId": "d", "agentId": "1", "appKey": "k", "appSecret": "TOPSECRET"}});
+        let (auth, _) = parse(Platform::DingTalk, Some(&c), "corps.D").unwrap();
+        assert!(!format!("{auth:?}").contains("TOPSECRET"));
+        assert_eq!(auth.masked()["appSecret"], "******");
+    }
+
+    #[test]
+    fn sync_settings_come_from_the_sync_object() {
+        let c = json!({"corpId": "ww", "agentId": "1", "secret": "s",
+                       "sync": {"syncScope": [3, 4], "maxOfflineRatio": 0.5}});
+        let (_, s) = parse(Platform::Wecom, Some(&c), "corps.A").unwrap();
+        assert_eq!(s.sync_scope, vec![3, 4]);
+        assert_eq!(s.sync_options().max_offline_ratio, 0.5);
+    }
+
+    #[test]
+    fn a_missing_config_says_which_file_to_create() {
+        let err = parse(Platform::Wecom, None, "corps.Acme").unwrap_err();
+        assert!(err.contains("Acme.json"), "{err}");
+    }
+}

@@ -1,0 +1,719 @@
+//! One org instance: every seed method, typed and through the dynamic call.
+
+use crate::config::{self, AuthConfig, CorpSettings, Platform};
+use jit_apiclient::{FetchOptions, FetchStats, NoProgress, Progress, RateLimit};
+use jit_core::{mask_secrets, AppServices, CallError, CallFuture, Element, InstanceContext};
+use jit_dingtalk::{DingTalkClient, DingTalkConfig, TokenSource};
+use jit_org::{Admin, CorpRecord, CorpSnapshot, Member};
+use jit_store::{IdentityConflict, OrgStore, RoleMemberRow};
+use jit_sync::{run_sync, OrgSource, SourceError, SyncError, SyncOptions, SyncReport};
+use jit_wecom::{WecomClient, WecomConfig};
+use serde_json::{json, Value};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Why an org method failed. Messages name the org and never hold secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum CorpError {
+    /// Building the platform client failed.
+    #[error("{corp}: cannot build the {platform} client: {message}")]
+    Client {
+        /// Org fullName.
+        corp: String,
+        /// `WeCom` or `DingTalk`.
+        platform: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Reading the organization from the platform failed.
+    #[error("{corp}: {source}")]
+    Fetch {
+        /// Org fullName.
+        corp: String,
+        /// What failed (API path, errcode, errmsg).
+        source: SourceError,
+    },
+    /// The sync engine refused or failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The store failed.
+    #[error("{corp}: {source}")]
+    Store {
+        /// Org fullName.
+        corp: String,
+        /// The store's error.
+        source: jit_store::StoreError,
+    },
+    /// Bad input from the caller.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The platform client of an org, as `getClient()` returns it to Rust hosts.
+#[derive(Debug, Clone)]
+pub enum CorpClient {
+    /// A WeCom client.
+    Wecom(Arc<WecomClient>),
+    /// A DingTalk client.
+    DingTalk(Arc<DingTalkClient>),
+}
+
+impl CorpClient {
+    fn source(&self) -> &dyn OrgSource {
+        match self {
+            CorpClient::Wecom(c) => c.as_ref(),
+            CorpClient::DingTalk(c) => c.as_ref(),
+        }
+    }
+
+    /// Cumulative call statistics.
+    pub fn stats(&self) -> FetchStats {
+        self.source().stats()
+    }
+}
+
+/// An organization element of a built-in org Type.
+pub struct CorpElement {
+    platform: Platform,
+    full_name: String,
+    title: String,
+    corp_type: String,
+    auth: AuthConfig,
+    settings: CorpSettings,
+    raw_config: Value,
+    app: Arc<dyn AppServices>,
+    fixed_store: Option<Arc<dyn OrgStore>>,
+    store: OnceCell<Arc<dyn OrgStore>>,
+    client: OnceLock<Result<CorpClient, String>>,
+}
+
+impl std::fmt::Debug for CorpElement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CorpElement")
+            .field("full_name", &self.full_name)
+            .field("type", &self.corp_type)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A source that hands out a snapshot already read, so `initCorp` reads the
+/// platform once for both the sync and the registration.
+struct Prefetched {
+    snapshot: CorpSnapshot,
+    provider: jit_org::Provider,
+}
+
+#[async_trait::async_trait]
+impl OrgSource for Prefetched {
+    fn provider(&self) -> jit_org::Provider {
+        self.provider.clone()
+    }
+    fn corp_id(&self) -> String {
+        self.snapshot.corp_id.clone()
+    }
+    async fn fetch(
+        &self,
+        _opts: &FetchOptions,
+        _progress: &dyn Progress,
+    ) -> Result<CorpSnapshot, SourceError> {
+        Ok(self.snapshot.clone())
+    }
+}
+
+fn member_ids(v: &Value, what: &str) -> Result<Vec<String>, CorpError> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| CorpError::Invalid(format!("{what} must be a list of member ids")))?;
+    items
+        .iter()
+        .map(|i| match i {
+            Value::String(s) if !s.is_empty() => Ok(s.clone()),
+            // Member objects (as `memberList` may hold) are accepted by their id.
+            Value::Object(o) => o
+                .get("memberId")
+                .or_else(|| o.get("userid"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| CorpError::Invalid(format!("{what}: an entry has no memberId"))),
+            other => Err(CorpError::Invalid(format!(
+                "{what}: `{other}` is not a member id (member ids are strings)"
+            ))),
+        })
+        .collect()
+}
+
+fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+impl CorpElement {
+    pub(crate) fn new(
+        platform: Platform,
+        ctx: InstanceContext,
+        fixed_store: Option<Arc<dyn OrgStore>>,
+    ) -> Result<CorpElement, String> {
+        let full_name = ctx.define.full_name.clone();
+        let (auth, settings) = config::parse(platform, ctx.config.as_ref(), &full_name)?;
+        Ok(CorpElement {
+            platform,
+            title: ctx.define.title.clone(),
+            corp_type: ctx.define.type_name.clone().unwrap_or_default(),
+            auth,
+            settings,
+            raw_config: ctx.config.clone().unwrap_or(Value::Null),
+            app: ctx.app.clone(),
+            fixed_store,
+            store: OnceCell::new(),
+            client: OnceLock::new(),
+            full_name,
+        })
+    }
+
+    /// The org's fullName (`corpFullName` is the same).
+    pub fn full_name(&self) -> &str {
+        &self.full_name
+    }
+
+    /// The display title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    /// The credentials (use [`AuthConfig::masked`] for display).
+    pub fn auth_config(&self) -> &AuthConfig {
+        &self.auth
+    }
+
+    /// The sync settings from the config.
+    pub fn settings(&self) -> &CorpSettings {
+        &self.settings
+    }
+
+    /// The record the store keeps for this org.
+    pub fn corp_record(&self) -> CorpRecord {
+        CorpRecord {
+            full_name: self.full_name.clone(),
+            title: self.title.clone(),
+            corp_type: self.corp_type.clone(),
+            provider: self.platform.provider(),
+            corp_id: self.auth.corp_id().to_string(),
+        }
+    }
+
+    /// `getClient()`: the platform client, built on first use.
+    pub fn client(&self) -> Result<CorpClient, CorpError> {
+        self.client
+            .get_or_init(|| self.build_client())
+            .clone()
+            .map_err(|message| CorpError::Client {
+                corp: self.full_name.clone(),
+                platform: match self.platform {
+                    Platform::Wecom => "WeCom",
+                    Platform::DingTalk => "DingTalk",
+                },
+                message,
+            })
+    }
+
+    fn build_client(&self) -> Result<CorpClient, String> {
+        let s = &self.settings;
+        match &self.auth {
+            AuthConfig::Wecom {
+                corp_id,
+                agent_id,
+                secret,
+                api_base,
+            } => {
+                let mut c = WecomConfig::new(corp_id, agent_id, secret);
+                if let Some(b) = api_base {
+                    c.api_base = b.clone();
+                }
+                if let Some(n) = s.concurrency {
+                    c.concurrency = n;
+                }
+                if let Some(t) = s.timeout {
+                    c.timeout = t;
+                }
+                if let Some(r) = s.rate_limit {
+                    c.rate_limit = RateLimit::new(r, Duration::from_secs(60));
+                }
+                WecomClient::new(c)
+                    .map(|c| CorpClient::Wecom(Arc::new(c)))
+                    .map_err(|e| e.to_string())
+            }
+            AuthConfig::DingTalk {
+                corp_id,
+                agent_id,
+                app_key,
+                app_secret,
+                api_base,
+                oapi_base,
+                token_endpoint,
+            } => {
+                let mut c = DingTalkConfig::new(corp_id, agent_id, app_key, app_secret);
+                if let Some(b) = api_base {
+                    c.api_base = b.clone();
+                    // A private deployment or the simulator serves both families.
+                    c.oapi_base = b.clone();
+                }
+                if let Some(b) = oapi_base {
+                    c.oapi_base = b.clone();
+                }
+                match token_endpoint.as_deref() {
+                    Some("gettoken") => c.token_source = TokenSource::OldFamily,
+                    Some("oauth2") => c.token_source = TokenSource::NewThenOld,
+                    _ => {}
+                }
+                if let Some(n) = s.concurrency {
+                    c.concurrency = n;
+                }
+                if let Some(t) = s.timeout {
+                    c.timeout = t;
+                }
+                if let Some(r) = s.rate_limit {
+                    c.rate_limit = RateLimit::new(r, Duration::from_secs(1));
+                }
+                DingTalkClient::new(c)
+                    .map(|c| CorpClient::DingTalk(Arc::new(c)))
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// The org store of the app, opened on first use.
+    pub async fn store(&self) -> Result<Arc<dyn OrgStore>, CorpError> {
+        if let Some(s) = &self.fixed_store {
+            return Ok(s.clone());
+        }
+        self.store
+            .get_or_try_init(|| async {
+                let settings = self.app.settings();
+                let url = settings.get("databaseUrl").and_then(Value::as_str);
+                jit_store::open_for_app(&self.app.root(), url).await
+            })
+            .await
+            .cloned()
+            .map_err(|source| self.store_err(source))
+    }
+
+    fn store_err(&self, source: jit_store::StoreError) -> CorpError {
+        CorpError::Store {
+            corp: self.full_name.clone(),
+            source,
+        }
+    }
+
+    /// Default engine options from the config (`sync` object).
+    pub fn sync_options(&self) -> SyncOptions {
+        self.settings.sync_options()
+    }
+
+    /// `syncCorp()`: reads the org and applies the changes through the shared
+    /// engine (with its safety checks), in one transaction.
+    pub async fn sync_corp(
+        &self,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> Result<SyncReport, CorpError> {
+        let client = self.client()?;
+        let store = self.store().await?;
+        store
+            .upsert_corp(&self.corp_record())
+            .await
+            .map_err(|e| self.store_err(e))?;
+        Ok(run_sync(client.source(), store.as_ref(), &self.corp_record(), opts, progress).await?)
+    }
+
+    /// `getThirdCorpData()`: the org as the platform has it now.
+    pub async fn get_third_corp_data(&self) -> Result<CorpSnapshot, CorpError> {
+        let client = self.client()?;
+        let opts = self.sync_options();
+        client
+            .source()
+            .fetch(&opts.fetch, &NoProgress)
+            .await
+            .map_err(|source| CorpError::Fetch {
+                corp: self.full_name.clone(),
+                source,
+            })
+    }
+
+    /// `bulkRegister(corpData, memberList)`: creates or updates local users and
+    /// their auth bindings for the org's members (only those in `member_ids`
+    /// when given). Identity conflicts are returned, never merged.
+    pub async fn bulk_register(
+        &self,
+        corp_data: &CorpSnapshot,
+        member_ids: Option<&[String]>,
+    ) -> Result<Vec<IdentityConflict>, CorpError> {
+        if !corp_data.corp_id.is_empty() && corp_data.corp_id != self.auth.corp_id() {
+            return Err(CorpError::Invalid(format!(
+                "{}: corpData is of corp `{}`, this org is corp `{}`",
+                self.full_name,
+                corp_data.corp_id,
+                self.auth.corp_id()
+            )));
+        }
+        let members: Vec<Member> = match member_ids {
+            None => corp_data.members.values().cloned().collect(),
+            Some(ids) => {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let m = corp_data.members.get(id).ok_or_else(|| {
+                        CorpError::Invalid(format!(
+                            "{}: memberList names `{id}`, which is not in corpData",
+                            self.full_name
+                        ))
+                    })?;
+                    out.push(m.clone());
+                }
+                out
+            }
+        };
+        let store = self.store().await?;
+        store
+            .upsert_corp(&self.corp_record())
+            .await
+            .map_err(|e| self.store_err(e))?;
+        store
+            .bulk_register(&self.corp_record(), &members)
+            .await
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// `initCorp()`: `syncCorp()` then `bulkRegister()` on the same read of
+    /// the platform, as the seed's automatic flow describes.
+    pub async fn init_corp(
+        &self,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> Result<(SyncReport, Vec<IdentityConflict>), CorpError> {
+        let client = self.client()?;
+        let before = client.stats();
+        let started = std::time::Instant::now();
+        let snapshot = client
+            .source()
+            .fetch(&opts.fetch, progress)
+            .await
+            .map_err(|source| CorpError::Fetch {
+                corp: self.full_name.clone(),
+                source,
+            })?;
+        let fetch_ms = started.elapsed().as_millis() as u64;
+        let fetch_stats = client.stats().since(&before);
+        let source = Prefetched {
+            snapshot,
+            provider: self.platform.provider(),
+        };
+        let store = self.store().await?;
+        store
+            .upsert_corp(&self.corp_record())
+            .await
+            .map_err(|e| self.store_err(e))?;
+        let mut report =
+            run_sync(&source, store.as_ref(), &self.corp_record(), opts, progress).await?;
+        // The engine saw a pre-read snapshot: report the real read.
+        report.fetch_stats = fetch_stats;
+        report.durations.fetch_ms = fetch_ms;
+        report.durations.total_ms += fetch_ms;
+        let conflicts = if opts.dry_run {
+            Vec::new()
+        } else {
+            self.bulk_register(&source.snapshot, None).await?
+        };
+        Ok((report, conflicts))
+    }
+
+    /// `getLocalCorpData()`.
+    pub async fn local_corp_data(&self) -> Result<Value, CorpError> {
+        let store = self.store().await?;
+        store
+            .local_corp_data(&self.full_name)
+            .await
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// `getRootDept()`: `deptId`, `name`, `corpFullName` (plus `order`, `path`).
+    pub async fn get_root_dept(&self) -> Result<Value, CorpError> {
+        let data = self.local_corp_data().await?;
+        let depts = data["deptList"].as_array().cloned().unwrap_or_default();
+        let root = depts
+            .iter()
+            .filter(|d| d["parentId"].is_null())
+            .min_by_key(|d| d["deptId"].as_i64().unwrap_or(i64::MAX))
+            .ok_or_else(|| {
+                CorpError::Invalid(format!(
+                    "{} has no departments in the store yet; run syncCorp first",
+                    self.full_name
+                ))
+            })?;
+        Ok(json!({
+            "deptId": root["deptId"],
+            "name": root["name"],
+            "corpFullName": self.full_name,
+            "order": root["order"],
+            "path": root["path"],
+            "leaders": root["leaders"],
+        }))
+    }
+
+    /// `setUserRole(memberId, roleIdList)`: replaces the member's roles.
+    pub async fn set_user_role(
+        &self,
+        member_id: &str,
+        role_ids: &[String],
+    ) -> Result<Vec<RoleMemberRow>, CorpError> {
+        let store = self.store().await?;
+        store
+            .set_member_roles(&self.full_name, member_id, role_ids)
+            .await
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// `offlineMember(memberIdList)`: marks them resigned in this org only.
+    pub async fn offline_member(&self, member_ids: &[String]) -> Result<usize, CorpError> {
+        let store = self.store().await?;
+        store
+            .offline_members(&self.full_name, member_ids)
+            .await
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// `getUserSignature(memberId)`.
+    pub async fn get_user_signature(&self, member_id: &str) -> Result<Option<String>, CorpError> {
+        let store = self.store().await?;
+        store
+            .get_signature(&self.full_name, member_id)
+            .await
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// `saveUserSignature(memberId, signature)`: the signature is an image
+    /// link and must be an http(s) URL.
+    pub async fn save_user_signature(&self, member_id: &str, signature: &str) -> Result<(), CorpError> {
+        if !is_http_url(signature) {
+            return Err(CorpError::Invalid(format!(
+                "signature must be an http(s) URL of the signature image, got `{signature}`"
+            )));
+        }
+        let store = self.store().await?;
+        store
+            .save_signature(&self.full_name, member_id, signature)
+            .await
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// `setAdmin(memberIdList)`: replaces the org's administrators.
+    pub async fn set_admin(&self, member_ids: &[String]) -> Result<(), CorpError> {
+        let admins: Vec<Admin> = member_ids
+            .iter()
+            .map(|m| Admin {
+                member_id: m.clone(),
+                level: 0,
+            })
+            .collect();
+        let store = self.store().await?;
+        store
+            .set_admins(&self.full_name, &admins)
+            .await
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// `getAdmin()`: the administrators' member ids.
+    pub async fn get_admin(&self) -> Result<Vec<String>, CorpError> {
+        let store = self.store().await?;
+        let admins = store
+            .get_admins(&self.full_name)
+            .await
+            .map_err(|e| self.store_err(e))?;
+        Ok(admins.into_iter().map(|a| a.member_id).collect())
+    }
+
+    /// `getCorpInfo()`.
+    pub async fn get_corp_info(&self) -> Result<Value, CorpError> {
+        let store = self.store().await?;
+        let last = store
+            .last_successful_sync(&self.full_name)
+            .await
+            .map_err(|e| self.store_err(e))?;
+        Ok(json!({
+            "title": self.title,
+            "fullName": self.full_name,
+            "corpFullName": self.full_name,
+            "type": self.corp_type,
+            "provider": self.platform.provider().as_str(),
+            "corpId": self.auth.corp_id(),
+            "agentId": self.auth.agent_id(),
+            "lastSyncAt": last,
+            "store": store.location(),
+        }))
+    }
+
+    /// What `getClient()` shows through the dynamic call (Rust hosts get the
+    /// client itself from [`CorpElement::client`]).
+    fn client_info(&self) -> Result<Value, CorpError> {
+        let client = self.client()?;
+        Ok(match &client {
+            CorpClient::Wecom(c) => json!({
+                "client": "WecomClient", "platform": "wecom",
+                "corpId": c.config().corp_id, "agentId": c.config().agent_id,
+                "apiBase": c.config().api_base, "stats": c.stats(),
+            }),
+            CorpClient::DingTalk(c) => json!({
+                "client": "DDInnerClient", "platform": "dingtalk",
+                "corpId": c.config().corp_id, "agentId": c.config().agent_id,
+                "apiBase": c.config().api_base, "oapiBase": c.config().oapi_base, "stats": c.stats(),
+            }),
+        })
+    }
+
+    async fn dispatch(&self, method: &str, args: &Value) -> Result<Value, CorpError> {
+        let arg = |name: &str| args.get(name).cloned().unwrap_or(Value::Null);
+        let text = |name: &str| -> Result<String, CorpError> {
+            arg(name)
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| CorpError::Invalid(format!("`{name}` must be a string")))
+        };
+        Ok(match method {
+            "initCorp" => {
+                let (report, conflicts) = self.init_corp(&self.sync_options(), &NoProgress).await?;
+                json!({"sync": report_summary(&report), "registrationConflicts": conflicts})
+            }
+            "syncCorp" => report_summary(&self.sync_corp(&self.sync_options(), &NoProgress).await?),
+            "getThirdCorpData" => self.get_third_corp_data().await?.to_corp_data(),
+            "bulkRegister" => {
+                let snap = CorpSnapshot::from_corp_data(&arg("corpData"))
+                    .map_err(|e| CorpError::Invalid(format!("corpData: {e}")))?;
+                let list = match arg("memberList") {
+                    Value::Null => None,
+                    v => Some(member_ids(&v, "memberList")?),
+                };
+                let conflicts = self.bulk_register(&snap, list.as_deref()).await?;
+                let registered = list.as_ref().map_or(snap.members.len(), Vec::len);
+                json!({"registered": registered, "conflicts": conflicts})
+            }
+            "getLocalCorpData" => self.local_corp_data().await?,
+            "getRootDept" => self.get_root_dept().await?,
+            "setUserRole" => {
+                let roles = member_ids(&arg("roleIdList"), "roleIdList")?;
+                serde_json::to_value(self.set_user_role(&text("memberId")?, &roles).await?)
+                    .unwrap_or(Value::Null)
+            }
+            "offlineMember" => {
+                let ids = member_ids(&arg("memberIdList"), "memberIdList")?;
+                json!({"offlined": self.offline_member(&ids).await?})
+            }
+            "getUserSignature" => json!({"signature": self.get_user_signature(&text("memberId")?).await?}),
+            "saveUserSignature" => {
+                let (m, s) = (text("memberId")?, text("signature")?);
+                self.save_user_signature(&m, &s).await?;
+                json!({"success": true, "memberId": m, "signature": s})
+            }
+            "setAdmin" => {
+                self.set_admin(&member_ids(&arg("memberIdList"), "memberIdList")?).await?;
+                json!({})
+            }
+            "getAdmin" => json!(self.get_admin().await?),
+            "getCorpInfo" => self.get_corp_info().await?,
+            "getClient" => self.client_info()?,
+            other => {
+                return Err(CorpError::Invalid(format!(
+                    "{} ({}) does not implement `{other}`",
+                    self.full_name,
+                    self.platform.type_name()
+                )))
+            }
+        })
+    }
+}
+
+/// The summary a dynamic `syncCorp` returns. The full per-object list is in
+/// the store's run history; the first 100 lines are included here.
+pub(crate) fn report_summary(r: &SyncReport) -> Value {
+    const SHOWN: usize = 100;
+    json!({
+        "runId": r.run_id,
+        "outcome": r.outcome,
+        "counts": r.counts,
+        "rowsWritten": r.rows_written,
+        "upstreamMembers": r.upstream_members,
+        "upstreamDepts": r.upstream_depts,
+        "complete": r.is_complete(),
+        "failures": r.failures,
+        "notes": r.notes,
+        "conflicts": r.conflicts,
+        "apiCalls": r.fetch_stats.total_calls(),
+        "durations": r.durations,
+        "changes": r.changes.iter().take(SHOWN).collect::<Vec<_>>(),
+        "changesOmitted": r.changes.len().saturating_sub(SHOWN),
+    })
+}
+
+impl Element for CorpElement {
+    fn call<'a>(&'a self, method: &'a str, args: Value) -> CallFuture<'a> {
+        Box::pin(async move {
+            self.dispatch(method, &args)
+                .await
+                .map_err(|e| CallError::failed(&self.full_name, method, e.to_string()))
+        })
+    }
+
+    fn property(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "title" => json!(self.title),
+            "fullName" | "corpFullName" => json!(self.full_name),
+            "authConfig" => self.auth.masked(),
+            "corpData" => json!({
+                "title": self.title,
+                "fullName": self.full_name,
+                "type": self.corp_type,
+                "config": mask_secrets(&self.raw_config),
+            }),
+            _ => return None,
+        })
+    }
+
+    fn property_names(&self) -> Vec<String> {
+        ["corpData", "title", "fullName", "corpFullName", "authConfig"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_must_be_http_urls() {
+        assert!(is_http_url("https://example.com/sig.png"));
+        assert!(is_http_url("http://cdn.local/a"));
+        assert!(!is_http_url("ftp://example.com/a"));
+        assert!(!is_http_url("https://"));
+        assert!(!is_http_url("javascript:alert(1)"));
+        assert!(!is_http_url("https://exa mple.com"));
+    }
+
+    #[test]
+    fn member_lists_accept_ids_and_member_objects() {
+        let v = json!(["a", {"memberId": "b"}]);
+        assert_eq!(member_ids(&v, "x").unwrap(), vec!["a", "b"]);
+        assert!(member_ids(&json!([1]), "x").is_err());
+        assert!(member_ids(&json!("a"), "x").is_err());
+    }
+}
