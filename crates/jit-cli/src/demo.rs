@@ -51,7 +51,10 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start the simulator: {e}"))?;
     let info = sim.info();
-    println!("Simulator (WeCom + DingTalk wire formats) at {}", info.base_url);
+    println!(
+        "Simulator (WeCom + DingTalk wire formats) at {}",
+        info.base_url
+    );
     println!(
         "  WeCom corp {} with {} members; DingTalk org {} with {} members (rate limits as the real services)",
         info.wecom.corp_id, a.users, info.dingtalk[0].corp_id, a.dingtalk_users

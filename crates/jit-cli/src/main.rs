@@ -431,5 +431,9 @@ fn sync(
     let rt = runtime()?;
     let complete = rt.block_on(sync::sync_one(corp, dry_run, force, format == Format::Json))?;
     // A partial read is not a success: say so in the exit code.
-    Ok(if complete { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }

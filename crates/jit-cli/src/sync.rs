@@ -66,11 +66,17 @@ impl Progress for TerminalProgress {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match event {
             ProgressEvent::Phase(p) => state.1 = p.clone(),
-            ProgressEvent::Discovered { unit, count } => state.0.entry(unit.clone()).or_default().0 += count,
-            ProgressEvent::Done { unit, count } => state.0.entry(unit.clone()).or_default().1 += count,
+            ProgressEvent::Discovered { unit, count } => {
+                state.0.entry(unit.clone()).or_default().0 += count
+            }
+            ProgressEvent::Done { unit, count } => {
+                state.0.entry(unit.clone()).or_default().1 += count
+            }
             ProgressEvent::Note(_) => {}
         }
-        if state.2.elapsed() >= Duration::from_millis(100) || matches!(event, ProgressEvent::Phase(_)) {
+        if state.2.elapsed() >= Duration::from_millis(100)
+            || matches!(event, ProgressEvent::Phase(_))
+        {
             state.2 = Instant::now();
             self.draw(&state.0, &state.1.clone());
         }
@@ -93,7 +99,10 @@ pub async fn sync_one(
     match result {
         Ok(report) => {
             if json_out {
-                println!("{}", serde_json::to_string_pretty(&report_json(corp, &report)).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report_json(corp, &report)).unwrap_or_default()
+                );
             } else {
                 print_summary(corp, &report);
             }
@@ -101,13 +110,19 @@ pub async fn sync_one(
         }
         Err(jit_corps::CorpError::Sync(e @ SyncError::Refused { .. })) => {
             if json_out {
-                println!("{}", json!({"org": corp.full_name(), "outcome": "refused", "error": e.to_string()}));
+                println!(
+                    "{}",
+                    json!({"org": corp.full_name(), "outcome": "refused", "error": e.to_string()})
+                );
             }
             Err(e.to_string())
         }
         Err(e) => {
             if json_out {
-                println!("{}", json!({"org": corp.full_name(), "outcome": "failed", "error": e.to_string()}));
+                println!(
+                    "{}",
+                    json!({"org": corp.full_name(), "outcome": "failed", "error": e.to_string()})
+                );
             }
             Err(e.to_string())
         }
@@ -146,8 +161,19 @@ pub fn print_summary(corp: &CorpElement, r: &SyncReport) {
             _ => "applied",
         }
     );
-    println!("  upstream            {} members in {} departments", r.upstream_members, r.upstream_depts);
-    for kind in ["created", "updated", "moved", "offlined", "reactivated", "removed", "skipped"] {
+    println!(
+        "  upstream            {} members in {} departments",
+        r.upstream_members, r.upstream_depts
+    );
+    for kind in [
+        "created",
+        "updated",
+        "moved",
+        "offlined",
+        "reactivated",
+        "removed",
+        "skipped",
+    ] {
         let n = r.counts.get(kind).copied().unwrap_or(0);
         if n > 0 {
             println!("  {kind:<19} {n}");
@@ -172,7 +198,10 @@ pub fn print_summary(corp: &CorpElement, r: &SyncReport) {
         r.durations.apply_ms as f64 / 1000.0
     );
     for f in &r.failures {
-        println!("  FAILED TO READ      {}: {} (nothing was offlined)", f.what, f.error);
+        println!(
+            "  FAILED TO READ      {}: {} (nothing was offlined)",
+            f.what, f.error
+        );
     }
     for n in &r.notes {
         println!("  note                {n}");

@@ -96,7 +96,9 @@ impl AuthConfig {
                 agent_id,
                 api_base,
                 ..
-            } => json!({"corpId": corp_id, "agentId": agent_id, "secret": "******", "apiBase": api_base}),
+            } => {
+                json!({"corpId": corp_id, "agentId": agent_id, "secret": "******", "apiBase": api_base})
+            }
             AuthConfig::DingTalk {
                 corp_id,
                 agent_id,
@@ -199,8 +201,12 @@ pub(crate) fn parse(
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_i64).collect())
             .unwrap_or_default(),
-        max_offline_ratio: get("maxOfflineRatio").and_then(Value::as_f64).unwrap_or(0.10),
-        concurrency: get("concurrency").and_then(Value::as_u64).map(|n| n as usize),
+        max_offline_ratio: get("maxOfflineRatio")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.10),
+        concurrency: get("concurrency")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize),
         timeout: get("timeoutSecs")
             .and_then(Value::as_f64)
             .map(Duration::from_secs_f64),

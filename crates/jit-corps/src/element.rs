@@ -331,7 +331,14 @@ impl CorpElement {
             .upsert_corp(&self.corp_record())
             .await
             .map_err(|e| self.store_err(e))?;
-        Ok(run_sync(client.source(), store.as_ref(), &self.corp_record(), opts, progress).await?)
+        Ok(run_sync(
+            client.source(),
+            store.as_ref(),
+            &self.corp_record(),
+            opts,
+            progress,
+        )
+        .await?)
     }
 
     /// `getThirdCorpData()`: the org as the platform has it now.
@@ -500,7 +507,11 @@ impl CorpElement {
 
     /// `saveUserSignature(memberId, signature)`: the signature is an image
     /// link and must be an http(s) URL.
-    pub async fn save_user_signature(&self, member_id: &str, signature: &str) -> Result<(), CorpError> {
+    pub async fn save_user_signature(
+        &self,
+        member_id: &str,
+        signature: &str,
+    ) -> Result<(), CorpError> {
         if !is_http_url(signature) {
             return Err(CorpError::Invalid(format!(
                 "signature must be an http(s) URL of the signature image, got `{signature}`"
@@ -614,14 +625,17 @@ impl CorpElement {
                 let ids = member_ids(&arg("memberIdList"), "memberIdList")?;
                 json!({"offlined": self.offline_member(&ids).await?})
             }
-            "getUserSignature" => json!({"signature": self.get_user_signature(&text("memberId")?).await?}),
+            "getUserSignature" => {
+                json!({"signature": self.get_user_signature(&text("memberId")?).await?})
+            }
             "saveUserSignature" => {
                 let (m, s) = (text("memberId")?, text("signature")?);
                 self.save_user_signature(&m, &s).await?;
                 json!({"success": true, "memberId": m, "signature": s})
             }
             "setAdmin" => {
-                self.set_admin(&member_ids(&arg("memberIdList"), "memberIdList")?).await?;
+                self.set_admin(&member_ids(&arg("memberIdList"), "memberIdList")?)
+                    .await?;
                 json!({})
             }
             "getAdmin" => json!(self.get_admin().await?),
@@ -685,9 +699,15 @@ impl Element for CorpElement {
     }
 
     fn property_names(&self) -> Vec<String> {
-        ["corpData", "title", "fullName", "corpFullName", "authConfig"]
-            .map(String::from)
-            .to_vec()
+        [
+            "corpData",
+            "title",
+            "fullName",
+            "corpFullName",
+            "authConfig",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

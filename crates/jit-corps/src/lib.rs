@@ -97,6 +97,9 @@ pub fn register_builtins(registry: &mut TypeRegistry) {
 
 /// Registers the built-in Types with every instance using one shared store.
 pub fn register_builtins_with_store(registry: &mut TypeRegistry, store: Arc<dyn OrgStore>) {
-    registry.register(Arc::new(OrgType::with_store(Platform::Wecom, store.clone())));
+    registry.register(Arc::new(OrgType::with_store(
+        Platform::Wecom,
+        store.clone(),
+    )));
     registry.register(Arc::new(OrgType::with_store(Platform::DingTalk, store)));
 }

@@ -102,11 +102,20 @@ impl CorpServices for EngineCorpServices {
             corp_id: snapshot.corp_id.clone(),
         };
         let store = self.store(corp).await?;
-        store.upsert_corp(&record).await.map_err(|e| e.to_string())?;
-        let source = GivenSnapshot { snapshot, provider };
-        let report = run_sync(&source, store.as_ref(), &record, &options_from(&options), &NoProgress)
+        store
+            .upsert_corp(&record)
             .await
             .map_err(|e| e.to_string())?;
+        let source = GivenSnapshot { snapshot, provider };
+        let report = run_sync(
+            &source,
+            store.as_ref(),
+            &record,
+            &options_from(&options),
+            &NoProgress,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         Ok(report_summary(&report))
     }
 

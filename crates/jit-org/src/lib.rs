@@ -318,7 +318,12 @@ impl CorpSnapshot {
         let dept_dict: serde_json::Map<String, Value> = self
             .depts
             .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::to_value(v).unwrap_or(Value::Null)))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    serde_json::to_value(v).unwrap_or(Value::Null),
+                )
+            })
             .collect();
         serde_json::json!({
             "corpId": self.corp_id,
@@ -363,8 +368,9 @@ impl CorpSnapshot {
                 serde_json::from_value(r.clone()).map_err(|e| format!("corpData/roleDict: {e}"))?;
         }
         if let Some(a) = obj.get("admins").filter(|v| !v.is_null()) {
-            snap.admins =
-                Some(serde_json::from_value(a.clone()).map_err(|e| format!("corpData/admins: {e}"))?);
+            snap.admins = Some(
+                serde_json::from_value(a.clone()).map_err(|e| format!("corpData/admins: {e}"))?,
+            );
         }
         if let Some(f) = obj.get("failures").filter(|v| !v.is_null()) {
             snap.failures =

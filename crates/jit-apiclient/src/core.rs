@@ -1,0 +1,453 @@
+//! The request loop shared by every platform client.
+
+use crate::budget::{Limiter, RateLimit};
+use crate::error::{ApiError, ErrInfo};
+use crate::progress::{FetchStats, StatsRegistry};
+use crate::token::{Lease, Token, TokenCache};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a platform answer is to be treated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Success; the body is the result.
+    Ok,
+    /// The access token was rejected: drop it and retry once with a new one.
+    Token(ErrInfo),
+    /// Worth retrying after a back-off (busy, throttled, server trouble).
+    Transient {
+        /// The platform's code and message.
+        info: ErrInfo,
+        /// Whether this is a rate-limit answer (counted, and backed off longer).
+        throttled: bool,
+    },
+    /// A definite failure; retrying would not help.
+    Fatal(ErrInfo),
+}
+
+/// What a platform client teaches the shared machinery.
+#[async_trait::async_trait]
+pub trait Dialect: Send + Sync + 'static {
+    /// Short platform name for messages (`wecom`, `dingtalk`).
+    fn name(&self) -> &'static str;
+
+    /// Fetches a fresh access token, normally through [`ApiCore::call`] with
+    /// [`Auth::None`] so the token call is budgeted and retried too.
+    async fn fetch_token(&self, core: &ApiCore) -> Result<Token, ApiError>;
+
+    /// Reads a parsed JSON answer with its HTTP status. HTTP 5xx answers are
+    /// already treated as transient by the caller and never reach here.
+    fn classify(&self, http_status: u16, body: &Value) -> Verdict;
+}
+
+/// How the access token travels with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// No token (the token call itself).
+    None,
+    /// As a query parameter with this name (`access_token`).
+    Query(&'static str),
+    /// As a header with this name (`x-acs-dingtalk-access-token`).
+    Header(&'static str),
+}
+
+/// One API request.
+#[derive(Clone)]
+pub struct ApiRequest {
+    /// HTTP method.
+    pub method: reqwest::Method,
+    /// Scheme and host, e.g. `https://qyapi.weixin.qq.com` (no trailing slash needed).
+    pub base: String,
+    /// Path, e.g. `/cgi-bin/user/list`; also the key of the rate budget and statistics.
+    pub path: String,
+    /// Query parameters (besides the token).
+    pub query: Vec<(String, String)>,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+    /// Token placement.
+    pub auth: Auth,
+}
+
+impl fmt::Debug for ApiRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Query values may be secrets (gettoken); show only the names.
+        let names: Vec<&str> = self.query.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ApiRequest")
+            .field("method", &self.method)
+            .field("base", &self.base)
+            .field("path", &self.path)
+            .field("query_names", &names)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiRequest {
+    /// A GET with the token as `access_token` query parameter.
+    pub fn get(base: &str, path: &str) -> ApiRequest {
+        ApiRequest {
+            method: reqwest::Method::GET,
+            base: base.trim_end_matches('/').to_string(),
+            path: path.to_string(),
+            query: Vec::new(),
+            body: None,
+            auth: Auth::Query("access_token"),
+        }
+    }
+
+    /// A POST of `body` with the token as `access_token` query parameter.
+    pub fn post(base: &str, path: &str, body: Value) -> ApiRequest {
+        ApiRequest {
+            method: reqwest::Method::POST,
+            body: Some(body),
+            ..ApiRequest::get(base, path)
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, key: &str, value: impl ToString) -> ApiRequest {
+        self.query.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets the token placement.
+    pub fn auth(mut self, auth: Auth) -> ApiRequest {
+        self.auth = auth;
+        self
+    }
+}
+
+/// Retry policy for transient errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (so `max_retries + 1` attempts in all).
+    pub max_retries: u32,
+    /// First back-off; doubles on each retry.
+    pub base_delay: Duration,
+    /// Back-off ceiling.
+    pub max_delay: Duration,
+    /// Minimum back-off after a throttling answer (DingTalk says: wait 1 s).
+    pub throttle_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            throttle_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Settings of an [`ApiCore`].
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Simultaneous requests.
+    pub concurrency: usize,
+    /// Rate budget of every path without an override.
+    pub rate_limit: RateLimit,
+    /// Per-path rate budgets.
+    pub rate_overrides: HashMap<String, RateLimit>,
+    /// Added to every rate window to absorb clock and network jitter.
+    pub rate_margin: Duration,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Retries of transient errors.
+    pub retry: RetryPolicy,
+    /// Refresh the token when less than this much of its life is left.
+    pub token_refresh_margin: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            concurrency: 32,
+            rate_limit: RateLimit::unlimited(),
+            rate_overrides: HashMap::new(),
+            rate_margin: Duration::ZERO,
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            token_refresh_margin: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The shared HTTP machinery of a platform client: token cache, rate budget,
+/// concurrency bound, retries and statistics.
+pub struct ApiCore {
+    http: reqwest::Client,
+    config: CoreConfig,
+    limiter: Limiter,
+    tokens: TokenCache,
+    stats: StatsRegistry,
+    dialect: Arc<dyn Dialect>,
+    jitter_seed: AtomicU64,
+}
+
+impl fmt::Debug for ApiCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiCore")
+            .field("dialect", &self.dialect.name())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Failure {
+    Token(ApiError),
+    Transient { error: ApiError, throttled: bool },
+    Fatal(ApiError),
+}
+
+impl ApiCore {
+    /// A core speaking `dialect` with `config`.
+    pub fn new(config: CoreConfig, dialect: Arc<dyn Dialect>) -> Result<ApiCore, ApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .pool_max_idle_per_host(config.concurrency.max(1))
+            .build()
+            .map_err(|e| ApiError::Config(crate::redact(&e.without_url().to_string())))?;
+        Ok(ApiCore {
+            limiter: Limiter::new(
+                config.concurrency,
+                config.rate_limit,
+                config.rate_overrides.clone(),
+                config.rate_margin,
+            ),
+            tokens: TokenCache::new(config.token_refresh_margin),
+            stats: StatsRegistry::default(),
+            http,
+            dialect,
+            config,
+            jitter_seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Statistics since the core was made.
+    pub fn stats(&self) -> FetchStats {
+        self.stats.snapshot()
+    }
+
+    /// The underlying HTTP client (for requests that are not API calls).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A usable access token (cached, or fetched by one caller at a time).
+    pub async fn token(&self) -> Result<Lease, ApiError> {
+        let (lease, fetched) = self.tokens.get(|| self.dialect.fetch_token(self)).await?;
+        if fetched {
+            self.stats.token_refresh();
+        }
+        Ok(lease)
+    }
+
+    /// Drops the cached token if it is still `lease` (after the platform rejected it).
+    pub async fn invalidate_token(&self, lease: &Lease) {
+        self.tokens.invalidate(lease).await;
+    }
+
+    /// Sends `req` within the budget, retrying as the dialect's verdicts say,
+    /// and returns the successful JSON answer.
+    pub async fn call(&self, req: &ApiRequest) -> Result<Value, ApiError> {
+        let mut attempt: u32 = 0;
+        let mut token_retry_used = false;
+        loop {
+            let lease = match req.auth {
+                Auth::None => None,
+                _ => Some(self.token().await?),
+            };
+            let (permit, waited) = self.limiter.admit(&req.path).await;
+            self.stats.call(&req.path, attempt > 0, waited);
+            let outcome = self.send_once(req, lease.as_ref()).await;
+            drop(permit);
+            let failure = match outcome {
+                Ok(v) => return Ok(v),
+                Err(f) => f,
+            };
+            match failure {
+                Failure::Token(error) => match lease {
+                    Some(lease) if !token_retry_used => {
+                        token_retry_used = true;
+                        self.invalidate_token(&lease).await;
+                        attempt += 1;
+                    }
+                    _ => {
+                        self.stats.failure(&req.path);
+                        return Err(error);
+                    }
+                },
+                Failure::Transient { error, throttled } => {
+                    if throttled {
+                        self.stats.throttled(&req.path);
+                    }
+                    if attempt >= self.config.retry.max_retries {
+                        self.stats.failure(&req.path);
+                        return Err(if attempt == 0 {
+                            error
+                        } else {
+                            ApiError::Exhausted {
+                                path: req.path.clone(),
+                                attempts: attempt + 1,
+                                last: Box::new(error),
+                            }
+                        });
+                    }
+                    tokio::time::sleep(self.backoff(attempt, throttled)).await;
+                    attempt += 1;
+                }
+                Failure::Fatal(error) => {
+                    self.stats.failure(&req.path);
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Exponential back-off with jitter in [d/2, d], at least the throttle
+    /// delay after a throttling answer.
+    fn backoff(&self, attempt: u32, throttled: bool) -> Duration {
+        let p = &self.config.retry;
+        let exp = p
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(p.max_delay);
+        // xorshift on a shared seed: enough to de-synchronise retrying tasks.
+        let mut x = self
+            .jitter_seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let frac = (x % 1000) as f64 / 1000.0;
+        let d = exp.mul_f64(0.5 + frac / 2.0);
+        if throttled {
+            d.max(p.throttle_delay)
+        } else {
+            d
+        }
+    }
+
+    async fn send_once(&self, req: &ApiRequest, lease: Option<&Lease>) -> Result<Value, Failure> {
+        let path = &req.path;
+        let url = format!("{}{}", req.base, req.path);
+        let mut builder = self
+            .http
+            .request(req.method.clone(), &url)
+            .query(&req.query);
+        match (req.auth, lease) {
+            (Auth::Query(name), Some(l)) => builder = builder.query(&[(name, l.value.as_str())]),
+            (Auth::Header(name), Some(l)) => builder = builder.header(name, l.value.as_str()),
+            _ => {}
+        }
+        if let Some(body) = &req.body {
+            builder = builder.json(body);
+        }
+        let transport = |e: reqwest::Error| {
+            let timeout = e.is_timeout();
+            // Connection and body errors are worth a retry; a request we could
+            // not even build (bad URL) is not.
+            let retry = timeout || e.is_connect() || e.is_request() || e.is_body() || e.is_decode();
+            let error = ApiError::Transport {
+                path: path.clone(),
+                message: crate::redact(&error_chain(&e.without_url())),
+                timeout,
+            };
+            if retry {
+                Failure::Transient {
+                    error,
+                    throttled: false,
+                }
+            } else {
+                Failure::Fatal(error)
+            }
+        };
+        let resp = builder.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        let snippet = || {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_string();
+            crate::redact(&text)
+        };
+        if status >= 500 {
+            return Err(Failure::Transient {
+                error: ApiError::Http {
+                    path: path.clone(),
+                    status,
+                    snippet: snippet(),
+                },
+                throttled: false,
+            });
+        }
+        let body: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) if status < 300 => {
+                return Err(Failure::Transient {
+                    error: ApiError::Malformed {
+                        path: path.clone(),
+                        message: format!("{e}; body starts {:?}", snippet()),
+                    },
+                    throttled: false,
+                })
+            }
+            Err(_) => {
+                let error = ApiError::Http {
+                    path: path.clone(),
+                    status,
+                    snippet: snippet(),
+                };
+                return Err(if status == 429 {
+                    Failure::Transient {
+                        error,
+                        throttled: true,
+                    }
+                } else {
+                    Failure::Fatal(error)
+                });
+            }
+        };
+        let platform = |info: ErrInfo| ApiError::Platform {
+            path: path.clone(),
+            http_status: status,
+            code: info.code,
+            message: info.message,
+        };
+        match self.dialect.classify(status, &body) {
+            Verdict::Ok if status < 300 => Ok(body),
+            Verdict::Ok => Err(Failure::Fatal(ApiError::Http {
+                path: path.clone(),
+                status,
+                snippet: snippet(),
+            })),
+            Verdict::Token(info) => Err(Failure::Token(platform(info))),
+            Verdict::Transient { info, throttled } => Err(Failure::Transient {
+                error: platform(info),
+                throttled,
+            }),
+            Verdict::Fatal(info) => Err(Failure::Fatal(platform(info))),
+        }
+    }
+}
+
+/// An error and its sources in one line (reqwest hides the useful part in sources).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}

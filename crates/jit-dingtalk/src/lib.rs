@@ -1,0 +1,735 @@
+//! DingTalk (钉钉) internal-app API client and organization fetcher.
+//!
+//! [`DingTalkClient`] is what `corps.DDInnerType`'s `getClient()` returns. It
+//! speaks both API families of reference Part B through the shared machinery
+//! of `jit-apiclient`:
+//! - the old family (`https://oapi.dingtalk.com/topapi/...`, token in the
+//!   `access_token` query parameter, HTTP 200 with `{errcode, errmsg}`), where
+//!   all contact APIs live;
+//! - the new family (`https://api.dingtalk.com/v1.0/...`, token in the
+//!   `x-acs-dingtalk-access-token` header, errors as HTTP 4xx
+//!   `{code, message, requestid}`), used for the access token.
+//!
+//! Token errors (40001/40014/41001/42001, errcode 88 with `sub_code` "40014",
+//! HTTP 400 `InvalidAuthentication`) drop the token and retry once; throttling
+//! (90018, 90002, `Forbidden.AccessDenied.QpsLimit*`), -1 and HTTP 5xx back
+//! off and retry. Every API path has its own budget of 20 calls per second,
+//! and [`DingTalkClient::fetch_corp`] pipelines the walk so all APIs run at
+//! their own budget at the same time.
+//!
+//! ```no_run
+//! use jit_dingtalk::{DingTalkClient, DingTalkConfig};
+//! use jit_apiclient::{FetchOptions, NoProgress};
+//! # async fn demo() -> Result<(), jit_apiclient::ApiError> {
+//! let client = DingTalkClient::new(DingTalkConfig::new("ding123", "1234567890", "dingappkey", "secret"))?;
+//! let snap = client.fetch_corp(&FetchOptions::default(), &NoProgress).await?;
+//! println!("{} members, {} roles", snap.members.len(), snap.roles.len());
+//! # Ok(()) }
+//! ```
+
+mod fetch;
+mod model;
+
+pub use model::{ListedMember, LoginIdentity, UserPage};
+
+use jit_apiclient::{
+    json, ApiCore, ApiError, ApiRequest, Auth, CoreConfig, Dialect, ErrCode, ErrInfo, FetchStats,
+    RateLimit, RetryPolicy, Token, Verdict,
+};
+use jit_org::{Admin, Dept, Member, Role, RoleGroup};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The public new-family host.
+pub const DEFAULT_API_BASE: &str = "https://api.dingtalk.com";
+/// The public old-family host.
+pub const DEFAULT_OAPI_BASE: &str = "https://oapi.dingtalk.com";
+
+/// Where the access token comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `POST /v1.0/oauth2/accessToken` on the new-family host.
+    NewFamily,
+    /// `GET /gettoken` on the old-family host (archived, still works).
+    OldFamily,
+    /// New family first; the old one when the new one fails.
+    NewThenOld,
+}
+
+/// Settings of a [`DingTalkClient`].
+#[derive(Clone)]
+pub struct DingTalkConfig {
+    /// corpId.
+    pub corp_id: String,
+    /// AgentId.
+    pub agent_id: String,
+    /// AppKey / Client ID.
+    pub app_key: String,
+    /// AppSecret / Client Secret.
+    pub app_secret: String,
+    /// New-family host, default [`DEFAULT_API_BASE`].
+    pub api_base: String,
+    /// Old-family host, default [`DEFAULT_OAPI_BASE`].
+    pub oapi_base: String,
+    /// Token endpoint choice (default [`TokenSource::NewThenOld`]).
+    pub token_source: TokenSource,
+    /// Simultaneous requests (default 32).
+    pub concurrency: usize,
+    /// Budget per API path (default 20 per second, the documented per-app limit).
+    pub rate_limit: RateLimit,
+    /// Timeout of one request (default 30 s).
+    pub timeout: Duration,
+    /// Retries of transient errors.
+    pub retry: RetryPolicy,
+}
+
+impl fmt::Debug for DingTalkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DingTalkConfig")
+            .field("corp_id", &self.corp_id)
+            .field("agent_id", &self.agent_id)
+            .field("app_key", &self.app_key)
+            .field("app_secret", &"***")
+            .field("api_base", &self.api_base)
+            .field("oapi_base", &self.oapi_base)
+            .field("token_source", &self.token_source)
+            .field("concurrency", &self.concurrency)
+            .field("rate_limit", &self.rate_limit)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl DingTalkConfig {
+    /// Defaults for everything but the credentials.
+    pub fn new(
+        corp_id: impl Into<String>,
+        agent_id: impl Into<String>,
+        app_key: impl Into<String>,
+        app_secret: impl Into<String>,
+    ) -> DingTalkConfig {
+        DingTalkConfig {
+            corp_id: corp_id.into(),
+            agent_id: agent_id.into(),
+            app_key: app_key.into(),
+            app_secret: app_secret.into(),
+            api_base: DEFAULT_API_BASE.into(),
+            oapi_base: DEFAULT_OAPI_BASE.into(),
+            token_source: TokenSource::NewThenOld,
+            concurrency: 32,
+            rate_limit: RateLimit::new(20, Duration::from_secs(1)),
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl DingTalkConfig {
+    /// Reads the business configuration's `authConfig` object: `corpId`,
+    /// `agentId`, `appKey`, `appSecret` are required; `apiBase`, `oapiBase`,
+    /// `tokenSource` (`new`, `old`, `newThenOld`), `concurrency`,
+    /// `ratePerSecond` and `timeoutSecs` are optional. Errors name the key,
+    /// never a value.
+    pub fn from_auth_config(auth: &Value) -> Result<DingTalkConfig, ApiError> {
+        let req = |k: &str| {
+            json::string(auth.get(k))
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| ApiError::Config(format!("authConfig.{k} is missing or empty")))
+        };
+        let mut cfg = DingTalkConfig::new(
+            req("corpId")?,
+            req("agentId")?,
+            req("appKey")?,
+            req("appSecret")?,
+        );
+        if let Some(b) = json::string(auth.get("apiBase")) {
+            cfg.api_base = b;
+        }
+        if let Some(b) = json::string(auth.get("oapiBase")) {
+            cfg.oapi_base = b;
+        }
+        if let Some(t) = json::string(auth.get("tokenSource")) {
+            cfg.token_source = match t.as_str() {
+                "new" => TokenSource::NewFamily,
+                "old" => TokenSource::OldFamily,
+                "newThenOld" => TokenSource::NewThenOld,
+                _ => {
+                    return Err(ApiError::Config(
+                        "authConfig.tokenSource must be \"new\", \"old\" or \"newThenOld\"".into(),
+                    ))
+                }
+            };
+        }
+        if let Some(n) = json::int(auth.get("concurrency")) {
+            cfg.concurrency = n.clamp(1, 1024) as usize;
+        }
+        if let Some(n) = json::int(auth.get("ratePerSecond")) {
+            cfg.rate_limit =
+                RateLimit::new(n.clamp(1, u32::MAX as i64) as u32, Duration::from_secs(1));
+        }
+        if let Some(n) = json::int(auth.get("timeoutSecs")) {
+            cfg.timeout = Duration::from_secs(n.clamp(1, 3600) as u64);
+        }
+        Ok(cfg)
+    }
+}
+
+const TOKEN_CODES: [i64; 5] = [40001, 40014, 41001, 42001, 88];
+/// 90018 per-app QPS, 90002 global QPS, 90005/90006 "called too often".
+const THROTTLE_CODES: [i64; 4] = [90018, 90002, 90005, 90006];
+
+struct DingDialect {
+    api_base: String,
+    oapi_base: String,
+    app_key: String,
+    app_secret: String,
+    source: TokenSource,
+}
+
+impl DingDialect {
+    async fn new_family_token(&self, core: &ApiCore) -> Result<Token, ApiError> {
+        let req = ApiRequest::post(
+            &self.api_base,
+            "/v1.0/oauth2/accessToken",
+            json!({"appKey": self.app_key, "appSecret": self.app_secret}),
+        )
+        .auth(Auth::None);
+        let v = core.call(&req).await?;
+        token_from(&req.path, &v, &["accessToken"], &["expireIn"])
+    }
+
+    async fn old_family_token(&self, core: &ApiCore) -> Result<Token, ApiError> {
+        let req = ApiRequest::get(&self.oapi_base, "/gettoken")
+            .query("appkey", &self.app_key)
+            .query("appsecret", &self.app_secret)
+            .auth(Auth::None);
+        let v = core.call(&req).await?;
+        token_from(&req.path, &v, &["access_token"], &["expires_in"])
+    }
+}
+
+fn token_from(path: &str, v: &Value, keys: &[&str], exp: &[&str]) -> Result<Token, ApiError> {
+    let token = json::string(json::field(v, keys))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Malformed {
+            path: path.to_string(),
+            message: "no access token in the answer".into(),
+        })?;
+    let expires = json::int(json::field(v, exp)).unwrap_or(7200).max(1) as u64;
+    Ok(Token::new(token, expires))
+}
+
+#[async_trait::async_trait]
+impl Dialect for DingDialect {
+    fn name(&self) -> &'static str {
+        "dingtalk"
+    }
+
+    async fn fetch_token(&self, core: &ApiCore) -> Result<Token, ApiError> {
+        match self.source {
+            TokenSource::NewFamily => self.new_family_token(core).await,
+            TokenSource::OldFamily => self.old_family_token(core).await,
+            TokenSource::NewThenOld => match self.new_family_token(core).await {
+                Ok(t) => Ok(t),
+                Err(new_err) => match self.old_family_token(core).await {
+                    Ok(t) => Ok(t),
+                    // A credential refusal from the new family says more than
+                    // the old family's answer to the same credentials.
+                    Err(_) if matches!(new_err, ApiError::Platform { .. }) => Err(new_err),
+                    Err(old_err) => Err(old_err),
+                },
+            },
+        }
+    }
+
+    fn classify(&self, http_status: u16, body: &Value) -> Verdict {
+        if let Some(code) = json::int(body.get("errcode")) {
+            let mut msg = json::string(body.get("errmsg")).unwrap_or_default();
+            let sub = json::string(json::field(body, &["sub_code", "subCode"]));
+            if let Some(sub) = &sub {
+                let sub_msg =
+                    json::string(json::field(body, &["sub_msg", "subMsg"])).unwrap_or_default();
+                msg = format!("{msg} (sub_code {sub}: {sub_msg})");
+            }
+            let info = ErrInfo::num(code, &msg);
+            return match code {
+                0 => Verdict::Ok,
+                c if TOKEN_CODES.contains(&c) => Verdict::Token(info),
+                c if THROTTLE_CODES.contains(&c) => Verdict::Transient {
+                    info,
+                    throttled: true,
+                },
+                -1 | 400001 => Verdict::Transient {
+                    info,
+                    throttled: false,
+                },
+                _ => Verdict::Fatal(info),
+            };
+        }
+        if http_status >= 400 {
+            if let Some(code) = json::string(body.get("code")) {
+                let info = ErrInfo::text(
+                    &code,
+                    &json::string(body.get("message")).unwrap_or_default(),
+                );
+                return if code == "InvalidAuthentication" {
+                    Verdict::Token(info)
+                } else if code.starts_with("Forbidden.AccessDenied.QpsLimit") || http_status == 429
+                {
+                    Verdict::Transient {
+                        info,
+                        throttled: true,
+                    }
+                } else {
+                    Verdict::Fatal(info)
+                };
+            }
+        }
+        // The per-IP ban answers {"status":1111,"wait":5,...} without errcode.
+        if json::int(body.get("status")) == Some(1111) {
+            return Verdict::Transient {
+                info: ErrInfo::text("IpBanned", "egress IP throttled by DingTalk"),
+                throttled: true,
+            };
+        }
+        Verdict::Ok
+    }
+}
+
+/// The DingTalk API client of one internal app.
+pub struct DingTalkClient {
+    core: Arc<ApiCore>,
+    config: DingTalkConfig,
+    oapi: String,
+    api: String,
+}
+
+impl fmt::Debug for DingTalkClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DingTalkClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn base(s: &str) -> String {
+    s.trim().trim_end_matches('/').to_string()
+}
+
+impl DingTalkClient {
+    /// A client for `config`. Fails only on an unusable configuration.
+    pub fn new(config: DingTalkConfig) -> Result<DingTalkClient, ApiError> {
+        if config.app_key.trim().is_empty() || config.app_secret.trim().is_empty() {
+            return Err(ApiError::Config(
+                "DingTalk appKey and appSecret must not be empty".into(),
+            ));
+        }
+        let (api, oapi) = (base(&config.api_base), base(&config.oapi_base));
+        for b in [&api, &oapi] {
+            if !(b.starts_with("http://") || b.starts_with("https://")) {
+                return Err(ApiError::Config(format!(
+                    "DingTalk base URL {b:?} is not an http(s) URL"
+                )));
+            }
+        }
+        let core_cfg = CoreConfig {
+            concurrency: config.concurrency,
+            rate_limit: config.rate_limit,
+            // 1/40 of the window (25 ms on 1 s): covers the spread between our
+            // send time and the server's arrival time on the same host or LAN.
+            rate_margin: config.rate_limit.window / 40,
+            timeout: config.timeout,
+            retry: config.retry,
+            // The calling guide recommends refreshing ~10 minutes before expiry.
+            token_refresh_margin: Duration::from_secs(600),
+            ..CoreConfig::default()
+        };
+        let dialect = DingDialect {
+            api_base: api.clone(),
+            oapi_base: oapi.clone(),
+            app_key: config.app_key.clone(),
+            app_secret: config.app_secret.clone(),
+            source: config.token_source,
+        };
+        Ok(DingTalkClient {
+            core: Arc::new(ApiCore::new(core_cfg, Arc::new(dialect))?),
+            config,
+            oapi,
+            api,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DingTalkConfig {
+        &self.config
+    }
+
+    /// Call statistics since the client was made.
+    pub fn stats(&self) -> FetchStats {
+        self.core.stats()
+    }
+
+    /// Fetches (or reuses) the access token: a cheap credentials check.
+    pub async fn check_credentials(&self) -> Result<(), ApiError> {
+        self.core.token().await.map(|_| ())
+    }
+
+    /// POST `body` to an old-family path (`/topapi/...`); returns the whole
+    /// answer with errcode checked.
+    pub async fn oapi_post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        let path = format!("/{}", path.trim_start_matches('/'));
+        self.core
+            .call(&ApiRequest::post(&self.oapi, &path, body.clone()))
+            .await
+    }
+
+    /// GET an old-family path with query parameters.
+    pub async fn oapi_get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
+        let path = format!("/{}", path.trim_start_matches('/'));
+        let mut req = ApiRequest::get(&self.oapi, &path);
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        self.core.call(&req).await
+    }
+
+    /// A new-family call (`/v1.0/...`) with the app token in the header.
+    pub async fn api_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let path = format!("/{}", path.trim_start_matches('/'));
+        let mut req =
+            ApiRequest::get(&self.api, &path).auth(Auth::Header("x-acs-dingtalk-access-token"));
+        req.method = method;
+        req.body = body.cloned();
+        self.core.call(&req).await
+    }
+
+    async fn result(&self, path: &str, body: Value) -> Result<Value, ApiError> {
+        let mut v = self.oapi_post(path, &body).await?;
+        Ok(v.get_mut("result").map(Value::take).unwrap_or(Value::Null))
+    }
+
+    /// `topapi/v2/department/listsubid`: ids of the direct children.
+    pub async fn department_listsubid(&self, dept_id: i64) -> Result<Vec<i64>, ApiError> {
+        let r = self
+            .result(
+                "/topapi/v2/department/listsubid",
+                json!({"dept_id": dept_id}),
+            )
+            .await?;
+        Ok(json::ints(r.get("dept_id_list")))
+    }
+
+    /// `topapi/v2/department/listsub`: the direct children (without order).
+    pub async fn department_listsub(&self, dept_id: i64) -> Result<Vec<Dept>, ApiError> {
+        let r = self
+            .result("/topapi/v2/department/listsub", json!({"dept_id": dept_id}))
+            .await?;
+        Ok(json::array(Some(&r))
+            .iter()
+            .map(model::dept_from_json)
+            .collect())
+    }
+
+    /// `topapi/v2/department/get`: one department with order and managers.
+    pub async fn department_get(&self, dept_id: i64) -> Result<Dept, ApiError> {
+        let r = self
+            .result("/topapi/v2/department/get", json!({"dept_id": dept_id}))
+            .await?;
+        Ok(model::dept_from_json(&r))
+    }
+
+    /// One page of `topapi/v2/user/list` (`size` ≤ 100).
+    pub async fn user_list_page(
+        &self,
+        dept_id: i64,
+        cursor: i64,
+        size: u32,
+    ) -> Result<UserPage, ApiError> {
+        let r = self
+            .result(
+                "/topapi/v2/user/list",
+                json!({"dept_id": dept_id, "cursor": cursor, "size": size, "contain_access_limit": false}),
+            )
+            .await?;
+        Ok(model::user_page_from_json(&r, dept_id))
+    }
+
+    /// Every direct member of a department, following `next_cursor` to the end.
+    pub async fn user_list(&self, dept_id: i64) -> Result<Vec<ListedMember>, ApiError> {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let page = self.user_list_page(dept_id, cursor, 100).await?;
+            out.extend(page.members);
+            match (page.has_more, page.next_cursor) {
+                (true, Some(next)) if next != cursor => cursor = next,
+                (true, _) => {
+                    return Err(ApiError::Malformed {
+                        path: "/topapi/v2/user/list".into(),
+                        message: format!(
+                            "department {dept_id}: has_more without a new next_cursor after cursor {cursor}"
+                        ),
+                    })
+                }
+                (false, _) => return Ok(out),
+            }
+        }
+    }
+
+    /// `topapi/v2/user/get`: one member's detail.
+    pub async fn user_get(&self, userid: &str) -> Result<Member, ApiError> {
+        let r = self
+            .result("/topapi/v2/user/get", json!({"userid": userid}))
+            .await?;
+        Ok(model::listed_member_from_json(&r, None).member)
+    }
+
+    /// `topapi/user/listid`: userids of a department's direct members.
+    pub async fn user_listid(&self, dept_id: i64) -> Result<Vec<String>, ApiError> {
+        let r = self
+            .result("/topapi/user/listid", json!({"dept_id": dept_id}))
+            .await?;
+        Ok(json::strings(r.get("userid_list")))
+    }
+
+    /// `topapi/user/getbyunionid`: the userid of a unionId in this org.
+    pub async fn userid_by_unionid(&self, union_id: &str) -> Result<String, ApiError> {
+        let r = self
+            .result("/topapi/user/getbyunionid", json!({"unionid": union_id}))
+            .await?;
+        json::string(r.get("userid")).ok_or_else(|| ApiError::Malformed {
+            path: "/topapi/user/getbyunionid".into(),
+            message: "no userid in the answer".into(),
+        })
+    }
+
+    /// `topapi/role/list`, all pages (size 200): groups merged by `groupId`
+    /// across pages, roles without members.
+    pub async fn role_list(&self) -> Result<(Vec<RoleGroup>, Vec<Role>), ApiError> {
+        let mut groups: BTreeMap<String, RoleGroup> = BTreeMap::new();
+        let mut roles: BTreeMap<String, Role> = BTreeMap::new();
+        let mut offset = 0i64;
+        loop {
+            let r = self
+                .result("/topapi/role/list", json!({"offset": offset, "size": 200}))
+                .await?;
+            let list = json::array(r.get("list"));
+            for g in list {
+                let Some(gid) = json::string(json::field(g, &["groupId", "group_id"])) else {
+                    continue;
+                };
+                let gname =
+                    json::string(json::field(g, &["name", "group_name"])).unwrap_or_default();
+                groups.entry(gid.clone()).or_insert(RoleGroup {
+                    group_id: gid.clone(),
+                    name: gname,
+                });
+                for role in json::array(g.get("roles")) {
+                    let Some(rid) = json::string(json::field(role, &["id", "role_id", "roleId"]))
+                    else {
+                        continue;
+                    };
+                    roles.insert(
+                        rid.clone(),
+                        Role {
+                            role_id: rid,
+                            group_id: Some(gid.clone()),
+                            name: json::string(json::field(
+                                role,
+                                &["name", "role_name", "roleName"],
+                            ))
+                            .unwrap_or_default(),
+                            members: Vec::new(),
+                        },
+                    );
+                }
+            }
+            let more = json::boolean(json::field(&r, &["hasMore", "has_more"])).unwrap_or(false);
+            if !more || list.is_empty() {
+                break;
+            }
+            offset += 200;
+        }
+        Ok((
+            groups.into_values().collect(),
+            roles.into_values().collect(),
+        ))
+    }
+
+    /// `topapi/role/simplelist`, all pages (size 100): the role's member ids, sorted.
+    pub async fn role_members(&self, role_id: &str) -> Result<Vec<String>, ApiError> {
+        let id: Value = role_id
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::from(role_id));
+        let mut out = Vec::new();
+        let mut offset = 0i64;
+        loop {
+            let r = self
+                .result(
+                    "/topapi/role/simplelist",
+                    json!({"role_id": id, "offset": offset, "size": 100}),
+                )
+                .await?;
+            let list = json::array(r.get("list"));
+            out.extend(list.iter().filter_map(|u| json::string(u.get("userid"))));
+            let more = json::boolean(json::field(&r, &["hasMore", "has_more"])).unwrap_or(false);
+            if !more || list.is_empty() {
+                break;
+            }
+            offset += 100;
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// `topapi/user/listadmin`: admins with `sys_level` (1 primary, 2 sub).
+    pub async fn list_admin(&self) -> Result<Vec<Admin>, ApiError> {
+        let r = self.result("/topapi/user/listadmin", json!({})).await?;
+        let mut out: Vec<Admin> = json::array(Some(&r))
+            .iter()
+            .filter_map(|a| {
+                Some(Admin {
+                    member_id: json::string(a.get("userid"))?,
+                    level: json::int(a.get("sys_level")).unwrap_or(0) as i32,
+                })
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// `topapi/v2/user/getuserinfo`: exchanges an in-app login code.
+    pub async fn get_user_info(&self, code: &str) -> Result<LoginIdentity, ApiError> {
+        let r = self
+            .result("/topapi/v2/user/getuserinfo", json!({"code": code}))
+            .await?;
+        Ok(model::login_from_json(&r))
+    }
+}
+
+/// Whether an error means "outside the app's contact scope" (a note, not a failure).
+pub(crate) fn out_of_scope(e: &ApiError) -> bool {
+    matches!(e.code(), Some(ErrCode::Num(50004 | 60011 | 60019)))
+}
+
+#[async_trait::async_trait]
+impl jit_sync::OrgSource for DingTalkClient {
+    fn provider(&self) -> jit_org::Provider {
+        jit_org::Provider::Dingtalk
+    }
+
+    fn corp_id(&self) -> String {
+        self.config.corp_id.clone()
+    }
+
+    async fn fetch(
+        &self,
+        opts: &jit_sync::FetchOptions,
+        progress: &dyn jit_sync::Progress,
+    ) -> Result<jit_org::CorpSnapshot, jit_sync::SourceError> {
+        Ok(self.fetch_corp(opts, progress).await?)
+    }
+
+    fn stats(&self) -> FetchStats {
+        self.core.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dialect() -> DingDialect {
+        DingDialect {
+            api_base: String::new(),
+            oapi_base: String::new(),
+            app_key: String::new(),
+            app_secret: String::new(),
+            source: TokenSource::NewThenOld,
+        }
+    }
+
+    #[test]
+    fn old_family_codes_are_classified() {
+        let d = dialect();
+        assert_eq!(
+            d.classify(200, &json!({"errcode":0,"errmsg":"ok"})),
+            Verdict::Ok
+        );
+        let v = json!({"errcode":88,"errmsg":"鉴权异常","sub_code":"40014","sub_msg":"不合法的access_token"});
+        match d.classify(200, &v) {
+            Verdict::Token(info) => assert!(info.message.contains("40014")),
+            other => panic!("{other:?}"),
+        }
+        for c in [90018, 90002] {
+            assert!(matches!(
+                d.classify(200, &json!({"errcode": c})),
+                Verdict::Transient {
+                    throttled: true,
+                    ..
+                }
+            ));
+        }
+        assert!(matches!(
+            d.classify(200, &json!({"errcode": -1})),
+            Verdict::Transient {
+                throttled: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            d.classify(200, &json!({"errcode": 60003})),
+            Verdict::Fatal(_)
+        ));
+    }
+
+    #[test]
+    fn new_family_codes_are_classified() {
+        let d = dialect();
+        let v = json!({"code":"InvalidAuthentication","message":"不合法的access_token","requestid":"x"});
+        assert!(matches!(d.classify(400, &v), Verdict::Token(_)));
+        let v = json!({"code":"Forbidden.AccessDenied.QpsLimitForAppkeyAndApi","message":"qps"});
+        assert!(matches!(
+            d.classify(403, &v),
+            Verdict::Transient {
+                throttled: true,
+                ..
+            }
+        ));
+        let v = json!({"code":"invalidClientIdOrSecret","message":"bad"});
+        assert!(matches!(d.classify(400, &v), Verdict::Fatal(_)));
+        assert_eq!(
+            d.classify(200, &json!({"accessToken":"t","expireIn":7200})),
+            Verdict::Ok
+        );
+    }
+
+    #[test]
+    fn auth_config_is_read_from_the_seed_shape() {
+        let c = DingTalkConfig::from_auth_config(&json!({
+            "corpId": "ding12345678", "agentId": "1234567890",
+            "appKey": "dingxxxxxxxxxxxxxxx", "appSecret": "x", "tokenSource": "old"
+        }))
+        .unwrap();
+        assert_eq!(c.token_source, TokenSource::OldFamily);
+        assert_eq!(c.rate_limit, RateLimit::new(20, Duration::from_secs(1)));
+        let e = DingTalkConfig::from_auth_config(&json!({"corpId": "d"})).unwrap_err();
+        assert!(e.to_string().contains("authConfig.agentId"));
+    }
+
+    #[test]
+    fn config_debug_hides_the_secret() {
+        let c = DingTalkConfig::new("ding1", "1", "key", "TOPSECRET");
+        assert!(!format!("{c:?}").contains("TOPSECRET"));
+    }
+}

@@ -1,0 +1,401 @@
+//! The shared, platform-agnostic organization sync engine.
+//!
+//! A sync is: fetch the organization from an [`OrgSource`] (WeCom, DingTalk,
+//! a plugin), load what the store holds, compute a [`SyncPlan`] with the pure
+//! [`plan`] function, run the [`safety`] checks, and apply the plan in one
+//! store transaction. Every run — applied, dry, refused or failed — is
+//! recorded in the store with its per-object change lines, and the caller
+//! gets a [`SyncReport`] or a [`SyncError`] that says exactly why and how to
+//! override.
+//!
+//! The safety rules are what the existing syncers lack:
+//! - an incomplete upstream read offlines nobody and removes nothing (those
+//!   changes are reported as skipped);
+//! - a plan that would offline more than `max_offline_ratio` of the active
+//!   members is refused unless forced;
+//! - an upstream read with no members while the store has members is refused
+//!   unless forced;
+//! - members are never deleted, only offlined; they come back with the same
+//!   identity.
+//!
+//! ```no_run
+//! use jit_sync::{run_sync, SyncOptions, OrgSource, NoProgress};
+//! # async fn demo(source: &dyn OrgSource, store: &dyn jit_store::OrgStore, corp: &jit_org::CorpRecord)
+//! # -> Result<(), jit_sync::SyncError> {
+//! let opts = SyncOptions { dry_run: true, ..SyncOptions::default() };
+//! let report = run_sync(source, store, corp, &opts, &NoProgress).await?;
+//! for c in &report.changes {
+//!     println!("{:?} {} {:?}: {}", c.object, c.id, c.kind, c.reason);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod file_source;
+mod plan;
+pub mod safety;
+
+pub use file_source::JsonFileSource;
+
+pub use jit_apiclient::{
+    ApiError, CountingProgress, EndpointStats, FetchOptions, FetchStats, NoProgress, Progress,
+    ProgressEvent,
+};
+pub use plan::plan;
+
+use jit_org::{Change, CorpRecord, CorpSnapshot, FetchFailure, Provider, SyncPlan};
+use jit_store::{IdentityConflict, OrgStore, RunOutcome, StoreError, SyncRun};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Why a source could not read its organization.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// An API call failed (path, code and message inside).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Anything else (bad plugin data file, ...).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Something that can read a whole organization: the WeCom and DingTalk
+/// clients, and plugin org types.
+#[async_trait::async_trait]
+pub trait OrgSource: Send + Sync {
+    /// The platform the identities come from.
+    fn provider(&self) -> Provider;
+
+    /// The platform corp id.
+    fn corp_id(&self) -> String;
+
+    /// Reads the organization. Parts that fail to load go into
+    /// `CorpSnapshot::failures` (the engine then offlines nobody); an error
+    /// means nothing usable was read.
+    async fn fetch(
+        &self,
+        opts: &FetchOptions,
+        progress: &dyn Progress,
+    ) -> Result<CorpSnapshot, SourceError>;
+
+    /// Cumulative call statistics of the source (empty if it has none).
+    fn stats(&self) -> FetchStats {
+        FetchStats::default()
+    }
+}
+
+/// How a sync runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOptions {
+    /// What to read (scope, roles, admins).
+    #[serde(default)]
+    pub fetch: FetchOptions,
+    /// Compute and record the plan, write nothing else.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Apply even if the safety checks refuse.
+    #[serde(default)]
+    pub force: bool,
+    /// Largest share of active local members one run may offline (0.10 = 10 %).
+    #[serde(default = "default_ratio")]
+    pub max_offline_ratio: f64,
+    /// Offlining up to this many members is always allowed, whatever the
+    /// ratio (0 = the ratio alone decides).
+    #[serde(default)]
+    pub offline_allowance: usize,
+}
+
+fn default_ratio() -> f64 {
+    0.10
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            fetch: FetchOptions::default(),
+            dry_run: false,
+            force: false,
+            max_offline_ratio: default_ratio(),
+            offline_allowance: 0,
+        }
+    }
+}
+
+/// Wall-clock time of each phase, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Durations {
+    /// Reading upstream.
+    pub fetch_ms: u64,
+    /// Loading the local snapshot.
+    pub load_ms: u64,
+    /// Planning and safety checks.
+    pub plan_ms: u64,
+    /// Applying (0 for a dry run).
+    pub apply_ms: u64,
+    /// Everything.
+    pub total_ms: u64,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReport {
+    /// The recorded run.
+    pub run_id: i64,
+    /// Applied or DryRun (refusals and failures are errors).
+    pub outcome: RunOutcome,
+    /// Change lines per kind (`created`, `updated`, `moved`, `offlined`, ...).
+    pub counts: BTreeMap<String, usize>,
+    /// Per-object change lines, skipped ones included.
+    pub changes: Vec<Change>,
+    /// The plan (what was applied, or would be for a dry run).
+    pub plan: SyncPlan,
+    /// Rows written to org tables (0 for a dry run or an empty plan).
+    pub rows_written: u64,
+    /// Notes from the read (withheld fields, refused admin list, ...).
+    pub notes: Vec<String>,
+    /// Parts of the read that failed (non-empty = partial sync: nothing was offlined).
+    pub failures: Vec<FetchFailure>,
+    /// Identity conflicts found while binding members (reported, never merged).
+    pub conflicts: Vec<IdentityConflict>,
+    /// API calls of this run, per endpoint.
+    pub fetch_stats: FetchStats,
+    /// Time per phase.
+    pub durations: Durations,
+    /// Members in the upstream read.
+    pub upstream_members: usize,
+    /// Departments in the upstream read.
+    pub upstream_depts: usize,
+}
+
+impl SyncReport {
+    /// True when the upstream read was complete (no failures).
+    pub fn is_complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Why a sync did not apply.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The upstream read failed; nothing was written but the run record.
+    #[error("sync of {corp} failed reading {provider}: {source}; nothing was changed{}", run_note(*run_id))]
+    Fetch {
+        /// Corp fullName.
+        corp: String,
+        /// Provider name.
+        provider: String,
+        /// The recorded run, if recording worked.
+        run_id: Option<i64>,
+        /// What failed.
+        source: SourceError,
+    },
+    /// The safety checks refused the plan; nothing was written but the run record.
+    #[error("sync of {corp} refused: {reason}; nothing was changed{}. {hint}", run_note(*run_id))]
+    Refused {
+        /// Corp fullName.
+        corp: String,
+        /// The recorded run, if recording worked.
+        run_id: Option<i64>,
+        /// Why, with the counts.
+        reason: String,
+        /// How to override.
+        hint: String,
+        /// The refused plan (for inspection).
+        plan: Box<SyncPlan>,
+    },
+    /// The store failed; its transaction was rolled back.
+    #[error("sync of {corp} failed in the store while {operation}: {source}{}", run_note(*run_id))]
+    Store {
+        /// Corp fullName.
+        corp: String,
+        /// What was being done.
+        operation: String,
+        /// The recorded run, if recording worked.
+        run_id: Option<i64>,
+        /// The store's error.
+        source: StoreError,
+    },
+}
+
+fn run_note(run_id: Option<i64>) -> String {
+    run_id.map_or_else(String::new, |id| format!(" (recorded as run {id})"))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// Runs one sync of `corp` from `source` into `store`.
+///
+/// Order: fetch → load local snapshot → [`plan`] → [`safety::check`] →
+/// dry-run (record the plan, write nothing) or apply in one transaction.
+/// Refusals and failures are recorded as runs and returned as errors.
+pub async fn run_sync(
+    source: &dyn OrgSource,
+    store: &dyn OrgStore,
+    corp: &CorpRecord,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<SyncReport, SyncError> {
+    let t0 = Instant::now();
+    let started_at = now_ms();
+    let name = corp.full_name.clone();
+    let store_err = |operation: &str, run_id: Option<i64>, source: StoreError| SyncError::Store {
+        corp: name.clone(),
+        operation: operation.to_string(),
+        run_id,
+        source,
+    };
+    let base_run = |outcome: RunOutcome, error: Option<String>, notes: Vec<String>| SyncRun {
+        run_id: 0,
+        corp: name.clone(),
+        started_at,
+        finished_at: now_ms(),
+        outcome,
+        counts: BTreeMap::new(),
+        error,
+        notes,
+    };
+    store
+        .upsert_corp(corp)
+        .await
+        .map_err(|e| store_err("recording the organization", None, e))?;
+
+    progress.on_event(&ProgressEvent::Phase("fetch".into()));
+    let stats_before = source.stats();
+    let remote = match source.fetch(&opts.fetch, progress).await {
+        Ok(r) => r,
+        Err(e) => {
+            let run = base_run(RunOutcome::Failed, Some(e.to_string()), Vec::new());
+            let run_id = store.record_run(&run, &[]).await.ok();
+            return Err(SyncError::Fetch {
+                corp: name.clone(),
+                provider: source.provider().to_string(),
+                run_id,
+                source: e,
+            });
+        }
+    };
+    let fetch_stats = source.stats().since(&stats_before);
+    let fetch_ms = ms(t0.elapsed());
+
+    let t_load = Instant::now();
+    let local = match store.load_snapshot(&corp.full_name).await {
+        Ok(l) => l,
+        Err(e) => {
+            let run = base_run(
+                RunOutcome::Failed,
+                Some(format!("loading the stored organization: {e}")),
+                remote.notes.clone(),
+            );
+            let run_id = store.record_run(&run, &[]).await.ok();
+            return Err(store_err("loading the stored organization", run_id, e));
+        }
+    };
+    let load_ms = ms(t_load.elapsed());
+
+    progress.on_event(&ProgressEvent::Phase("plan".into()));
+    let t_plan = Instant::now();
+    let the_plan = plan(&local, &remote, opts);
+    let verdict = safety::check(&local, &remote, &the_plan, opts);
+    let plan_ms = ms(t_plan.elapsed());
+    let mut notes = remote.notes.clone();
+    notes.extend(verdict.notes.iter().cloned());
+    let counts: BTreeMap<String, usize> = the_plan
+        .counts()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+
+    if let Some(refusal) = verdict.refusal {
+        let mut run = base_run(RunOutcome::Refused, Some(refusal.reason.clone()), notes);
+        run.counts = counts;
+        let run_id = store.record_run(&run, &the_plan.changes).await.ok();
+        return Err(SyncError::Refused {
+            corp: name.clone(),
+            run_id,
+            reason: refusal.reason,
+            hint: refusal.hint,
+            plan: Box::new(the_plan),
+        });
+    }
+
+    let mut report = SyncReport {
+        run_id: 0,
+        outcome: RunOutcome::DryRun,
+        counts: counts.clone(),
+        changes: the_plan.changes.clone(),
+        plan: SyncPlan::default(),
+        rows_written: 0,
+        notes: notes.clone(),
+        failures: remote.failures.clone(),
+        conflicts: Vec::new(),
+        fetch_stats,
+        durations: Durations {
+            fetch_ms,
+            load_ms,
+            plan_ms,
+            apply_ms: 0,
+            total_ms: 0,
+        },
+        upstream_members: remote.members.len(),
+        upstream_depts: remote.depts.len(),
+    };
+    let failure_note = (!remote.failures.is_empty()).then(|| {
+        format!(
+            "upstream read incomplete ({} part(s) failed): nobody was offlined and nothing removed",
+            remote.failures.len()
+        )
+    });
+    if let Some(n) = &failure_note {
+        report.notes.push(n.clone());
+    }
+
+    if opts.dry_run {
+        let mut run = base_run(RunOutcome::DryRun, failure_note, report.notes.clone());
+        run.counts = counts;
+        report.run_id = store
+            .record_run(&run, &the_plan.changes)
+            .await
+            .map_err(|e| store_err("recording the dry run", None, e))?;
+        report.plan = the_plan;
+        report.durations.total_ms = ms(t0.elapsed());
+        return Ok(report);
+    }
+
+    progress.on_event(&ProgressEvent::Phase("apply".into()));
+    let t_apply = Instant::now();
+    let mut run = base_run(RunOutcome::Applied, failure_note, report.notes.clone());
+    run.counts = counts;
+    let applied = match store.apply_plan(corp, &the_plan, &run).await {
+        Ok(a) => a,
+        Err(e) => {
+            let mut failed = run.clone();
+            failed.outcome = RunOutcome::Failed;
+            failed.error = Some(format!("applying the plan: {e}"));
+            failed.finished_at = now_ms();
+            let run_id = store.record_run(&failed, &the_plan.changes).await.ok();
+            return Err(store_err("applying the plan", run_id, e));
+        }
+    };
+    report.outcome = RunOutcome::Applied;
+    report.run_id = applied.run_id;
+    report.rows_written = applied.rows_written;
+    report.conflicts = applied.conflicts;
+    report.plan = the_plan;
+    report.durations.apply_ms = ms(t_apply.elapsed());
+    report.durations.total_ms = ms(t0.elapsed());
+    Ok(report)
+}
+
+#[cfg(test)]
+mod plan_tests;

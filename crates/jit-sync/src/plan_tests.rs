@@ -1,0 +1,515 @@
+//! Unit tests of the pure planner and the safety checks.
+
+use crate::{plan, safety, SyncOptions};
+use jit_org::*;
+
+fn dept(id: i64, parent: Option<i64>, name: &str) -> Dept {
+    Dept::new(id, parent, name)
+}
+
+fn member(id: &str, depts: &[i64]) -> Member {
+    let mut m = Member::new(id, id.to_uppercase());
+    m.position = Some("engineer".into());
+    m.mobile = Some(format!("138{id}"));
+    m.depts = depts
+        .iter()
+        .map(|&d| DeptMembership {
+            dept_id: d,
+            order: 0,
+            is_leader: false,
+        })
+        .collect();
+    m
+}
+
+/// Root 1 with children 2 and 3, 3 has child 4; ten members spread over them.
+fn org() -> CorpSnapshot {
+    let mut s = CorpSnapshot::new("ww1");
+    for d in [
+        dept(1, None, "Acme"),
+        dept(2, Some(1), "R&D"),
+        dept(3, Some(1), "Sales"),
+        dept(4, Some(3), "Sales North"),
+    ] {
+        s.depts.insert(d.dept_id, d);
+    }
+    for (i, d) in [1, 2, 2, 2, 3, 3, 4, 4, 4, 2].iter().enumerate() {
+        let m = member(&format!("u{i}"), &[*d]);
+        s.members.insert(m.member_id.clone(), m);
+    }
+    s.role_groups.insert(
+        "tags".into(),
+        RoleGroup {
+            group_id: "tags".into(),
+            name: "Tags".into(),
+        },
+    );
+    s.roles.insert(
+        "10".into(),
+        Role {
+            role_id: "10".into(),
+            group_id: Some("tags".into()),
+            name: "oncall".into(),
+            members: vec!["u1".into(), "u2".into()],
+        },
+    );
+    s.admins = Some(vec![Admin {
+        member_id: "u0".into(),
+        level: 1,
+    }]);
+    s
+}
+
+fn opts() -> SyncOptions {
+    SyncOptions::default()
+}
+
+fn kinds(p: &SyncPlan, object: ObjectKind, id: &str) -> Vec<ChangeKind> {
+    p.changes
+        .iter()
+        .filter(|c| c.object == object && c.id == id)
+        .map(|c| c.kind)
+        .collect()
+}
+
+#[test]
+fn unchanged_org_gives_an_empty_plan() {
+    let p = plan(&org(), &org(), &opts());
+    assert!(p.is_empty(), "{:?}", p.changes);
+    assert!(p.changes.is_empty());
+}
+
+#[test]
+fn first_sync_creates_everything_parents_first() {
+    let local = CorpSnapshot::new("ww1");
+    let p = plan(&local, &org(), &opts());
+    assert_eq!(p.upsert_depts.len(), 4);
+    let pos = |id| p.upsert_depts.iter().position(|d| d.dept_id == id).unwrap();
+    assert!(pos(1) < pos(3) && pos(3) < pos(4));
+    assert_eq!(p.upsert_members.len(), 10);
+    assert_eq!(p.upsert_roles.len(), 1);
+    assert_eq!(p.upsert_role_groups.len(), 1);
+    assert!(p.set_admins.is_some());
+    assert_eq!(p.counts()["created"], 4 + 10 + 1 + 1);
+}
+
+#[test]
+fn applying_the_plan_to_local_makes_the_next_plan_empty() {
+    // Idempotency at the planner level: local := remote, then plan again.
+    let mut remote = org();
+    remote.members.get_mut("u3").unwrap().name = "Renamed".into();
+    remote.depts.get_mut(&4).unwrap().parent_id = Some(2);
+    let p1 = plan(&org(), &remote, &opts());
+    assert!(!p1.is_empty());
+    let p2 = plan(&remote, &remote, &opts());
+    assert!(p2.is_empty());
+}
+
+#[test]
+fn member_moved_to_another_department_is_a_move_with_both_sets_in_the_reason() {
+    let mut remote = org();
+    remote.members.get_mut("u1").unwrap().depts[0].dept_id = 3;
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(kinds(&p, ObjectKind::Member, "u1"), vec![ChangeKind::Moved]);
+    let c = &p.changes[0];
+    assert!(c.reason.contains("[2] -> [3]"), "{}", c.reason);
+    assert_eq!(p.upsert_members[0].depts[0].dept_id, 3);
+}
+
+#[test]
+fn renamed_member_is_updated_with_old_and_new_name() {
+    let mut remote = org();
+    remote.members.get_mut("u2").unwrap().name = "Li Si".into();
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(
+        kinds(&p, ObjectKind::Member, "u2"),
+        vec![ChangeKind::Updated]
+    );
+    assert!(p.changes[0].reason.contains("\"U2\" -> \"Li Si\""));
+}
+
+#[test]
+fn leader_flag_change_is_an_update_not_a_move() {
+    let mut remote = org();
+    remote.members.get_mut("u2").unwrap().depts[0].is_leader = true;
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(
+        kinds(&p, ObjectKind::Member, "u2"),
+        vec![ChangeKind::Updated]
+    );
+}
+
+#[test]
+fn renamed_department_is_updated_and_moved_department_is_moved() {
+    let mut remote = org();
+    remote.depts.get_mut(&2).unwrap().name = "Engineering".into();
+    remote.depts.get_mut(&4).unwrap().parent_id = Some(2);
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(kinds(&p, ObjectKind::Dept, "2"), vec![ChangeKind::Updated]);
+    assert_eq!(kinds(&p, ObjectKind::Dept, "4"), vec![ChangeKind::Moved]);
+    assert!(p.changes.iter().any(|c| c.reason.contains("parent 3 -> 2")));
+}
+
+#[test]
+fn department_leaders_in_another_order_are_not_a_change() {
+    let mut local = org();
+    local.depts.get_mut(&2).unwrap().leaders = vec!["u1".into(), "u2".into()];
+    let mut remote = org();
+    remote.depts.get_mut(&2).unwrap().leaders = vec!["u2".into(), "u1".into()];
+    assert!(plan(&local, &remote, &opts()).is_empty());
+}
+
+#[test]
+fn resigned_member_is_offlined_not_deleted() {
+    let mut remote = org();
+    remote.members.remove("u5");
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(p.offline_members, vec!["u5".to_string()]);
+    assert_eq!(
+        kinds(&p, ObjectKind::Member, "u5"),
+        vec![ChangeKind::Offlined]
+    );
+    assert!(p.upsert_members.is_empty());
+}
+
+#[test]
+fn upstream_status_offline_counts_as_absent() {
+    let mut remote = org();
+    remote.members.get_mut("u5").unwrap().status = MemberStatus::Offline;
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(p.offline_members, vec!["u5".to_string()]);
+    assert!(p.changes[0].reason.contains("left"));
+}
+
+#[test]
+fn already_offline_member_absent_upstream_is_left_alone() {
+    let mut local = org();
+    local.members.get_mut("u5").unwrap().status = MemberStatus::Offline;
+    let mut remote = org();
+    remote.members.remove("u5");
+    assert!(plan(&local, &remote, &opts()).is_empty());
+}
+
+#[test]
+fn rehired_member_is_reactivated_with_the_same_id() {
+    let mut local = org();
+    local.members.get_mut("u5").unwrap().status = MemberStatus::Offline;
+    let p = plan(&local, &org(), &opts());
+    assert_eq!(
+        kinds(&p, ObjectKind::Member, "u5"),
+        vec![ChangeKind::Reactivated]
+    );
+    assert_eq!(p.upsert_members[0].member_id, "u5");
+    assert_eq!(p.upsert_members[0].status, MemberStatus::Active);
+}
+
+#[test]
+fn disabled_upstream_is_a_status_update() {
+    let mut remote = org();
+    remote.members.get_mut("u4").unwrap().status = MemberStatus::Disabled;
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(
+        kinds(&p, ObjectKind::Member, "u4"),
+        vec![ChangeKind::Updated]
+    );
+    assert!(p.changes[0].reason.contains("active -> disabled"));
+    assert!(p.offline_members.is_empty());
+}
+
+#[test]
+fn withheld_fields_are_not_changes_and_keep_stored_values() {
+    let mut remote = org();
+    for m in remote.members.values_mut() {
+        m.mobile = None;
+        m.email = None;
+        m.avatar = None;
+    }
+    let p = plan(&org(), &remote, &opts());
+    assert!(p.is_empty(), "{:?}", p.changes);
+
+    // When something else changes, the stored mobile rides along unchanged.
+    remote.members.get_mut("u1").unwrap().name = "New".into();
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(p.upsert_members[0].mobile.as_deref(), Some("138u1"));
+}
+
+#[test]
+fn an_empty_string_upstream_is_a_real_change() {
+    let mut remote = org();
+    remote.members.get_mut("u1").unwrap().mobile = Some(String::new());
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(
+        kinds(&p, ObjectKind::Member, "u1"),
+        vec![ChangeKind::Updated]
+    );
+    assert!(p.changes[0].reason.contains("mobile"));
+}
+
+#[test]
+fn removed_department_is_removed_children_first() {
+    let mut remote = org();
+    remote.depts.remove(&3);
+    remote.depts.remove(&4);
+    for m in remote.members.values_mut() {
+        for d in m.depts.iter_mut() {
+            if d.dept_id == 3 || d.dept_id == 4 {
+                d.dept_id = 2;
+            }
+        }
+    }
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(p.remove_depts, vec![4, 3]);
+    assert!(p.offline_members.is_empty());
+}
+
+#[test]
+fn incomplete_read_offlines_nobody_and_removes_nothing() {
+    let mut remote = org();
+    remote.members.retain(|id, _| id == "u0" || id == "u1");
+    remote.depts.remove(&4);
+    remote.roles.clear();
+    remote.failures.push(FetchFailure {
+        what: "user/list department_id=3".into(),
+        error: "-1 system busy".into(),
+    });
+    let p = plan(&org(), &remote, &opts());
+    assert!(p.offline_members.is_empty());
+    assert!(p.remove_depts.is_empty());
+    assert!(p.remove_roles.is_empty());
+    let skipped = p
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Skipped)
+        .count();
+    assert_eq!(skipped, 8 + 1 + 1, "8 members, 1 dept, 1 role");
+    assert!(p.changes.iter().all(|c| c.kind != ChangeKind::Offlined));
+    assert!(p
+        .changes
+        .iter()
+        .any(|c| c.reason.contains("incomplete") && c.id == "u9"));
+}
+
+#[test]
+fn scoped_read_leaves_members_outside_the_scope_untouched() {
+    let mut remote = org();
+    remote.scope = vec![3];
+    remote.depts.retain(|id, _| *id == 3 || *id == 4);
+    remote
+        .members
+        .retain(|_, m| m.depts.iter().any(|d| d.dept_id == 3 || d.dept_id == 4));
+    remote.roles.clear();
+    remote.role_groups.clear();
+    let mut opts = opts();
+    opts.fetch.include_roles = false;
+    let p = plan(&org(), &remote, &opts);
+    assert!(p.is_empty(), "{:?}", p.changes);
+}
+
+#[test]
+fn scoped_read_offlines_only_inside_the_scope_and_keeps_the_root_parent() {
+    let mut remote = org();
+    remote.scope = vec![3];
+    remote.depts.retain(|id, _| *id == 3 || *id == 4);
+    remote.depts.get_mut(&3).unwrap().parent_id = None;
+    remote
+        .members
+        .retain(|_, m| m.depts.iter().any(|d| d.dept_id == 3 || d.dept_id == 4));
+    remote.members.remove("u7");
+    let mut opts = opts();
+    opts.fetch.include_roles = false;
+    let p = plan(&org(), &remote, &opts);
+    assert_eq!(p.offline_members, vec!["u7".to_string()]);
+    assert!(
+        p.upsert_depts.is_empty(),
+        "scope root keeps its local parent"
+    );
+    assert!(p.remove_depts.is_empty());
+}
+
+#[test]
+fn scoped_read_keeps_memberships_outside_the_scope() {
+    let mut local = org();
+    local
+        .members
+        .get_mut("u6")
+        .unwrap()
+        .depts
+        .push(DeptMembership {
+            dept_id: 2,
+            order: 0,
+            is_leader: false,
+        });
+    let mut remote = org();
+    remote.scope = vec![3];
+    remote.depts.retain(|id, _| *id == 3 || *id == 4);
+    remote
+        .members
+        .retain(|_, m| m.depts.iter().any(|d| d.dept_id == 3 || d.dept_id == 4));
+    remote.members.get_mut("u6").unwrap().name = "Renamed".into();
+    let mut opts = opts();
+    opts.fetch.include_roles = false;
+    let p = plan(&local, &remote, &opts);
+    assert_eq!(
+        kinds(&p, ObjectKind::Member, "u6"),
+        vec![ChangeKind::Updated]
+    );
+    let depts: Vec<i64> = p.upsert_members[0]
+        .depts
+        .iter()
+        .map(|d| d.dept_id)
+        .collect();
+    assert!(depts.contains(&2) && depts.contains(&4), "{depts:?}");
+}
+
+#[test]
+fn role_membership_changes_list_added_and_removed_members() {
+    let mut remote = org();
+    remote.roles.get_mut("10").unwrap().members = vec!["u2".into(), "u3".into()];
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(kinds(&p, ObjectKind::Role, "10"), vec![ChangeKind::Updated]);
+    let r = &p.changes[0].reason;
+    assert!(
+        r.contains("added [\"u3\"]") && r.contains("removed [\"u1\"]"),
+        "{r}"
+    );
+}
+
+#[test]
+fn role_member_order_does_not_matter() {
+    let mut remote = org();
+    remote.roles.get_mut("10").unwrap().members = vec!["u2".into(), "u1".into()];
+    assert!(plan(&org(), &remote, &opts()).is_empty());
+}
+
+#[test]
+fn vanished_roles_and_groups_are_removed() {
+    let mut remote = org();
+    remote.roles.clear();
+    remote.role_groups.clear();
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(p.remove_roles, vec!["10".to_string()]);
+    assert_eq!(p.remove_role_groups, vec!["tags".to_string()]);
+}
+
+#[test]
+fn roles_are_left_alone_when_not_fetched() {
+    let mut remote = org();
+    remote.roles.clear();
+    remote.role_groups.clear();
+    let mut o = opts();
+    o.fetch.include_roles = false;
+    assert!(plan(&org(), &remote, &o).is_empty());
+}
+
+#[test]
+fn unknown_admins_keep_the_local_list() {
+    let mut remote = org();
+    remote.admins = None;
+    assert!(plan(&org(), &remote, &opts()).is_empty());
+}
+
+#[test]
+fn changed_admins_replace_the_list() {
+    let mut remote = org();
+    remote.admins = Some(vec![Admin {
+        member_id: "u1".into(),
+        level: 2,
+    }]);
+    let p = plan(&org(), &remote, &opts());
+    assert_eq!(p.set_admins.as_ref().unwrap()[0].member_id, "u1");
+    assert!(p.changes[0].reason.contains("added u1 (level 2)"));
+    assert!(p.changes[0].reason.contains("removed u0 (level 1)"));
+}
+
+#[test]
+fn offlining_more_than_the_ratio_is_refused() {
+    let mut remote = org();
+    remote.members.remove("u5");
+    remote.members.remove("u6");
+    let local = org();
+    let p = plan(&local, &remote, &opts());
+    let v = safety::check(&local, &remote, &p, &opts());
+    let r = v.refusal.expect("2 of 10 is over 10%");
+    assert!(r.reason.contains("offline 2 of 10"), "{}", r.reason);
+    assert!(r.hint.contains("--force"));
+}
+
+#[test]
+fn offlining_within_the_ratio_is_allowed() {
+    let mut remote = org();
+    remote.members.remove("u5");
+    let local = org();
+    let p = plan(&local, &remote, &opts());
+    assert!(safety::check(&local, &remote, &p, &opts())
+        .refusal
+        .is_none());
+}
+
+#[test]
+fn force_turns_a_refusal_into_a_note() {
+    let mut remote = org();
+    remote.members.retain(|id, _| id == "u0");
+    let local = org();
+    let mut o = opts();
+    o.force = true;
+    let p = plan(&local, &remote, &o);
+    let v = safety::check(&local, &remote, &p, &o);
+    assert!(v.refusal.is_none());
+    assert!(v.notes[0].contains("forced"));
+}
+
+#[test]
+fn offline_allowance_permits_small_absolute_numbers() {
+    let mut remote = org();
+    remote.members.remove("u5");
+    remote.members.remove("u6");
+    let local = org();
+    let mut o = opts();
+    o.offline_allowance = 2;
+    let p = plan(&local, &remote, &o);
+    assert!(safety::check(&local, &remote, &p, &o).refusal.is_none());
+}
+
+#[test]
+fn an_upstream_read_with_no_members_is_refused() {
+    let mut remote = org();
+    remote.members.clear();
+    let local = org();
+    let p = plan(&local, &remote, &opts());
+    let r = safety::check(&local, &remote, &p, &opts()).refusal.unwrap();
+    assert!(r.reason.contains("no members"), "{}", r.reason);
+}
+
+#[test]
+fn first_sync_of_an_empty_org_is_not_refused() {
+    let local = CorpSnapshot::new("ww1");
+    let remote = CorpSnapshot::new("ww1");
+    let p = plan(&local, &remote, &opts());
+    assert!(safety::check(&local, &remote, &p, &opts())
+        .refusal
+        .is_none());
+}
+
+#[test]
+fn role_holders_who_never_became_members_are_dropped() {
+    let mut remote = org();
+    let mut gone = member("left", &[2]);
+    gone.status = MemberStatus::Offline;
+    remote.members.insert("left".into(), gone);
+    remote
+        .roles
+        .get_mut("10")
+        .unwrap()
+        .members
+        .push("left".into());
+    remote
+        .roles
+        .get_mut("10")
+        .unwrap()
+        .members
+        .push("stranger".into());
+    let p = plan(&CorpSnapshot::new("ww1"), &remote, &opts());
+    let role = p.upsert_roles.iter().find(|r| r.role_id == "10").unwrap();
+    assert_eq!(role.members, vec!["u1".to_string(), "u2".to_string()]);
+    assert!(p.upsert_members.iter().all(|m| m.member_id != "left"));
+}

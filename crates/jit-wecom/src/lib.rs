@@ -1,0 +1,520 @@
+//! WeCom (企业微信) self-built-app API client and organization fetcher.
+//!
+//! [`WecomClient`] is what `corps.QywxInnerType`'s `getClient()` returns. It
+//! speaks the `/cgi-bin/` API of reference Part A through the shared
+//! machinery of `jit-apiclient`: cached token (refetched once on
+//! 40001/40014/42001), a per-API budget of 10 000 calls per 60 s, bounded
+//! concurrency, and back-off on -1/45009/45033/HTTP 5xx/timeouts.
+//!
+//! [`WecomClient::fetch_corp`] reads the whole organization (or the
+//! `syncScope` subtrees) into a [`jit_org::CorpSnapshot`]; the client also implements
+//! [`jit_sync::OrgSource`] so the sync engine can use it directly.
+//!
+//! ```no_run
+//! use jit_wecom::{WecomClient, WecomConfig};
+//! use jit_apiclient::{FetchOptions, NoProgress};
+//! # async fn demo() -> Result<(), jit_apiclient::ApiError> {
+//! let client = WecomClient::new(WecomConfig::new("ww1234567890abcdef", "1000001", "secret"))?;
+//! let snap = client.fetch_corp(&FetchOptions::default(), &NoProgress).await?;
+//! println!("{} members in {} departments", snap.members.len(), snap.depts.len());
+//! println!("{} calls", client.stats().total_calls());
+//! # Ok(()) }
+//! ```
+
+mod fetch;
+mod model;
+
+pub use model::{AgentInfo, DeptRef, ListIdPage, LoginIdentity, SimpleUser, Tag, TagDetail};
+
+use jit_apiclient::{
+    json, ApiCore, ApiError, ApiRequest, Auth, CoreConfig, Dialect, ErrInfo, FetchStats, RateLimit,
+    RetryPolicy, Token, Verdict,
+};
+use jit_org::{Admin, Dept, Member};
+use serde_json::{json, Value};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The public WeCom API host.
+pub const DEFAULT_API_BASE: &str = "https://qyapi.weixin.qq.com";
+
+/// Settings of a [`WecomClient`].
+#[derive(Clone)]
+pub struct WecomConfig {
+    /// 企业ID (corpId).
+    pub corp_id: String,
+    /// The self-built app's AgentId.
+    pub agent_id: String,
+    /// The app's Secret.
+    pub secret: String,
+    /// API host, default [`DEFAULT_API_BASE`]; a trailing `/cgi-bin/` is accepted.
+    pub api_base: String,
+    /// Simultaneous requests (default 32).
+    pub concurrency: usize,
+    /// Budget per API path (default 10 000 per 60 s, the documented per-corp limit).
+    pub rate_limit: RateLimit,
+    /// Timeout of one request (default 30 s).
+    pub timeout: Duration,
+    /// Retries of transient errors (throttled answers wait at least 12 s).
+    pub retry: RetryPolicy,
+}
+
+impl fmt::Debug for WecomConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WecomConfig")
+            .field("corp_id", &self.corp_id)
+            .field("agent_id", &self.agent_id)
+            .field("secret", &"***")
+            .field("api_base", &self.api_base)
+            .field("concurrency", &self.concurrency)
+            .field("rate_limit", &self.rate_limit)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl WecomConfig {
+    /// Defaults for everything but the credentials.
+    pub fn new(
+        corp_id: impl Into<String>,
+        agent_id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> WecomConfig {
+        WecomConfig {
+            corp_id: corp_id.into(),
+            agent_id: agent_id.into(),
+            secret: secret.into(),
+            api_base: DEFAULT_API_BASE.to_string(),
+            concurrency: 32,
+            rate_limit: RateLimit::new(10_000, Duration::from_secs(60)),
+            timeout: Duration::from_secs(30),
+            // A minute-limit hit blocks the API for 60 s (reference A.8): five
+            // throttled retries 12 s apart outlast the block. The rate budget
+            // keeps this for quota shared with other clients.
+            retry: RetryPolicy {
+                throttle_delay: Duration::from_secs(12),
+                ..RetryPolicy::default()
+            },
+        }
+    }
+}
+
+impl WecomConfig {
+    /// Reads the business configuration's `authConfig` object:
+    /// `corpId`, `agentId` (string or number) and `secret` are required;
+    /// `apiBase`, `concurrency`, `ratePerMinute` and `timeoutSecs` are
+    /// optional overrides. Errors name the missing or mistyped key, never a value.
+    pub fn from_auth_config(auth: &Value) -> Result<WecomConfig, ApiError> {
+        let req = |k: &str| {
+            json::string(auth.get(k))
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| ApiError::Config(format!("authConfig.{k} is missing or empty")))
+        };
+        let mut cfg = WecomConfig::new(req("corpId")?, req("agentId")?, req("secret")?);
+        if let Some(b) = json::string(auth.get("apiBase")) {
+            cfg.api_base = b;
+        }
+        if let Some(n) = json::int(auth.get("concurrency")) {
+            cfg.concurrency = n.clamp(1, 1024) as usize;
+        }
+        if let Some(n) = json::int(auth.get("ratePerMinute")) {
+            cfg.rate_limit =
+                RateLimit::new(n.clamp(1, u32::MAX as i64) as u32, Duration::from_secs(60));
+        }
+        if let Some(n) = json::int(auth.get("timeoutSecs")) {
+            cfg.timeout = Duration::from_secs(n.clamp(1, 3600) as u64);
+        }
+        Ok(cfg)
+    }
+}
+
+/// Token errors: drop the token and retry once (as wechatpy and WxJava do).
+const TOKEN_CODES: [i64; 4] = [40001, 40014, 41001, 42001];
+/// Busy (-1), frequency (45009), concurrency (45033): back off and retry.
+const THROTTLE_CODES: [i64; 2] = [45009, 45033];
+
+struct WecomDialect {
+    base: String,
+    corp_id: String,
+    secret: String,
+}
+
+#[async_trait::async_trait]
+impl Dialect for WecomDialect {
+    fn name(&self) -> &'static str {
+        "wecom"
+    }
+
+    async fn fetch_token(&self, core: &ApiCore) -> Result<Token, ApiError> {
+        let req = ApiRequest::get(&self.base, "/cgi-bin/gettoken")
+            .query("corpid", &self.corp_id)
+            .query("corpsecret", &self.secret)
+            .auth(Auth::None);
+        let v = core.call(&req).await?;
+        let token = json::string(v.get("access_token"))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Malformed {
+                path: req.path.clone(),
+                message: "no access_token in the answer".into(),
+            })?;
+        let expires = json::int(v.get("expires_in")).unwrap_or(7200).max(1) as u64;
+        Ok(Token::new(token, expires))
+    }
+
+    fn classify(&self, _http_status: u16, body: &Value) -> Verdict {
+        let code = match json::int(body.get("errcode")) {
+            Some(c) => c,
+            // Success bodies carry errcode 0; an object without it is not a
+            // WeCom answer we understand, but the data may still be there.
+            None => return Verdict::Ok,
+        };
+        let info = || {
+            ErrInfo::num(
+                code,
+                body.get("errmsg").and_then(Value::as_str).unwrap_or(""),
+            )
+        };
+        match code {
+            0 => Verdict::Ok,
+            c if TOKEN_CODES.contains(&c) => Verdict::Token(info()),
+            -1 | 6000 => Verdict::Transient {
+                info: info(),
+                throttled: false,
+            },
+            c if THROTTLE_CODES.contains(&c) => Verdict::Transient {
+                info: info(),
+                throttled: true,
+            },
+            _ => Verdict::Fatal(info()),
+        }
+    }
+}
+
+/// The WeCom API client of one self-built app.
+pub struct WecomClient {
+    core: Arc<ApiCore>,
+    config: WecomConfig,
+    base: String,
+}
+
+impl fmt::Debug for WecomClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WecomClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `https://host/cgi-bin/` and `https://host` both become `https://host`.
+fn normalize_base(base: &str) -> String {
+    let b = base.trim().trim_end_matches('/');
+    b.strip_suffix("/cgi-bin").unwrap_or(b).to_string()
+}
+
+/// `user/list` and `/cgi-bin/user/list` both become `/cgi-bin/user/list`.
+fn normalize_path(path: &str) -> String {
+    let p = path.trim_start_matches('/');
+    if p.starts_with("cgi-bin/") {
+        format!("/{p}")
+    } else {
+        format!("/cgi-bin/{p}")
+    }
+}
+
+impl WecomClient {
+    /// A client for `config`. Fails only on an unusable configuration.
+    pub fn new(config: WecomConfig) -> Result<WecomClient, ApiError> {
+        if config.corp_id.trim().is_empty() || config.secret.trim().is_empty() {
+            return Err(ApiError::Config(
+                "WeCom corpId and secret must not be empty".into(),
+            ));
+        }
+        let base = normalize_base(&config.api_base);
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ApiError::Config(format!(
+                "WeCom api_base {base:?} is not an http(s) URL"
+            )));
+        }
+        let core_cfg = CoreConfig {
+            concurrency: config.concurrency,
+            rate_limit: config.rate_limit,
+            // Half a second on a minute window: our send time vs the server's arrival time.
+            rate_margin: config.rate_limit.window / 120,
+            timeout: config.timeout,
+            retry: config.retry,
+            ..CoreConfig::default()
+        };
+        let dialect = WecomDialect {
+            base: base.clone(),
+            corp_id: config.corp_id.clone(),
+            secret: config.secret.clone(),
+        };
+        Ok(WecomClient {
+            core: Arc::new(ApiCore::new(core_cfg, Arc::new(dialect))?),
+            config,
+            base,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &WecomConfig {
+        &self.config
+    }
+
+    /// Call statistics since the client was made.
+    pub fn stats(&self) -> FetchStats {
+        self.core.stats()
+    }
+
+    /// GET `path` (`user/list` or `/cgi-bin/user/list`) with `query`; the
+    /// answer's errcode is checked, the token added, retries applied.
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
+        let mut req = ApiRequest::get(&self.base, &normalize_path(path));
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        self.core.call(&req).await
+    }
+
+    /// POST `body` to `path` with `query`, like [`WecomClient::get`].
+    pub async fn post(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut req = ApiRequest::post(&self.base, &normalize_path(path), body.clone());
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        self.core.call(&req).await
+    }
+
+    /// Fetches (or reuses) the access token: a cheap check that the
+    /// credentials work. The token itself is never handed out.
+    pub async fn check_credentials(&self) -> Result<(), ApiError> {
+        self.core.token().await.map(|_| ())
+    }
+
+    /// `department/list`: the department `id` and its whole subtree (or every
+    /// department the app can see when `id` is `None`).
+    pub async fn department_list(&self, id: Option<i64>) -> Result<Vec<Dept>, ApiError> {
+        let q: Vec<(&str, String)> = id.map(|i| ("id", i.to_string())).into_iter().collect();
+        let v = self.get("department/list", &q).await?;
+        Ok(json::array(v.get("department"))
+            .iter()
+            .map(model::dept_from_json)
+            .collect())
+    }
+
+    /// `department/simplelist`: ids, parents and orders of a subtree.
+    pub async fn department_simplelist(&self, id: Option<i64>) -> Result<Vec<DeptRef>, ApiError> {
+        let q: Vec<(&str, String)> = id.map(|i| ("id", i.to_string())).into_iter().collect();
+        let v = self.get("department/simplelist", &q).await?;
+        Ok(json::array(v.get("department_id"))
+            .iter()
+            .map(model::dept_ref_from_json)
+            .collect())
+    }
+
+    /// `department/get`: one department.
+    pub async fn department_get(&self, id: i64) -> Result<Dept, ApiError> {
+        let v = self
+            .get("department/get", &[("id", id.to_string())])
+            .await?;
+        Ok(model::dept_from_json(
+            v.get("department").unwrap_or(&Value::Null),
+        ))
+    }
+
+    /// `user/get`: one member (withheld fields are `None`).
+    pub async fn user_get(&self, userid: &str) -> Result<Member, ApiError> {
+        let v = self
+            .get("user/get", &[("userid", userid.to_string())])
+            .await?;
+        Ok(model::member_from_json(&v))
+    }
+
+    /// `user/list`: the direct members of a department, full detail.
+    pub async fn user_list(&self, department_id: i64) -> Result<Vec<Member>, ApiError> {
+        let v = self
+            .get("user/list", &[("department_id", department_id.to_string())])
+            .await?;
+        Ok(json::array(v.get("userlist"))
+            .iter()
+            .map(model::member_from_json)
+            .collect())
+    }
+
+    /// `user/simplelist`: the direct members of a department, ids and names.
+    pub async fn user_simplelist(&self, department_id: i64) -> Result<Vec<SimpleUser>, ApiError> {
+        let v = self
+            .get(
+                "user/simplelist",
+                &[("department_id", department_id.to_string())],
+            )
+            .await?;
+        Ok(json::array(v.get("userlist"))
+            .iter()
+            .map(model::simple_user_from_json)
+            .collect())
+    }
+
+    /// `user/list_id`: one page of (userid, department) rows. Only the
+    /// contact-sync secret may call it; a normal app token gets 48002.
+    pub async fn user_list_id(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ListIdPage, ApiError> {
+        let mut body = json!({ "limit": limit });
+        if let Some(c) = cursor.filter(|c| !c.is_empty()) {
+            body["cursor"] = json!(c);
+        }
+        let v = self.post("user/list_id", &[], &body).await?;
+        Ok(model::list_id_page_from_json(&v))
+    }
+
+    /// `tag/list`: every tag.
+    pub async fn tag_list(&self) -> Result<Vec<Tag>, ApiError> {
+        let v = self.get("tag/list", &[]).await?;
+        Ok(json::array(v.get("taglist"))
+            .iter()
+            .filter_map(model::tag_from_json)
+            .collect())
+    }
+
+    /// `tag/get`: a tag's name, members and departments.
+    pub async fn tag_get(&self, tag_id: i64) -> Result<TagDetail, ApiError> {
+        let v = self
+            .get("tag/get", &[("tagid", tag_id.to_string())])
+            .await?;
+        Ok(model::tag_detail_from_json(tag_id, &v))
+    }
+
+    /// `agent/get_admin_list`: the app's admins (level = `auth_type`).
+    pub async fn get_admin_list(&self) -> Result<Vec<Admin>, ApiError> {
+        let body = match self.config.agent_id.trim().parse::<i64>() {
+            Ok(n) => json!({ "agentid": n }),
+            Err(_) => json!({}),
+        };
+        let v = self.post("agent/get_admin_list", &[], &body).await?;
+        Ok(json::array(v.get("admin"))
+            .iter()
+            .filter_map(|a| {
+                Some(Admin {
+                    member_id: json::string(a.get("userid"))?,
+                    level: json::int(a.get("auth_type")).unwrap_or(0) as i32,
+                })
+            })
+            .collect())
+    }
+
+    /// `agent/get`: the app and its visible range.
+    pub async fn agent_get(&self) -> Result<AgentInfo, ApiError> {
+        let v = self
+            .get("agent/get", &[("agentid", self.config.agent_id.clone())])
+            .await?;
+        Ok(model::agent_from_json(&v))
+    }
+
+    /// `auth/getuserinfo`: exchanges a login code for the member's identity.
+    pub async fn get_user_info(&self, code: &str) -> Result<LoginIdentity, ApiError> {
+        let v = self
+            .get("auth/getuserinfo", &[("code", code.to_string())])
+            .await?;
+        Ok(model::login_from_json(&v))
+    }
+}
+
+#[async_trait::async_trait]
+impl jit_sync::OrgSource for WecomClient {
+    fn provider(&self) -> jit_org::Provider {
+        jit_org::Provider::Wecom
+    }
+
+    fn corp_id(&self) -> String {
+        self.config.corp_id.clone()
+    }
+
+    async fn fetch(
+        &self,
+        opts: &jit_sync::FetchOptions,
+        progress: &dyn jit_sync::Progress,
+    ) -> Result<jit_org::CorpSnapshot, jit_sync::SourceError> {
+        Ok(self.fetch_corp(opts, progress).await?)
+    }
+
+    fn stats(&self) -> FetchStats {
+        self.core.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bases_and_paths_normalise() {
+        assert_eq!(normalize_base("http://h:1/cgi-bin/"), "http://h:1");
+        assert_eq!(
+            normalize_base("https://qyapi.weixin.qq.com"),
+            DEFAULT_API_BASE
+        );
+        assert_eq!(normalize_path("user/list"), "/cgi-bin/user/list");
+        assert_eq!(normalize_path("/cgi-bin/tag/get"), "/cgi-bin/tag/get");
+    }
+
+    #[test]
+    fn auth_config_is_read_with_numeric_agent_id() {
+        let c = WecomConfig::from_auth_config(
+            &json!({"corpId": "ww1", "agentId": 1000001, "secret": "s", "apiBase": "http://h/cgi-bin/"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.agent_id.as_str(), c.api_base.as_str()),
+            ("1000001", "http://h/cgi-bin/")
+        );
+        let e =
+            WecomConfig::from_auth_config(&json!({"corpId": "ww1", "agentId": "1"})).unwrap_err();
+        assert!(e.to_string().contains("authConfig.secret"));
+    }
+
+    #[test]
+    fn config_debug_hides_the_secret() {
+        let c = WecomConfig::new("ww1", "1000001", "TOPSECRET");
+        assert!(!format!("{c:?}").contains("TOPSECRET"));
+    }
+
+    #[test]
+    fn errcodes_are_classified_as_documented() {
+        let d = WecomDialect {
+            base: String::new(),
+            corp_id: String::new(),
+            secret: String::new(),
+        };
+        let v = |c: i64| json!({"errcode": c, "errmsg": "x"});
+        assert_eq!(d.classify(200, &v(0)), Verdict::Ok);
+        for c in [40001, 40014, 42001] {
+            assert!(matches!(d.classify(200, &v(c)), Verdict::Token(_)), "{c}");
+        }
+        assert!(matches!(
+            d.classify(200, &v(-1)),
+            Verdict::Transient {
+                throttled: false,
+                ..
+            }
+        ));
+        for c in [45009, 45033] {
+            assert!(matches!(
+                d.classify(200, &v(c)),
+                Verdict::Transient {
+                    throttled: true,
+                    ..
+                }
+            ));
+        }
+        assert!(matches!(d.classify(200, &v(60011)), Verdict::Fatal(_)));
+    }
+}

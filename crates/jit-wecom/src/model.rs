@@ -1,0 +1,259 @@
+//! WeCom JSON → domain types. Absent fields become `None`, never errors.
+
+use jit_apiclient::json;
+use jit_org::{Dept, DeptMembership, Member, MemberStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A row of `department/simplelist`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeptRef {
+    /// Department id.
+    pub id: i64,
+    /// Parent id (`None` for the root, whose `parentid` is 0).
+    pub parent_id: Option<i64>,
+    /// Order among siblings.
+    pub order: i64,
+}
+
+/// A row of `user/simplelist`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimpleUser {
+    /// userid.
+    pub userid: String,
+    /// Name.
+    pub name: String,
+    /// Departments.
+    pub departments: Vec<i64>,
+}
+
+/// One page of `user/list_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListIdPage {
+    /// (userid, department) rows.
+    pub rows: Vec<(String, i64)>,
+    /// Cursor of the next page; `None` when this was the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A row of `tag/list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// tagid.
+    pub tag_id: i64,
+    /// tagname.
+    pub name: String,
+}
+
+/// A `tag/get` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagDetail {
+    /// tagid.
+    pub tag_id: i64,
+    /// tagname (`None` if absent).
+    pub name: Option<String>,
+    /// Member userids (only those in the app's visible range).
+    pub user_ids: Vec<String>,
+    /// Department ids tagged as a whole.
+    pub party_ids: Vec<i64>,
+}
+
+/// An `agent/get` answer: the app and its visible range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// agentid.
+    pub agent_id: Option<i64>,
+    /// App name.
+    pub name: Option<String>,
+    /// Members in the visible range.
+    pub allow_user_ids: Vec<String>,
+    /// Departments in the visible range.
+    pub allow_party_ids: Vec<i64>,
+    /// Tags in the visible range.
+    pub allow_tag_ids: Vec<i64>,
+}
+
+/// An `auth/getuserinfo` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginIdentity {
+    /// The member's userid (members only; `UserId` on the old endpoint).
+    pub user_id: Option<String>,
+    /// The openid of a non-member.
+    pub open_id: Option<String>,
+    /// Present only for `snsapi_privateinfo` logins (valid 1800 s).
+    pub user_ticket: Option<String>,
+}
+
+pub(crate) fn parent(v: Option<&Value>) -> Option<i64> {
+    json::int(v).filter(|p| *p != 0)
+}
+
+pub(crate) fn dept_from_json(v: &Value) -> Dept {
+    let mut d = Dept::new(
+        json::int(v.get("id")).unwrap_or(0),
+        parent(v.get("parentid")),
+        json::string(v.get("name")).unwrap_or_default(),
+    );
+    d.order = json::int(v.get("order")).unwrap_or(0);
+    d.leaders = json::strings(v.get("department_leader"));
+    d
+}
+
+pub(crate) fn dept_ref_from_json(v: &Value) -> DeptRef {
+    DeptRef {
+        id: json::int(v.get("id")).unwrap_or(0),
+        parent_id: parent(v.get("parentid")),
+        order: json::int(v.get("order")).unwrap_or(0),
+    }
+}
+
+/// WeCom `status`: 1 activated, 2 disabled, 4 not activated, 5 left.
+pub(crate) fn status(code: Option<i64>) -> MemberStatus {
+    match code {
+        Some(2) => MemberStatus::Disabled,
+        Some(4) => MemberStatus::NotActivated,
+        Some(5) => MemberStatus::Offline,
+        _ => MemberStatus::Active,
+    }
+}
+
+pub(crate) fn member_from_json(v: &Value) -> Member {
+    let mut m = Member::new(
+        json::string(v.get("userid")).unwrap_or_default(),
+        json::string(v.get("name")).unwrap_or_default(),
+    );
+    m.status = status(json::int(v.get("status")));
+    m.position = json::string(v.get("position"));
+    m.main_dept_id = json::int(v.get("main_department"));
+    // Withheld since 2022-06-20 for new self-built apps: absent means unknown.
+    m.mobile = json::string(v.get("mobile"));
+    m.email = json::string(v.get("email"));
+    m.avatar = json::string(v.get("avatar"));
+    let depts = json::ints(v.get("department"));
+    let orders = json::ints(v.get("order"));
+    let leaders = json::ints(v.get("is_leader_in_dept"));
+    m.depts = depts
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| DeptMembership {
+            dept_id: d,
+            order: orders.get(i).copied().unwrap_or(0),
+            is_leader: leaders.get(i).copied().unwrap_or(0) != 0,
+        })
+        .collect();
+    if let Some(ext) = v.get("extattr").filter(|e| !e.is_null()) {
+        m.extra = serde_json::json!({ "extattr": ext });
+    }
+    m
+}
+
+pub(crate) fn simple_user_from_json(v: &Value) -> SimpleUser {
+    SimpleUser {
+        userid: json::string(v.get("userid")).unwrap_or_default(),
+        name: json::string(v.get("name")).unwrap_or_default(),
+        departments: json::ints(v.get("department")),
+    }
+}
+
+pub(crate) fn list_id_page_from_json(v: &Value) -> ListIdPage {
+    ListIdPage {
+        rows: json::array(v.get("dept_user"))
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    json::string(r.get("userid"))?,
+                    json::int(r.get("department"))?,
+                ))
+            })
+            .collect(),
+        next_cursor: json::string(v.get("next_cursor")).filter(|c| !c.is_empty()),
+    }
+}
+
+pub(crate) fn tag_from_json(v: &Value) -> Option<Tag> {
+    Some(Tag {
+        tag_id: json::int(v.get("tagid"))?,
+        name: json::string(v.get("tagname")).unwrap_or_default(),
+    })
+}
+
+pub(crate) fn tag_detail_from_json(tag_id: i64, v: &Value) -> TagDetail {
+    TagDetail {
+        tag_id,
+        name: json::string(v.get("tagname")),
+        user_ids: json::array(v.get("userlist"))
+            .iter()
+            .filter_map(|u| json::string(u.get("userid")))
+            .collect(),
+        party_ids: json::ints(v.get("partylist")),
+    }
+}
+
+pub(crate) fn agent_from_json(v: &Value) -> AgentInfo {
+    AgentInfo {
+        agent_id: json::int(v.get("agentid")),
+        name: json::string(v.get("name")),
+        allow_user_ids: json::array(v.pointer("/allow_userinfos/user"))
+            .iter()
+            .filter_map(|u| json::string(u.get("userid")))
+            .collect(),
+        allow_party_ids: json::ints(v.pointer("/allow_partys/partyid")),
+        allow_tag_ids: json::ints(v.pointer("/allow_tags/tagid")),
+    }
+}
+
+pub(crate) fn login_from_json(v: &Value) -> LoginIdentity {
+    LoginIdentity {
+        user_id: json::string(json::field(v, &["userid", "UserId"])),
+        open_id: json::string(json::field(v, &["openid", "OpenId"])),
+        user_ticket: json::string(v.get("user_ticket")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn documented_user_sample_maps_every_membership() {
+        let v = json!({"userid":"zhangsan","name":"李四","department":[1,2],"order":[1,2],
+            "position":"后台工程师","mobile":"13800000000","gender":"1","email":"zhangsan@gzdev.com",
+            "is_leader_in_dept":[1,0],"status":1,"main_department":1});
+        let m = member_from_json(&v);
+        assert_eq!(m.depts.len(), 2);
+        assert!(m.depts[0].is_leader && !m.depts[1].is_leader);
+        assert_eq!(m.depts[1].order, 2);
+        assert_eq!(m.main_dept_id, Some(1));
+        assert_eq!(m.mobile.as_deref(), Some("13800000000"));
+    }
+
+    #[test]
+    fn withheld_fields_are_unknown_not_empty() {
+        let v = json!({"userid":"a","name":"A","department":[1],"status":4});
+        let m = member_from_json(&v);
+        assert_eq!(m.mobile, None);
+        assert_eq!(m.email, None);
+        assert_eq!(m.avatar, None);
+        assert_eq!(m.status, MemberStatus::NotActivated);
+    }
+
+    #[test]
+    fn status_five_means_left() {
+        assert_eq!(status(Some(5)), MemberStatus::Offline);
+        assert_eq!(status(Some(2)), MemberStatus::Disabled);
+    }
+
+    #[test]
+    fn root_parent_zero_is_none() {
+        let d = dept_from_json(&json!({"id":1,"name":"Acme","parentid":0,"order":100000000}));
+        assert_eq!(d.parent_id, None);
+        assert_eq!(d.order, 100_000_000);
+    }
+
+    #[test]
+    fn old_login_endpoint_capitalised_keys_are_read() {
+        let l = login_from_json(&json!({"UserId":"u1","DeviceId":""}));
+        assert_eq!(l.user_id.as_deref(), Some("u1"));
+    }
+}
