@@ -101,7 +101,12 @@ pub async fn sync_one(
             if json_out {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&report_json(corp, &report)).unwrap_or_default()
+                    serde_json::to_string_pretty(&jit_corps::report_json(
+                        corp.full_name(),
+                        &report,
+                        None
+                    ))
+                    .unwrap_or_default()
                 );
             } else {
                 print_summary(corp, &report);
@@ -127,26 +132,6 @@ pub async fn sync_one(
             Err(e.to_string())
         }
     }
-}
-
-/// The `--format json` document of a run: the summary and every change line.
-pub fn report_json(corp: &CorpElement, r: &SyncReport) -> serde_json::Value {
-    json!({
-        "org": corp.full_name(),
-        "runId": r.run_id,
-        "outcome": r.outcome,
-        "counts": r.counts,
-        "rowsWritten": r.rows_written,
-        "upstreamMembers": r.upstream_members,
-        "upstreamDepts": r.upstream_depts,
-        "complete": r.is_complete(),
-        "failures": r.failures,
-        "notes": r.notes,
-        "conflicts": r.conflicts,
-        "fetchStats": r.fetch_stats,
-        "durations": r.durations,
-        "changes": r.changes,
-    })
 }
 
 /// The human summary table of a run.

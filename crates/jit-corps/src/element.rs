@@ -599,9 +599,12 @@ impl CorpElement {
         Ok(match method {
             "initCorp" => {
                 let (report, conflicts) = self.init_corp(&self.sync_options(), &NoProgress).await?;
-                json!({"sync": report_summary(&report), "registrationConflicts": conflicts})
+                json!({"sync": report_summary(&self.full_name, &report), "registrationConflicts": conflicts})
             }
-            "syncCorp" => report_summary(&self.sync_corp(&self.sync_options(), &NoProgress).await?),
+            "syncCorp" => report_summary(
+                &self.full_name,
+                &self.sync_corp(&self.sync_options(), &NoProgress).await?,
+            ),
             "getThirdCorpData" => self.get_third_corp_data().await?.to_corp_data(),
             "bulkRegister" => {
                 let snap = CorpSnapshot::from_corp_data(&arg("corpData"))
@@ -652,11 +655,13 @@ impl CorpElement {
     }
 }
 
-/// The summary a dynamic `syncCorp` returns. The full per-object list is in
-/// the store's run history; the first 100 lines are included here.
-pub(crate) fn report_summary(r: &SyncReport) -> Value {
-    const SHOWN: usize = 100;
+/// The JSON form of a run report: the summary and the first `max_changes`
+/// per-object change lines (all of them with `None`). A dynamic `syncCorp`
+/// shows 100; the full list stays in the store's run history.
+pub fn report_json(full_name: &str, r: &SyncReport, max_changes: Option<usize>) -> Value {
+    let shown = max_changes.unwrap_or(usize::MAX);
     json!({
+        "org": full_name,
         "runId": r.run_id,
         "outcome": r.outcome,
         "counts": r.counts,
@@ -667,11 +672,15 @@ pub(crate) fn report_summary(r: &SyncReport) -> Value {
         "failures": r.failures,
         "notes": r.notes,
         "conflicts": r.conflicts,
-        "apiCalls": r.fetch_stats.total_calls(),
+        "fetchStats": r.fetch_stats,
         "durations": r.durations,
-        "changes": r.changes.iter().take(SHOWN).collect::<Vec<_>>(),
-        "changesOmitted": r.changes.len().saturating_sub(SHOWN),
+        "changes": r.changes.iter().take(shown).collect::<Vec<_>>(),
+        "changesOmitted": r.changes.len().saturating_sub(shown),
     })
+}
+
+pub(crate) fn report_summary(full_name: &str, r: &SyncReport) -> Value {
+    report_json(full_name, r, Some(100))
 }
 
 impl Element for CorpElement {

@@ -32,7 +32,7 @@ mod element;
 mod services;
 
 pub use config::{AuthConfig, CorpSettings, Platform};
-pub use element::{CorpClient, CorpElement, CorpError};
+pub use element::{report_json, CorpClient, CorpElement, CorpError};
 pub use services::EngineCorpServices;
 
 use jit_core::{Element, InstanceContext, TypeImpl, TypeRegistry};

@@ -116,7 +116,7 @@ impl CorpServices for EngineCorpServices {
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(report_summary(&report))
+        Ok(report_summary(&corp.full_name, &report))
     }
 
     async fn local_corp_data(&self, corp: &CorpContext) -> Result<Value, String> {
