@@ -217,3 +217,29 @@ fn bad_cli_arguments_exit_with_usage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("Usage"), "{}", stderr(&out));
 }
+
+#[test]
+fn check_never_prints_the_secret_of_an_invalid_config() {
+    let f = Fixture::new();
+    valid_app(&f);
+    // A typo in `corpId` fails the schema's `oneOf`, whose message quotes
+    // the whole config object; a secret of the wrong type is quoted alone.
+    f.json(
+        "corps/Acme/Acme.json",
+        json!({"corpid": "ww0001", "agentId": "1000002", "secret": "s3cr3t-value"}),
+    );
+    f.json(
+        "corps/Nail/Nail.json",
+        json!({"authConfig": {"corpId": "ding01", "agentId": 7, "appKey": "dingkey", "appSecret": 424242}}),
+    );
+    for format in ["text", "json"] {
+        let out = jit(&["check", f.path().to_str().unwrap(), "--format", format]);
+        assert_eq!(out.status.code(), Some(1));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(all.contains("corps/Acme/Acme.json"), "{all}");
+        assert!(all.contains("corps/Nail/Nail.json"), "{all}");
+        assert!(!all.contains("s3cr3t-value"), "{all}");
+        assert!(!all.contains("424242"), "{all}");
+        assert!(all.contains("******"), "{all}");
+    }
+}

@@ -28,6 +28,8 @@ enum Format {
     Json,
 }
 
+// `Sim` carries every simulator option; the enum is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Validate every e.json and config file of an app; exit 1 on errors.
@@ -420,7 +422,17 @@ fn sync(
     print_diagnostics(&errors);
     let handle = app.get_element(full_name).map_err(|e| e.to_string())?;
     let Some(corp) = handle.downcast_ref::<jit_corps::CorpElement>() else {
-        // A plugin org type: its own syncCorp goes through the same engine.
+        // A plugin org type: its own syncCorp goes through the same engine,
+        // but takes no options, so a dry run would silently apply. Refuse.
+        if dry_run || force {
+            let flag = if dry_run { "--dry-run" } else { "--force" };
+            return Err(format!(
+                "{full_name} is implemented by {}, whose syncCorp takes no options, so `jit sync` \
+                 cannot pass {flag}; run `jit call {full_name} syncCorp` to sync it (its config's \
+                 `sync` object sets the safety threshold)",
+                handle.type_name()
+            ));
+        }
         let rt = runtime()?;
         let v = rt
             .block_on(handle.call("syncCorp", Value::Null))

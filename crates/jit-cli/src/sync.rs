@@ -9,12 +9,15 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Per unit (found, done), the current phase, and when the line was drawn.
+type LineState = (BTreeMap<String, (u64, u64)>, String, Instant);
+
 /// Shows what a sync is doing on one self-rewriting stderr line (only when
 /// stderr is a terminal, so logs and pipes stay clean).
 pub struct TerminalProgress {
     enabled: bool,
     client: Option<CorpClient>,
-    state: Mutex<(BTreeMap<String, (u64, u64)>, String, Instant)>,
+    state: Mutex<LineState>,
 }
 
 impl TerminalProgress {

@@ -120,11 +120,13 @@ pub(crate) fn validate(
     let mut ok = true;
     for err in validator.iter_errors(doc) {
         ok = false;
+        let pointer = err.instance_path().to_string();
+        let message = without_secrets(&err.to_string(), err.instance(), &pointer);
         let mut d = Diagnostic::error(
             DiagCode::Schema,
             file,
-            err.instance_path().to_string(),
-            format!("{what}: {err}"),
+            pointer,
+            format!("{what}: {message}"),
         );
         if let Some(e) = element {
             d = d.for_element(e);
@@ -132,6 +134,21 @@ pub(crate) fn validate(
         diags.push(d);
     }
     ok
+}
+
+/// A schema error message quotes the offending value, which may be a whole
+/// config object (`oneOf` failures) or a secret itself: mask it.
+fn without_secrets(message: &str, instance: &Value, pointer: &str) -> String {
+    let key = pointer.rsplit('/').next().unwrap_or_default();
+    // Masking a one-key object reuses the rule that decides what a secret key is.
+    let masked = crate::mask_secrets(&serde_json::json!({ key: instance }))[key].clone();
+    let (raw, safe) = (instance.to_string(), masked.to_string());
+    // An empty value reveals nothing, and "\"\" is too short" must stay readable.
+    if raw == safe || instance.as_str() == Some("") {
+        message.to_string()
+    } else {
+        message.replace(&raw, &safe)
+    }
 }
 
 /// Where an element's declaration lives before it is parsed.

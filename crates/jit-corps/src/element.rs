@@ -1,10 +1,16 @@
 //! One org instance: every seed method, typed and through the dynamic call.
 
+// `CorpError` wraps the engine's `SyncError` (144 bytes: a fetch error keeps
+// the API path, errcode and errmsg). Errors are the rare path of calls that
+// wait on the network, so their size costs nothing measurable, and boxing
+// would change the public error type hosts match on.
+#![allow(clippy::result_large_err)]
+
 use crate::config::{self, AuthConfig, CorpSettings, Platform};
 use jit_apiclient::{FetchOptions, FetchStats, NoProgress, Progress, RateLimit};
 use jit_core::{mask_secrets, AppServices, CallError, CallFuture, Element, InstanceContext};
 use jit_dingtalk::{DingTalkClient, DingTalkConfig, TokenSource};
-use jit_org::{Admin, CorpRecord, CorpSnapshot, Member};
+use jit_org::{Admin, CorpRecord, CorpSnapshot, Member, MemberStatus};
 use jit_store::{IdentityConflict, OrgStore, RoleMemberRow};
 use jit_sync::{run_sync, OrgSource, SourceError, SyncError, SyncOptions, SyncReport};
 use jit_wecom::{WecomClient, WecomConfig};
@@ -356,8 +362,9 @@ impl CorpElement {
     }
 
     /// `bulkRegister(corpData, memberList)`: creates or updates local users and
-    /// their auth bindings for the org's members (only those in `member_ids`
-    /// when given). Identity conflicts are returned, never merged.
+    /// their auth bindings for the org's present members (members who left
+    /// upstream are skipped), or exactly those in `member_ids` when given.
+    /// Identity conflicts are returned, never merged.
     pub async fn bulk_register(
         &self,
         corp_data: &CorpSnapshot,
@@ -372,7 +379,15 @@ impl CorpElement {
             )));
         }
         let members: Vec<Member> = match member_ids {
-            None => corp_data.members.values().cloned().collect(),
+            // Without a list, only the org's present members: WeCom still
+            // returns people who left (status 5, read as `Offline`), and
+            // registering them would create local users for non-members.
+            None => corp_data
+                .members
+                .values()
+                .filter(|m| m.status != MemberStatus::Offline)
+                .cloned()
+                .collect(),
             Some(ids) => {
                 let mut out = Vec::with_capacity(ids.len());
                 for id in ids {
@@ -614,7 +629,15 @@ impl CorpElement {
                     v => Some(member_ids(&v, "memberList")?),
                 };
                 let conflicts = self.bulk_register(&snap, list.as_deref()).await?;
-                let registered = list.as_ref().map_or(snap.members.len(), Vec::len);
+                let registered = list.as_ref().map_or_else(
+                    || {
+                        snap.members
+                            .values()
+                            .filter(|m| m.status != MemberStatus::Offline)
+                            .count()
+                    },
+                    Vec::len,
+                );
                 json!({"registered": registered, "conflicts": conflicts})
             }
             "getLocalCorpData" => self.local_corp_data().await?,
