@@ -646,7 +646,9 @@ fn matches_selector(sel: &str, name: &str, slot: &Slot) -> bool {
         let (k, v) = attr.split_once('=').unwrap_or((attr, ""));
         match slot.define.raw.get(k) {
             Some(Value::String(s)) => v.is_empty() || s == v,
-            Some(other) => v.is_empty() || other.to_string() == v,
+            Some(other) => {
+                v.is_empty() || serde_json::from_str::<Value>(v).is_ok_and(|pv| &pv == other)
+            }
             None => false,
         }
     } else if let Some(child) = sel.strip_prefix('*') {
@@ -919,7 +921,7 @@ fn config_schema_for(
                         let parsed = match load::read_json(&path) {
                             Ok(v) => Some(v),
                             Err(d) => {
-                                diags.push(d);
+                                diags.push(*d);
                                 None
                             }
                         };
@@ -991,7 +993,7 @@ fn load_config(
                 } else {
                     d.code
                 },
-                ..d
+                ..*d
             }
             .for_element(def.full_name.clone());
             let text = d.to_string();
@@ -1017,6 +1019,17 @@ fn load_config(
     Ok(Some(value))
 }
 
+/// Whether a config key names a secret: any `*secret*`, `*password*`,
+/// `*aeskey*` or `*privatekey*`, and keys ending in `token` (`token`,
+/// `accessToken`), but not settings such as `tokenEndpoint`.
+pub fn is_secret_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    ["secret", "password", "aeskey", "privatekey"]
+        .iter()
+        .any(|s| lower.contains(s))
+        || lower.ends_with("token")
+}
+
 /// Replaces secret values (keys naming a secret, token, password or AES key)
 /// with `******`, for display.
 pub fn mask_secrets(value: &Value) -> Value {
@@ -1024,11 +1037,7 @@ pub fn mask_secrets(value: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let lower = k.to_ascii_lowercase();
-                    let secret = ["secret", "token", "password", "aeskey", "privatekey"]
-                        .iter()
-                        .any(|s| lower.contains(s));
-                    let v = if secret && !v.is_null() {
+                    let v = if is_secret_key(k) && !v.is_null() {
                         Value::String("******".into())
                     } else {
                         mask_secrets(v)
@@ -1039,5 +1048,25 @@ pub fn mask_secrets(value: &Value) -> Value {
         ),
         Value::Array(items) => Value::Array(items.iter().map(mask_secrets).collect()),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_keys_are_masked_but_settings_that_mention_tokens_are_not() {
+        let v = serde_json::json!({
+            "corpId": "ww1", "secret": "s", "appSecret": "a", "accessToken": "t",
+            "encodingAesKey": "k", "tokenEndpoint": "oauth2", "nested": {"password": "p"}
+        });
+        let m = mask_secrets(&v);
+        for k in ["secret", "appSecret", "accessToken", "encodingAesKey"] {
+            assert_eq!(m[k], "******", "{k}");
+        }
+        assert_eq!(m["nested"]["password"], "******");
+        assert_eq!(m["tokenEndpoint"], "oauth2");
+        assert_eq!(m["corpId"], "ww1");
     }
 }

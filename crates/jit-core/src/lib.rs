@@ -67,7 +67,8 @@ pub mod embedded {
 }
 
 pub use app::{
-    check_call, mask_secrets, App, ElementHandle, ElementInfo, LoadError, LoadOptions, LookupError,
+    check_call, is_secret_key, mask_secrets, App, ElementHandle, ElementInfo, LoadError,
+    LoadOptions, LookupError,
 };
 pub use define::*;
 pub use diagnostics::*;

@@ -31,16 +31,19 @@ pub fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Parses JSON text, turning a syntax error into a located diagnostic.
-pub(crate) fn parse_json(text: &str, file: &Path) -> Result<Value, Diagnostic> {
+/// Parses JSON text, turning a syntax error into a located diagnostic
+/// (boxed: the happy path should not carry the diagnostic's size).
+pub(crate) fn parse_json(text: &str, file: &Path) -> Result<Value, Box<Diagnostic>> {
     serde_json::from_str(text).map_err(|e| {
-        Diagnostic::error(
-            DiagCode::InvalidJson,
-            file,
-            "",
-            format!("invalid JSON: {}", strip_position(&e.to_string())),
+        Box::new(
+            Diagnostic::error(
+                DiagCode::InvalidJson,
+                file,
+                "",
+                format!("invalid JSON: {}", strip_position(&e.to_string())),
+            )
+            .at(e.line(), e.column()),
         )
-        .at(e.line(), e.column())
     })
 }
 
@@ -49,9 +52,15 @@ fn strip_position(msg: &str) -> &str {
 }
 
 /// Reads and parses a JSON file on disk.
-pub(crate) fn read_json(file: &Path) -> Result<Value, Diagnostic> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Diagnostic::error(DiagCode::Io, file, "", format!("cannot read file: {e}")))?;
+pub(crate) fn read_json(file: &Path) -> Result<Value, Box<Diagnostic>> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Box::new(Diagnostic::error(
+            DiagCode::Io,
+            file,
+            "",
+            format!("cannot read file: {e}"),
+        ))
+    })?;
     parse_json(&text, file)
 }
 
@@ -306,7 +315,7 @@ fn add_app_layers(
                 v
             }
             Err(d) => {
-                diags.push(d);
+                diags.push(*d);
                 Value::Null
             }
         }
