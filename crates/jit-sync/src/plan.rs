@@ -362,6 +362,11 @@ fn plan_members(
         let why = match remote.members.get(id) {
             Some(rm) if present(rm) => continue,
             Some(_) => "left the organization upstream",
+            // A scoped read cannot tell a departure from a move out of the
+            // scope: the scoped org is the subtree, so both leave it.
+            None if !remote.scope.is_empty() => {
+                "no longer in the synced departments (left the organization or moved outside syncScope)"
+            }
             None => "no longer returned upstream",
         };
         if complete {
