@@ -165,14 +165,48 @@ struct Found {
     full_name: String,
     e_json: PathBuf,
     dir: Option<PathBuf>,
-    text: Result<String, String>,
+    /// Embedded text; `None` = read the file (done in parallel).
+    text: Option<&'static str>,
+}
+
+/// Maps `f` over `items` on all cores, keeping the order of the results.
+/// Loading is dominated by reading, parsing and validating independent
+/// files, which parallelises perfectly.
+pub(crate) fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads < 2 || items.len() < 64 {
+        return items.into_iter().map(f).collect();
+    }
+    let per_chunk = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut rest = items.into_iter();
+    loop {
+        let chunk: Vec<T> = rest.by_ref().take(per_chunk).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| s.spawn(move || chunk.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// Finds every `e.json` of an app on disk, in a deterministic order.
 fn scan_dir(root: &Path, diags: &mut Diagnostics) -> Vec<Found> {
     let mut out = Vec::new();
     let walker = walkdir::WalkDir::new(root)
-        .follow_links(true)
+        // Symbolic links are not followed: no cycles, and no `stat` per entry.
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| {
@@ -229,12 +263,11 @@ fn scan_dir(root: &Path, diags: &mut Diagnostics) -> Vec<Found> {
             ));
             continue;
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
         out.push(Found {
             full_name: segments.join("."),
             e_json: path,
             dir: Some(dir),
-            text,
+            text: None,
         });
     }
     out
@@ -251,7 +284,7 @@ fn scan_framework() -> Vec<Found> {
                 full_name: dir.replace('/', "."),
                 e_json: PathBuf::from(FRAMEWORK_PREFIX).join(rel),
                 dir: None,
-                text: Ok((*text).to_string()),
+                text: Some(*text),
             }
         })
         .collect()
@@ -438,13 +471,16 @@ pub(crate) fn read_layer(
         diags,
         Path::new("schemas/e.schema.json"),
     );
-    let mut seen_lower: HashMap<String, PathBuf> = HashMap::new();
-    let mut out = Vec::with_capacity(found.len());
-    for f in found {
+    // Reading, parsing and schema checks are independent per file.
+    let parsed = par_map(found, |f| {
+        let mut local = Diagnostics::default();
         let text = match f.text {
-            Ok(t) => t,
+            Some(t) => Ok(std::borrow::Cow::Borrowed(t)),
+            None => std::fs::read_to_string(&f.e_json).map(std::borrow::Cow::Owned),
+        };
+        let raw = match text {
             Err(e) => {
-                diags.push(
+                local.push(
                     Diagnostic::error(
                         DiagCode::Io,
                         &f.e_json,
@@ -453,21 +489,30 @@ pub(crate) fn read_layer(
                     )
                     .for_element(&f.full_name),
                 );
-                continue;
+                None
             }
+            Ok(text) => match parse_json(&text, &f.e_json) {
+                Err(d) => {
+                    local.push(d.for_element(&f.full_name));
+                    None
+                }
+                Ok(raw) => {
+                    let valid = e_schema.as_ref().is_none_or(|v| {
+                        validate(v, &raw, &f.e_json, Some(&f.full_name), "e.json", &mut local)
+                    });
+                    valid.then_some(raw)
+                }
+            },
         };
-        let raw = match parse_json(&text, &f.e_json) {
-            Ok(v) => v,
-            Err(d) => {
-                diags.push(d.for_element(&f.full_name));
-                continue;
-            }
+        (f, raw, local)
+    });
+    let mut seen_lower: HashMap<String, PathBuf> = HashMap::new();
+    let mut out = Vec::with_capacity(parsed.len());
+    for (f, raw, local) in parsed {
+        diags.extend(local.0);
+        let Some(raw) = raw else {
+            continue;
         };
-        if let Some(v) = &e_schema {
-            if !validate(v, &raw, &f.e_json, Some(&f.full_name), "e.json", diags) {
-                continue;
-            }
-        }
         if let Some(explicit) = raw.get("fullName").and_then(Value::as_str) {
             if explicit != f.full_name {
                 diags.push(
