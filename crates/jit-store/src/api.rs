@@ -123,7 +123,8 @@ pub struct ApplyReport {
     pub run_id: i64,
     /// Rows inserted, updated or deleted in org tables (0 for an empty plan).
     pub rows_written: u64,
-    /// Identity conflicts found (those members were left unbound).
+    /// Identity conflicts found. Those members keep the binding they had
+    /// (a member seen for the first time stays unbound); nothing is merged.
     pub conflicts: Vec<IdentityConflict>,
 }
 
@@ -159,8 +160,19 @@ pub trait OrgStore: Send + Sync + 'static {
     /// Applies a plan in one transaction, binds every upserted member to a
     /// local user (creating users as needed; DingTalk by unionId, others by
     /// (corpId, memberId)), records the run with its per-object changes, and
-    /// stamps the corp's last successful sync. An empty plan writes only the
-    /// run record (`rows_written` = 0).
+    /// stamps the corp's last successful sync with `run.finished_at`. The corp
+    /// record itself is upserted first. An empty plan writes no org rows, only
+    /// the run record (`rows_written` = 0) and the last-sync stamp.
+    ///
+    /// Every department membership must name a department that is stored or
+    /// upserted by the same plan (a foreign key): otherwise the whole plan
+    /// fails and nothing is written. Role holders and admins are not checked
+    /// (they may lie outside a sync scope). Duplicate upserts of one id are
+    /// applied as if in sequence (the last wins).
+    ///
+    /// One apply per org at a time (the sync engine's job): on PostgreSQL a
+    /// second concurrent apply creating the same members fails on their keys
+    /// and rolls back; it never merges half of each.
     async fn apply_plan(
         &self,
         corp: &CorpRecord,
@@ -182,10 +194,14 @@ pub trait OrgStore: Send + Sync + 'static {
 
     /// The `getLocalCorpData` view: `corp`, `userList` (active members with
     /// their local user id), `deptList` (with `path`), `deptMemberList`,
-    /// `roleList`, `roleGroupList`, `roleMemberSet`, `adminList`.
+    /// `roleList`, `roleGroupList`, `roleMemberSet`, `adminList`. Only active
+    /// members (and their memberships) are listed; lists are in key order.
+    /// [`StoreError::UnknownCorp`] for an org not in the store.
     async fn local_corp_data(&self, full_name: &str) -> StoreResult<Value>;
 
-    /// Replaces a member's roles; returns the member's role rows afterwards.
+    /// Replaces a member's roles; returns the member's role rows afterwards
+    /// (sorted by role id). Unknown org, member or role: an error, and nothing
+    /// changes.
     async fn set_member_roles(
         &self,
         full_name: &str,
@@ -193,10 +209,12 @@ pub trait OrgStore: Send + Sync + 'static {
         role_ids: &[String],
     ) -> StoreResult<Vec<RoleMemberRow>>;
 
-    /// Marks members offline in this corp only; returns how many changed.
+    /// Marks members offline in this corp only; returns how many changed
+    /// (already-offline members do not count). Bindings and memberships are
+    /// kept. Any id not in the org: [`StoreError::UnknownMember`], nothing changes.
     async fn offline_members(&self, full_name: &str, member_ids: &[String]) -> StoreResult<usize>;
 
-    /// A member's signature URL (`None` if unset).
+    /// A member's signature URL (`None` if unset; an error for an unknown member).
     async fn get_signature(&self, full_name: &str, member_id: &str) -> StoreResult<Option<String>>;
 
     /// Saves a member's signature URL.
@@ -207,10 +225,11 @@ pub trait OrgStore: Send + Sync + 'static {
         signature: &str,
     ) -> StoreResult<()>;
 
-    /// Replaces the admin list.
+    /// Replaces the admin list (order kept). Every admin must be a member of
+    /// the org, else [`StoreError::UnknownMember`] and nothing changes.
     async fn set_admins(&self, full_name: &str, admins: &[Admin]) -> StoreResult<()>;
 
-    /// The admin list.
+    /// The admin list, in stored order ([`StoreError::UnknownCorp`] if unknown).
     async fn get_admins(&self, full_name: &str) -> StoreResult<Vec<Admin>>;
 
     /// Recent runs, newest first.
@@ -219,7 +238,9 @@ pub trait OrgStore: Send + Sync + 'static {
     /// The change lines of one run.
     async fn run_changes(&self, run_id: i64) -> StoreResult<Vec<RunChange>>;
 
-    /// Local user id bound to a platform identity, if any.
+    /// Local user id bound to a platform identity, if any. For unionId
+    /// providers (DingTalk) a given `union_id` is looked up first, across all
+    /// orgs; otherwise (or if not found) the (provider, corpId, memberId) binding.
     async fn local_user_for(
         &self,
         provider: &jit_org::Provider,
@@ -236,4 +257,14 @@ pub trait OrgStore: Send + Sync + 'static {
 
     /// Number of local users in the pool.
     async fn user_count(&self) -> StoreResult<u64>;
+
+    /// When the corp's last successful sync (an applied plan) finished,
+    /// milliseconds since the epoch; `None` if never, or the corp is unknown.
+    async fn last_successful_sync(&self, full_name: &str) -> StoreResult<Option<i64>>;
+
+    /// Member ids (sorted, unique) of the members of department `dept_id` and
+    /// of every department below it, found with one path-prefix query.
+    /// Offline members are left out (their memberships are kept only as
+    /// history); disabled and not-activated members are included.
+    async fn subtree_members(&self, full_name: &str, dept_id: i64) -> StoreResult<Vec<String>>;
 }

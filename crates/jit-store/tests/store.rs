@@ -1,0 +1,784 @@
+//! One store test suite, run against SQLite and against PostgreSQL.
+//!
+//! Each behaviour is an async fn taking a fresh [`TestStore`]; the
+//! `suite!` macro instantiates every one of them once per backend
+//! (`sqlite::<name>` and `postgres::<name>`).
+
+mod common;
+
+use common::*;
+use jit_org::{Admin, ChangeKind, Member, MemberStatus, ObjectKind, Provider, SyncPlan};
+use jit_store::{RunOutcome, StoreError, SyncRun};
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let t = crate::common::TestStore::sqlite().await;
+                    crate::$name(&t).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(t) = crate::common::TestStore::postgres().await else { return };
+                    crate::$name(&t).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    migrations_are_idempotent,
+    newer_schema_is_refused_and_nothing_is_touched,
+    applied_snapshot_loads_back_identically,
+    empty_plan_writes_no_org_rows,
+    failure_late_in_apply_rolls_everything_back,
+    offlined_member_keeps_its_binding,
+    reactivated_member_gets_the_same_local_user,
+    dingtalk_union_id_across_two_orgs_is_one_user_with_two_memberships,
+    dingtalk_member_without_union_id_falls_back_to_corp_and_member,
+    identity_conflicts_are_reported_not_merged,
+    wecom_identity_is_corp_and_member,
+    unknown_fields_never_wipe_known_values,
+    signatures_are_saved_per_member,
+    admins_are_replaced_and_read_in_order,
+    set_member_roles_replaces_and_returns_rows,
+    subtree_query_follows_department_moves,
+    runs_are_recorded_with_their_changes,
+    local_corp_data_has_the_documented_shape,
+    offline_members_changes_only_that_org,
+    bulk_register_binds_without_member_rows,
+    removed_department_takes_its_memberships,
+    moved_member_has_only_its_new_memberships,
+    unknown_org_is_reported,
+);
+
+async fn migrations_are_idempotent(t: &TestStore) {
+    let (_, snap) = seeded(t).await;
+    let before = t.fingerprint().await;
+    for _ in 0..2 {
+        let again = t.reopen().await.unwrap();
+        assert_eq!(again.load_snapshot("corps.Acme").await.unwrap(), snap);
+    }
+    assert_eq!(t.fingerprint().await, before);
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM jit_schema_version").await,
+        jit_store::schema_version()
+    );
+}
+
+async fn newer_schema_is_refused_and_nothing_is_touched(t: &TestStore) {
+    seeded(t).await;
+    let newer = jit_store::schema_version() + 1;
+    t.exec(&format!(
+        "INSERT INTO jit_schema_version (version, applied_at) VALUES ({newer}, 0)"
+    ))
+    .await;
+    let before = t.fingerprint().await;
+    match t.reopen().await {
+        Err(StoreError::SchemaTooNew {
+            found,
+            known,
+            location,
+        }) => {
+            assert_eq!(found, newer);
+            assert_eq!(known, jit_store::schema_version());
+            assert!(!location.is_empty());
+        }
+        Err(e) => panic!("expected SchemaTooNew, got {e}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+    assert_eq!(t.fingerprint().await, before);
+    assert_eq!(
+        t.scalar("SELECT MAX(version) FROM jit_schema_version")
+            .await,
+        newer
+    );
+}
+
+async fn applied_snapshot_loads_back_identically(t: &TestStore) {
+    let (_, snap) = seeded(t).await;
+    let loaded = t.store.load_snapshot("corps.Acme").await.unwrap();
+    assert_eq!(loaded, snap);
+    let carol = &loaded.members["carol"];
+    assert_eq!(carol.mobile, None, "never-known stays unknown");
+    assert_eq!(carol.email.as_deref(), Some(""), "known-empty stays empty");
+    // Extension attributes keep their key order.
+    assert_eq!(
+        loaded.members["alice"].extra.to_string(),
+        snap.members["alice"].extra.to_string()
+    );
+}
+
+async fn empty_plan_writes_no_org_rows(t: &TestStore) {
+    let (corp, _) = seeded(t).await;
+    let before = t.org_rows().await;
+    let runs = t.scalar("SELECT COUNT(*) FROM sync_runs").await;
+    let report = apply(t, &corp, &SyncPlan::default()).await;
+    assert_eq!(report.rows_written, 0);
+    assert_eq!(t.org_rows().await, before);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM sync_runs").await, runs + 1);
+}
+
+async fn failure_late_in_apply_rolls_everything_back(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    let users = t.store.user_count().await.unwrap();
+    let runs = t.store.list_runs("corps.Acme", 100).await.unwrap();
+    let before = t.fingerprint().await;
+    let mut plan = SyncPlan::default();
+    plan.upsert_depts
+        .push(jit_org::Dept::new(5, Some(1), "New"));
+    for i in 0..500 {
+        let mut m = Member::new(format!("new{i:03}"), format!("New {i}"));
+        m.depts.push(jit_org::DeptMembership {
+            dept_id: 5,
+            order: i,
+            is_leader: false,
+        });
+        plan.upsert_members.push(m);
+    }
+    let mut renamed = snap.members["alice"].clone();
+    renamed.name = "Alice Renamed".into();
+    plan.upsert_members.push(renamed);
+    // The very last membership points at a department that does not exist.
+    let mut bad = Member::new("zz-last", "Late Failure");
+    bad.depts.push(jit_org::DeptMembership {
+        dept_id: 999,
+        order: 0,
+        is_leader: false,
+    });
+    plan.upsert_members.push(bad);
+    plan.offline_members.push("bob".into());
+    let err = t
+        .store
+        .apply_plan(&corp, &plan, &run_for(&corp))
+        .await
+        .expect_err("a membership in a missing department must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("apply plan for corps.Acme"), "{msg}");
+    assert_eq!(t.store.load_snapshot("corps.Acme").await.unwrap(), snap);
+    assert_eq!(t.store.user_count().await.unwrap(), users);
+    assert_eq!(t.store.list_runs("corps.Acme", 100).await.unwrap(), runs);
+    assert_eq!(t.fingerprint().await, before);
+    // The store is still usable after the rollback.
+    apply(t, &corp, &SyncPlan::default()).await;
+}
+
+async fn offlined_member_keeps_its_binding(t: &TestStore) {
+    let (corp, _) = seeded(t).await;
+    let user = t
+        .store
+        .local_user_for(&Provider::Wecom, &corp.corp_id, "alice", None)
+        .await
+        .unwrap()
+        .expect("alice is bound");
+    let plan = SyncPlan {
+        offline_members: vec!["alice".into()],
+        ..SyncPlan::default()
+    };
+    let report = apply(t, &corp, &plan).await;
+    assert_eq!(report.rows_written, 1);
+    let snap = t.store.load_snapshot("corps.Acme").await.unwrap();
+    assert_eq!(snap.members["alice"].status, MemberStatus::Offline);
+    assert_eq!(
+        snap.members["alice"].depts.len(),
+        1,
+        "memberships kept as history"
+    );
+    assert_eq!(
+        t.store
+            .local_user_for(&Provider::Wecom, &corp.corp_id, "alice", None)
+            .await
+            .unwrap(),
+        Some(user)
+    );
+    assert_eq!(
+        t.store.memberships_of_user(user).await.unwrap(),
+        vec![(
+            "corps.Acme".to_string(),
+            "alice".to_string(),
+            MemberStatus::Offline
+        )]
+    );
+}
+
+async fn reactivated_member_gets_the_same_local_user(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    let dave = t
+        .store
+        .local_user_for(&Provider::Wecom, &corp.corp_id, "dave", None)
+        .await
+        .unwrap()
+        .expect("offline dave was bound when first seen");
+    let users = t.store.user_count().await.unwrap();
+    let mut back = snap.members["dave"].clone();
+    back.status = MemberStatus::Active;
+    apply(t, &corp, &members_plan(vec![back])).await;
+    assert_eq!(t.store.user_count().await.unwrap(), users);
+    assert_eq!(
+        t.store.memberships_of_user(dave).await.unwrap(),
+        vec![(
+            "corps.Acme".to_string(),
+            "dave".to_string(),
+            MemberStatus::Active
+        )]
+    );
+}
+
+async fn dingtalk_union_id_across_two_orgs_is_one_user_with_two_memberships(t: &TestStore) {
+    let a = dingtalk_corp("corps.DingA", "dingA");
+    let b = dingtalk_corp("corps.DingB", "dingB");
+    let mut in_a = Member::new("a-01", "Wang Wei");
+    in_a.union_id = Some("U-wangwei".into());
+    let mut in_b = Member::new("b-77", "Wang Wei");
+    in_b.union_id = Some("U-wangwei".into());
+    let ra = apply(t, &a, &members_plan(vec![in_a])).await;
+    let rb = apply(t, &b, &members_plan(vec![in_b])).await;
+    assert!(ra.conflicts.is_empty() && rb.conflicts.is_empty());
+    assert_eq!(t.store.user_count().await.unwrap(), 1);
+    let user = t
+        .store
+        .local_user_for(&Provider::Dingtalk, "dingB", "b-77", Some("U-wangwei"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.store.memberships_of_user(user).await.unwrap(),
+        vec![
+            (
+                "corps.DingA".to_string(),
+                "a-01".to_string(),
+                MemberStatus::Active
+            ),
+            (
+                "corps.DingB".to_string(),
+                "b-77".to_string(),
+                MemberStatus::Active
+            ),
+        ]
+    );
+}
+
+async fn dingtalk_member_without_union_id_falls_back_to_corp_and_member(t: &TestStore) {
+    let a = dingtalk_corp("corps.DingA", "dingA");
+    let m = Member::new("nounion", "No Union");
+    apply(t, &a, &members_plan(vec![m.clone()])).await;
+    let user = t
+        .store
+        .local_user_for(&Provider::Dingtalk, "dingA", "nounion", None)
+        .await
+        .unwrap()
+        .expect("bound by (corp, member)");
+    // When the unionId shows up later it lands on the same binding.
+    let mut known = m;
+    known.union_id = Some("U-late".into());
+    let report = apply(t, &a, &members_plan(vec![known])).await;
+    assert!(report.conflicts.is_empty());
+    assert_eq!(
+        t.store
+            .local_user_for(&Provider::Dingtalk, "other-corp", "x", Some("U-late"))
+            .await
+            .unwrap(),
+        Some(user)
+    );
+    assert_eq!(t.store.user_count().await.unwrap(), 1);
+}
+
+async fn identity_conflicts_are_reported_not_merged(t: &TestStore) {
+    let a = dingtalk_corp("corps.DingA", "dingA");
+    let mut x = Member::new("x", "X");
+    x.union_id = Some("U1".into());
+    let mut y = Member::new("y", "Y");
+    y.union_id = Some("U2".into());
+    apply(t, &a, &members_plan(vec![x.clone(), y])).await;
+    let ux = t
+        .store
+        .local_user_for(&Provider::Dingtalk, "dingA", "x", None)
+        .await
+        .unwrap()
+        .unwrap();
+    // The platform now claims x is the person U2 (already user of y).
+    x.union_id = Some("U2".into());
+    let report = apply(t, &a, &members_plan(vec![x])).await;
+    assert_eq!(report.conflicts.len(), 1);
+    assert_eq!(report.conflicts[0].member_id, "x");
+    assert!(report.conflicts[0].message.contains("U1"));
+    assert_eq!(
+        t.store
+            .local_user_for(&Provider::Dingtalk, "dingA", "x", None)
+            .await
+            .unwrap(),
+        Some(ux),
+        "x keeps its binding"
+    );
+    // Two member ids of one org claiming the same person: the second is not merged.
+    let b = dingtalk_corp("corps.DingB", "dingB");
+    let mut p = Member::new("p", "P");
+    p.union_id = Some("U3".into());
+    let mut q = Member::new("q", "Q");
+    q.union_id = Some("U3".into());
+    let report = apply(t, &b, &members_plan(vec![p, q])).await;
+    assert_eq!(report.conflicts.len(), 1);
+    assert_eq!(report.conflicts[0].member_id, "q");
+    assert_eq!(
+        t.store
+            .local_user_for(&Provider::Dingtalk, "dingB", "q", None)
+            .await
+            .unwrap(),
+        None
+    );
+    let view = t.store.local_corp_data("corps.DingB").await.unwrap();
+    let q_row = view["userList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["memberId"] == "q")
+        .unwrap();
+    assert!(q_row["userId"].is_null());
+    assert_eq!(t.store.user_count().await.unwrap(), 3);
+}
+
+async fn wecom_identity_is_corp_and_member(t: &TestStore) {
+    let a = wecom_corp("corps.A");
+    let b = wecom_corp("corps.B");
+    let same_id = Member::new("zhangsan", "Zhang San");
+    apply(t, &a, &members_plan(vec![same_id.clone()])).await;
+    apply(t, &b, &members_plan(vec![same_id])).await;
+    let ua = t
+        .store
+        .local_user_for(&Provider::Wecom, &a.corp_id, "zhangsan", None)
+        .await
+        .unwrap();
+    let ub = t
+        .store
+        .local_user_for(&Provider::Wecom, &b.corp_id, "zhangsan", None)
+        .await
+        .unwrap();
+    assert!(ua.is_some() && ub.is_some());
+    assert_ne!(ua, ub, "the same userid in two WeCom corps is two people");
+}
+
+async fn unknown_fields_never_wipe_known_values(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    let mut alice = Member::new("alice", "Alice");
+    alice.position = Some("Director".into());
+    alice.depts = snap.members["alice"].depts.clone();
+    let mut carol = Member::new("carol", "Carol");
+    carol.mobile = Some("13900000000".into());
+    carol.depts = snap.members["carol"].depts.clone();
+    apply(t, &corp, &members_plan(vec![alice, carol])).await;
+    let loaded = t.store.load_snapshot("corps.Acme").await.unwrap();
+    let a = &loaded.members["alice"];
+    let was = &snap.members["alice"];
+    assert_eq!(a.position.as_deref(), Some("Director"));
+    assert_eq!(a.mobile, was.mobile);
+    assert_eq!(a.email, was.email);
+    assert_eq!(a.avatar, was.avatar);
+    assert_eq!(a.job_number, was.job_number);
+    assert_eq!(a.hired_date, was.hired_date);
+    assert_eq!(a.main_dept_id, was.main_dept_id);
+    assert_eq!(a.extra, was.extra);
+    let c = &loaded.members["carol"];
+    assert_eq!(c.mobile.as_deref(), Some("13900000000"));
+    assert_eq!(c.email.as_deref(), Some(""));
+    assert_eq!(c.avatar, None);
+}
+
+async fn signatures_are_saved_per_member(t: &TestStore) {
+    seeded(t).await;
+    assert_eq!(
+        t.store.get_signature("corps.Acme", "alice").await.unwrap(),
+        None
+    );
+    t.store
+        .save_signature("corps.Acme", "alice", "https://s/alice.png")
+        .await
+        .unwrap();
+    t.store
+        .save_signature("corps.Acme", "alice", "https://s/alice-2.png")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store
+            .get_signature("corps.Acme", "alice")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("https://s/alice-2.png")
+    );
+    assert_eq!(
+        t.store.get_signature("corps.Acme", "bob").await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        t.store.save_signature("corps.Acme", "nobody", "x").await,
+        Err(StoreError::UnknownMember { .. })
+    ));
+}
+
+async fn admins_are_replaced_and_read_in_order(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    assert_eq!(
+        t.store.get_admins("corps.Acme").await.unwrap(),
+        snap.admins.clone().unwrap()
+    );
+    // A plan without an admin list keeps the stored one.
+    apply(t, &corp, &members_plan(vec![snap.members["bob"].clone()])).await;
+    assert_eq!(
+        t.store.get_admins("corps.Acme").await.unwrap(),
+        snap.admins.clone().unwrap()
+    );
+    let new = vec![
+        Admin {
+            member_id: "bob".into(),
+            level: 0,
+        },
+        Admin {
+            member_id: "alice".into(),
+            level: 0,
+        },
+    ];
+    t.store.set_admins("corps.Acme", &new).await.unwrap();
+    assert_eq!(t.store.get_admins("corps.Acme").await.unwrap(), new);
+    let bad = vec![Admin {
+        member_id: "ghost".into(),
+        level: 0,
+    }];
+    assert!(matches!(
+        t.store.set_admins("corps.Acme", &bad).await,
+        Err(StoreError::UnknownMember { .. })
+    ));
+    assert_eq!(t.store.get_admins("corps.Acme").await.unwrap(), new);
+}
+
+async fn set_member_roles_replaces_and_returns_rows(t: &TestStore) {
+    seeded(t).await;
+    let rows = t
+        .store
+        .set_member_roles("corps.Acme", "carol", &["r2".into(), "r1".into()])
+        .await
+        .unwrap();
+    let ids: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.member_id.as_str(), r.role_id.as_str()))
+        .collect();
+    assert_eq!(ids, vec![("carol", "r1"), ("carol", "r2")]);
+    let err = t
+        .store
+        .set_member_roles("corps.Acme", "carol", &["r404".into()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("r404")));
+    let snap = t.store.load_snapshot("corps.Acme").await.unwrap();
+    assert_eq!(
+        snap.roles["r2"].members,
+        vec!["carol".to_string()],
+        "failed call changed nothing"
+    );
+    assert!(t
+        .store
+        .set_member_roles("corps.Acme", "carol", &[])
+        .await
+        .unwrap()
+        .is_empty());
+    let snap = t.store.load_snapshot("corps.Acme").await.unwrap();
+    assert_eq!(
+        snap.roles["r1"].members,
+        vec!["alice".to_string(), "bob".to_string()]
+    );
+}
+
+async fn subtree_query_follows_department_moves(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    // dave is offline: history only, not in the subtree.
+    assert_eq!(
+        t.store.subtree_members("corps.Acme", 1).await.unwrap(),
+        ["alice", "bob", "carol"]
+    );
+    assert_eq!(
+        t.store.subtree_members("corps.Acme", 2).await.unwrap(),
+        ["alice", "bob"]
+    );
+    assert_eq!(
+        t.store.subtree_members("corps.Acme", 4).await.unwrap(),
+        ["bob"]
+    );
+    // Move 2 (with 3 under it) below 4.
+    let mut moved = snap.depts[&2].clone();
+    moved.parent_id = Some(4);
+    let plan = SyncPlan {
+        upsert_depts: vec![moved],
+        ..SyncPlan::default()
+    };
+    let report = apply(t, &corp, &plan).await;
+    assert_eq!(
+        report.rows_written, 2,
+        "dept 2 updated, dept 3's path rewritten"
+    );
+    let view = t.store.local_corp_data("corps.Acme").await.unwrap();
+    let path = |id: i64| {
+        view["deptList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["deptId"] == id)
+            .unwrap()["path"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(path(3), "/1/4/2/3/");
+    assert_eq!(
+        t.store.subtree_members("corps.Acme", 4).await.unwrap(),
+        ["alice", "bob"]
+    );
+    assert!(t
+        .store
+        .subtree_members("corps.Acme", 404)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn runs_are_recorded_with_their_changes(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    let mut plan = SyncPlan {
+        offline_members: vec!["bob".into()],
+        ..SyncPlan::default()
+    };
+    plan.changes.push(change(
+        ObjectKind::Member,
+        "bob",
+        ChangeKind::Offlined,
+        "left the org",
+    ));
+    plan.changes.push(change(
+        ObjectKind::Member,
+        "eve",
+        ChangeKind::Skipped,
+        "outside syncScope",
+    ));
+    let report = apply(t, &corp, &plan).await;
+    let failed = SyncRun {
+        outcome: RunOutcome::Failed,
+        error: Some("department/list errcode 60011: no privilege".into()),
+        ..run_for(&corp)
+    };
+    let failed_id = t.store.record_run(&failed, &[]).await.unwrap();
+    let runs = t.store.list_runs("corps.Acme", 10).await.unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0].run_id, failed_id);
+    assert_eq!(runs[0].outcome, RunOutcome::Failed);
+    assert_eq!(runs[0].error, failed.error);
+    assert_eq!(runs[1].run_id, report.run_id);
+    assert_eq!(runs[1].counts.get("offlined"), Some(&1));
+    assert_eq!(runs[1].counts.get("skipped"), Some(&1));
+    assert_eq!(runs[1].notes, vec!["mobile withheld by WeCom".to_string()]);
+    assert_eq!(
+        runs[2].counts.get("created"),
+        Some(&(snap.depts.len() + snap.members.len()))
+    );
+    let changes = t.store.run_changes(report.run_id).await.unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0].id, "bob");
+    assert_eq!(changes[0].kind, ChangeKind::Offlined);
+    assert_eq!(changes[1].kind, ChangeKind::Skipped);
+    assert_eq!(changes[1].reason, "outside syncScope");
+    assert_eq!(t.store.list_runs("corps.Acme", 1).await.unwrap().len(), 1);
+    assert_eq!(
+        t.store.last_successful_sync("corps.Acme").await.unwrap(),
+        Some(run_for(&corp).finished_at)
+    );
+    // A failed first sync of an org not in the store is still recorded.
+    let ghost = SyncRun {
+        corp: "corps.NeverSynced".into(),
+        ..failed
+    };
+    t.store.record_run(&ghost, &[]).await.unwrap();
+    assert_eq!(
+        t.store
+            .list_runs("corps.NeverSynced", 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        t.store
+            .last_successful_sync("corps.NeverSynced")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn local_corp_data_has_the_documented_shape(t: &TestStore) {
+    let (corp, _) = seeded(t).await;
+    let v = t.store.local_corp_data("corps.Acme").await.unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "corp",
+            "userList",
+            "deptList",
+            "deptMemberList",
+            "roleList",
+            "roleGroupList",
+            "roleMemberSet",
+            "adminList"
+        ]
+    );
+    assert_eq!(v["corp"]["fullName"], "corps.Acme");
+    assert_eq!(v["corp"]["corpId"], corp.corp_id.as_str());
+    let users: Vec<&str> = v["userList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["memberId"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["alice", "carol"], "only active members");
+    let alice = &v["userList"][0];
+    assert!(alice["userId"].as_i64().unwrap() > 0);
+    assert_eq!(alice["jobNumber"], "0007");
+    assert_eq!(alice["mainDeptId"], 2);
+    assert!(v["userList"][1]["mobile"].is_null());
+    assert_eq!(v["deptList"][1]["path"], "/1/2/");
+    assert_eq!(v["deptList"][1]["leaders"], serde_json::json!(["alice"]));
+    assert_eq!(
+        v["deptMemberList"],
+        serde_json::json!([
+            {"deptId": 1, "memberId": "carol", "order": 0, "isLeader": true},
+            {"deptId": 2, "memberId": "alice", "order": 1, "isLeader": true},
+        ])
+    );
+    assert_eq!(
+        v["roleList"][0],
+        serde_json::json!({"roleId": "r1", "groupId": "g1", "name": "Approver"})
+    );
+    assert_eq!(
+        v["roleGroupList"],
+        serde_json::json!([{"groupId": "g1", "name": "Duties"}])
+    );
+    assert_eq!(
+        v["roleMemberSet"],
+        serde_json::json!([{"memberId": "alice", "roleId": "r1"}, {"memberId": "bob", "roleId": "r1"}])
+    );
+    assert_eq!(
+        v["adminList"],
+        serde_json::json!([{"memberId": "carol", "level": 1}, {"memberId": "alice", "level": 2}])
+    );
+    assert_eq!(
+        t.store.local_corp_data("corps.Acme").await.unwrap(),
+        v,
+        "deterministic"
+    );
+}
+
+async fn offline_members_changes_only_that_org(t: &TestStore) {
+    let (_, snap) = seeded(t).await;
+    let other = wecom_corp("corps.Other");
+    let mut carol = snap.members["carol"].clone();
+    carol.depts.clear();
+    apply(t, &other, &members_plan(vec![carol])).await;
+    let n = t
+        .store
+        .offline_members("corps.Acme", &["carol".into(), "dave".into()])
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "dave was already offline");
+    assert_eq!(
+        t.store.load_snapshot("corps.Other").await.unwrap().members["carol"].status,
+        MemberStatus::Active
+    );
+    assert!(matches!(
+        t.store
+            .offline_members("corps.Acme", &["alice".into(), "ghost".into()])
+            .await,
+        Err(StoreError::UnknownMember { .. })
+    ));
+    assert_eq!(
+        t.store.load_snapshot("corps.Acme").await.unwrap().members["alice"].status,
+        MemberStatus::Active,
+        "nothing changed by the failed call"
+    );
+}
+
+async fn bulk_register_binds_without_member_rows(t: &TestStore) {
+    let a = dingtalk_corp("corps.DingA", "dingA");
+    t.store.upsert_corp(&a).await.unwrap();
+    assert_eq!(t.store.corp("corps.DingA").await.unwrap(), Some(a.clone()));
+    let mut m1 = Member::new("m1", "One");
+    m1.union_id = Some("U-one".into());
+    let mut m2 = Member::new("m2", "Two");
+    m2.union_id = Some("U-one".into());
+    let conflicts = t.store.bulk_register(&a, &[m1.clone(), m2]).await.unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].member_id, "m2");
+    assert_eq!(t.store.user_count().await.unwrap(), 1);
+    // Registering again is a no-op.
+    assert!(t.store.bulk_register(&a, &[m1]).await.unwrap().is_empty());
+    assert_eq!(t.store.user_count().await.unwrap(), 1);
+    assert!(t
+        .store
+        .local_user_for(&Provider::Dingtalk, "dingA", "m1", Some("U-one"))
+        .await
+        .unwrap()
+        .is_some());
+}
+
+async fn removed_department_takes_its_memberships(t: &TestStore) {
+    let (corp, _) = seeded(t).await;
+    let plan = SyncPlan {
+        remove_depts: vec![3],
+        ..SyncPlan::default()
+    };
+    apply(t, &corp, &plan).await;
+    let snap = t.store.load_snapshot("corps.Acme").await.unwrap();
+    assert!(!snap.depts.contains_key(&3));
+    let bob: Vec<i64> = snap.members["bob"]
+        .depts
+        .iter()
+        .map(|d| d.dept_id)
+        .collect();
+    assert_eq!(bob, [4]);
+}
+
+async fn unknown_org_is_reported(t: &TestStore) {
+    assert!(matches!(
+        t.store.local_corp_data("corps.Nope").await,
+        Err(StoreError::UnknownCorp(ref c)) if c == "corps.Nope"
+    ));
+    assert!(matches!(
+        t.store.get_admins("corps.Nope").await,
+        Err(StoreError::UnknownCorp(_))
+    ));
+    let empty = t.store.load_snapshot("corps.Nope").await.unwrap();
+    assert!(empty.members.is_empty() && empty.depts.is_empty());
+    assert_eq!(t.store.corp("corps.Nope").await.unwrap(), None);
+}
+
+async fn moved_member_has_only_its_new_memberships(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    let mut bob = snap.members["bob"].clone();
+    bob.depts = vec![jit_org::DeptMembership {
+        dept_id: 1,
+        order: 3,
+        is_leader: true,
+    }];
+    let report = apply(t, &corp, &members_plan(vec![bob.clone()])).await;
+    // One member updated, two memberships removed, one added.
+    assert_eq!(report.rows_written, 4);
+    let loaded = t.store.load_snapshot("corps.Acme").await.unwrap();
+    assert_eq!(loaded.members["bob"], bob);
+    assert_eq!(
+        t.store.subtree_members("corps.Acme", 2).await.unwrap(),
+        ["alice"]
+    );
+}
