@@ -6,6 +6,7 @@
 
 mod apply;
 mod load;
+mod sync;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,9 @@ enum Scenario {
     Lookup(load::LookupArgs),
     /// Apply a plan creating N members (1–3 departments each) to an empty SQLite store, and to PostgreSQL with --pg-url.
     Apply(apply::ApplyArgs),
+    /// Full then repeated sync of a simulated WeCom or DingTalk org (in-process
+    /// simulator at the real rate limits) vs the rate-limit floor.
+    Sync(sync::SyncArgs),
 }
 
 /// Prints one result line.
@@ -35,11 +39,13 @@ pub fn emit(v: serde_json::Value) {
 }
 
 fn main() {
+    jit_sync::limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.scenario {
         Scenario::Load(a) => load::run_load(&a),
         Scenario::Lookup(a) => load::run_lookup(&a),
         Scenario::Apply(a) => apply::run_apply(&a),
+        Scenario::Sync(a) => sync::run_sync_bench(&a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

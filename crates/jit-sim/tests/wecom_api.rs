@@ -247,6 +247,31 @@ async fn user_list_returns_direct_members_only() {
 }
 
 #[tokio::test]
+async fn user_list_gives_each_member_the_same_direct_leader_as_user_get() {
+    let sim = start(small()).await;
+    let c = client();
+    let base = sim.info().wecom.api_base_url;
+    let t = wecom_token(&sim, &c, false).await;
+    let truth = sim.wecom_truth();
+    let mut with_leader = 0;
+    for d in truth.depts.keys() {
+        let list = ok(get(
+            &c,
+            &format!("{base}user/list?access_token={t}&department_id={d}"),
+        )
+        .await);
+        for u in list["userlist"].as_array().unwrap() {
+            let uid = u["userid"].as_str().unwrap();
+            let one = ok(get(&c, &format!("{base}user/get?access_token={t}&userid={uid}")).await);
+            assert_eq!(u["direct_leader"], one["direct_leader"], "{uid} in {d}");
+            assert_ne!(u["direct_leader"], json!([uid]), "{uid} leads itself");
+            with_leader += usize::from(!u["direct_leader"].as_array().unwrap().is_empty());
+        }
+    }
+    assert!(with_leader > 0, "no member has a direct leader");
+}
+
+#[tokio::test]
 async fn withheld_private_fields_are_absent_for_apps_created_after_2022_06_20() {
     let sim = start(SimConfig {
         wecom_withhold_private_fields: true,

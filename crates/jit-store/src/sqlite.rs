@@ -92,9 +92,10 @@ fn open_blocking(path: &std::path::Path, location: &str) -> StoreResult<Connecti
         .map_err(|e| err(format!("cannot switch to WAL: {e}")))?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| err(e.to_string()))?;
-    // 256 MiB page cache at most (it grows only as used): a 100k-member
-    // apply dirties ~100 MiB of pages, which must not spill mid-transaction.
-    conn.pragma_update(None, "cache_size", -262144)
+    // 16 MiB page cache. Measured on a 100,000-member apply: larger caches
+    // (64 and 256 MiB) were slower (1.9 s vs 1.4 s) and kept ~100 MB more
+    // resident; in WAL mode a spill mid-transaction only appends to the WAL.
+    conn.pragma_update(None, "cache_size", -16384)
         .map_err(|e| err(e.to_string()))?;
     // Statement journals (upserts, foreign keys) stay in memory instead of
     // temporary files.
@@ -743,6 +744,10 @@ fn apply(
         .ctx(op)?;
     let run_id = insert_run(&tx, run, &plan.changes, rows, op)?;
     tx.commit().ctx(op)?;
+    // The large cache is for the transaction; once it is committed, hand the
+    // memory back rather than keep ~100 MB of pages for the process's life.
+    // Failing to shrink is harmless.
+    let _ = conn.execute_batch("PRAGMA shrink_memory");
     Ok(ApplyReport {
         run_id,
         rows_written: rows,
