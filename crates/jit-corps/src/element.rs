@@ -7,12 +7,14 @@
 #![allow(clippy::result_large_err)]
 
 use crate::config::{self, AuthConfig, CorpSettings, Platform};
-use jit_apiclient::{FetchOptions, FetchStats, NoProgress, Progress, RateLimit};
+use jit_apiclient::{FetchStats, NoProgress, Progress, RateLimit};
 use jit_core::{mask_secrets, AppServices, CallError, CallFuture, Element, InstanceContext};
 use jit_dingtalk::{DingTalkClient, DingTalkConfig, TokenSource};
 use jit_org::{Admin, CorpRecord, CorpSnapshot, Member, MemberStatus};
 use jit_store::{IdentityConflict, OrgStore, RoleMemberRow};
-use jit_sync::{run_sync, OrgSource, SourceError, SyncError, SyncOptions, SyncReport};
+use jit_sync::{
+    run_sync, OrgSource, SnapshotSource, SourceError, SyncError, SyncOptions, SyncReport,
+};
 use jit_wecom::{WecomClient, WecomConfig};
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
@@ -101,30 +103,6 @@ impl std::fmt::Debug for CorpElement {
             .field("type", &self.corp_type)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
-    }
-}
-
-/// A source that hands out a snapshot already read, so `initCorp` reads the
-/// platform once for both the sync and the registration.
-struct Prefetched {
-    snapshot: CorpSnapshot,
-    provider: jit_org::Provider,
-}
-
-#[async_trait::async_trait]
-impl OrgSource for Prefetched {
-    fn provider(&self) -> jit_org::Provider {
-        self.provider.clone()
-    }
-    fn corp_id(&self) -> String {
-        self.snapshot.corp_id.clone()
-    }
-    async fn fetch(
-        &self,
-        _opts: &FetchOptions,
-        _progress: &dyn Progress,
-    ) -> Result<CorpSnapshot, SourceError> {
-        Ok(self.snapshot.clone())
     }
 }
 
@@ -433,7 +411,7 @@ impl CorpElement {
             })?;
         let fetch_ms = started.elapsed().as_millis() as u64;
         let fetch_stats = client.stats().since(&before);
-        let source = Prefetched {
+        let source = SnapshotSource {
             snapshot,
             provider: self.platform.provider(),
         };

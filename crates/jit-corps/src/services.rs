@@ -2,11 +2,11 @@
 //! same sync engine (diff, safety checks, one transaction) as the built-ins.
 
 use crate::element::report_summary;
-use jit_apiclient::{FetchOptions, NoProgress, Progress};
+use jit_apiclient::NoProgress;
 use jit_org::{CorpRecord, CorpSnapshot, Provider};
 use jit_plugin_host::{CorpContext, CorpServices};
 use jit_store::OrgStore;
-use jit_sync::{run_sync, OrgSource, SourceError, SyncOptions};
+use jit_sync::{run_sync, SnapshotSource, SyncOptions};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,25 +53,6 @@ impl EngineCorpServices {
     }
 }
 
-/// A snapshot a plugin already read, handed to the engine as its source.
-struct GivenSnapshot {
-    snapshot: CorpSnapshot,
-    provider: Provider,
-}
-
-#[async_trait::async_trait]
-impl OrgSource for GivenSnapshot {
-    fn provider(&self) -> Provider {
-        self.provider.clone()
-    }
-    fn corp_id(&self) -> String {
-        self.snapshot.corp_id.clone()
-    }
-    async fn fetch(&self, _: &FetchOptions, _: &dyn Progress) -> Result<CorpSnapshot, SourceError> {
-        Ok(self.snapshot.clone())
-    }
-}
-
 fn options_from(v: &Value) -> SyncOptions {
     let mut o = SyncOptions::default();
     if let Some(r) = v.get("maxOfflineRatio").and_then(Value::as_f64) {
@@ -106,7 +87,7 @@ impl CorpServices for EngineCorpServices {
             .upsert_corp(&record)
             .await
             .map_err(|e| e.to_string())?;
-        let source = GivenSnapshot { snapshot, provider };
+        let source = SnapshotSource { snapshot, provider };
         let report = run_sync(
             &source,
             store.as_ref(),

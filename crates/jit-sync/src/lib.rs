@@ -409,6 +409,36 @@ pub async fn run_sync(
 #[cfg(test)]
 mod plan_tests;
 
+/// A source that hands out a snapshot already read — by a plugin, or earlier
+/// in the same operation (`initCorp` reads once for both the sync and the
+/// registration) — so the engine can plan and apply it like any other read.
+#[derive(Debug, Clone)]
+pub struct SnapshotSource {
+    /// The organization as read.
+    pub snapshot: CorpSnapshot,
+    /// Whose identities its members are.
+    pub provider: Provider,
+}
+
+#[async_trait::async_trait]
+impl OrgSource for SnapshotSource {
+    fn provider(&self) -> Provider {
+        self.provider.clone()
+    }
+
+    fn corp_id(&self) -> String {
+        self.snapshot.corp_id.clone()
+    }
+
+    async fn fetch(
+        &self,
+        _opts: &FetchOptions,
+        _progress: &dyn Progress,
+    ) -> Result<CorpSnapshot, SourceError> {
+        Ok(self.snapshot.clone())
+    }
+}
+
 /// Caps glibc's malloc arenas at two for this process.
 ///
 /// glibc gives each thread that allocates its own arena; a sync allocates on
