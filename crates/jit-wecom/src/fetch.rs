@@ -242,6 +242,8 @@ impl WecomClient {
         let mut roles = Vec::new();
         let mut notes = Vec::new();
         let mut failures = Vec::new();
+        // Tags that also hold whole departments, reported in one note.
+        let mut department_tags = Vec::new();
         let mut results = stream::iter(tags)
             .map(|t| async move {
                 let r = self.tag_get(t.tag_id).await;
@@ -256,10 +258,7 @@ impl WecomClient {
                     members.sort();
                     members.dedup();
                     if !detail.party_ids.is_empty() {
-                        notes.push(format!(
-                            "tag {} also tags departments {:?}; only its individual members are synced as role members",
-                            tag.tag_id, detail.party_ids
-                        ));
+                        department_tags.push(format!("{} {:?}", tag.tag_id, detail.party_ids));
                     }
                     roles.push(Role {
                         role_id: tag.tag_id.to_string(),
@@ -276,6 +275,14 @@ impl WecomClient {
                 }
                 Err(e) => failures.push(failure(format!("tag/get tagid={}", tag.tag_id), &e)),
             }
+        }
+        if !department_tags.is_empty() {
+            department_tags.sort();
+            notes.push(format!(
+                "{} tag(s) also tag whole departments (tag [departments]: {}); only their individual members are synced as role members",
+                department_tags.len(),
+                department_tags.join(", ")
+            ));
         }
         (roles, notes, failures)
     }

@@ -376,16 +376,36 @@ async fn token_invalidated_mid_sync_is_refetched_once() {
     })
     .await;
     let c = client(&sim);
-    // Warm the token, then revoke it while the walk is running.
+    // Warm the token, then revoke it mid-walk: when the members phase starts,
+    // the department tree has been read with the old token and every
+    // concurrent user/list, tag and admin call is still to be sent with it.
+    // (A timer would race the walk on a fast machine.)
     c.check_credentials().await.unwrap();
-    let opts = FetchOptions::default();
-    let fetch = c.fetch_corp(&opts, &NoProgress);
-    let revoke = async {
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        sim.invalidate_tokens();
+    struct RevokeAtMembers<'a> {
+        sim: &'a SimHandle,
+        revoked: std::sync::atomic::AtomicBool,
+    }
+    impl jit_sync::Progress for RevokeAtMembers<'_> {
+        fn on_event(&self, event: &jit_sync::ProgressEvent) {
+            if matches!(event, jit_sync::ProgressEvent::Phase(p) if p == "members")
+                && !self.revoked.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                self.sim.invalidate_tokens();
+            }
+        }
+    }
+    let progress = RevokeAtMembers {
+        sim: &sim,
+        revoked: false.into(),
     };
-    let (snap, ()) = tokio::join!(fetch, revoke);
-    let snap = snap.unwrap();
+    let snap = c
+        .fetch_corp(&FetchOptions::default(), &progress)
+        .await
+        .unwrap();
+    assert!(
+        progress.revoked.into_inner(),
+        "the walk reached the members phase"
+    );
     assert!(snap.is_complete(), "{:?}", snap.failures);
     assert_eq!(snap.members, sim.wecom_truth().members);
     assert_eq!(
