@@ -127,56 +127,6 @@ impl DingTalkConfig {
     }
 }
 
-impl DingTalkConfig {
-    /// Reads the business configuration's `authConfig` object: `corpId`,
-    /// `agentId`, `appKey`, `appSecret` are required; `apiBase`, `oapiBase`,
-    /// `tokenSource` (`new`, `old`, `newThenOld`), `concurrency`,
-    /// `ratePerSecond` and `timeoutSecs` are optional. Errors name the key,
-    /// never a value.
-    pub fn from_auth_config(auth: &Value) -> Result<DingTalkConfig, ApiError> {
-        let req = |k: &str| {
-            json::string(auth.get(k))
-                .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| ApiError::Config(format!("authConfig.{k} is missing or empty")))
-        };
-        let mut cfg = DingTalkConfig::new(
-            req("corpId")?,
-            req("agentId")?,
-            req("appKey")?,
-            req("appSecret")?,
-        );
-        if let Some(b) = json::string(auth.get("apiBase")) {
-            cfg.api_base = b;
-        }
-        if let Some(b) = json::string(auth.get("oapiBase")) {
-            cfg.oapi_base = b;
-        }
-        if let Some(t) = json::string(auth.get("tokenSource")) {
-            cfg.token_source = match t.as_str() {
-                "new" => TokenSource::NewFamily,
-                "old" => TokenSource::OldFamily,
-                "newThenOld" => TokenSource::NewThenOld,
-                _ => {
-                    return Err(ApiError::Config(
-                        "authConfig.tokenSource must be \"new\", \"old\" or \"newThenOld\"".into(),
-                    ))
-                }
-            };
-        }
-        if let Some(n) = json::int(auth.get("concurrency")) {
-            cfg.concurrency = n.clamp(1, 1024) as usize;
-        }
-        if let Some(n) = json::int(auth.get("ratePerSecond")) {
-            cfg.rate_limit =
-                RateLimit::new(n.clamp(1, u32::MAX as i64) as u32, Duration::from_secs(1));
-        }
-        if let Some(n) = json::int(auth.get("timeoutSecs")) {
-            cfg.timeout = Duration::from_secs(n.clamp(1, 3600) as u64);
-        }
-        Ok(cfg)
-    }
-}
-
 const TOKEN_CODES: [i64; 5] = [40001, 40014, 41001, 42001, 88];
 /// 90018 per-app QPS, 90002 global QPS, 90005/90006 "called too often".
 const THROTTLE_CODES: [i64; 4] = [90018, 90002, 90005, 90006];
@@ -712,19 +662,6 @@ mod tests {
             d.classify(200, &json!({"accessToken":"t","expireIn":7200})),
             Verdict::Ok
         );
-    }
-
-    #[test]
-    fn auth_config_is_read_from_the_seed_shape() {
-        let c = DingTalkConfig::from_auth_config(&json!({
-            "corpId": "ding12345678", "agentId": "1234567890",
-            "appKey": "dingxxxxxxxxxxxxxxx", "appSecret": "x", "tokenSource": "old"
-        }))
-        .unwrap();
-        assert_eq!(c.token_source, TokenSource::OldFamily);
-        assert_eq!(c.rate_limit, RateLimit::new(20, Duration::from_secs(1)));
-        let e = DingTalkConfig::from_auth_config(&json!({"corpId": "d"})).unwrap_err();
-        assert!(e.to_string().contains("authConfig.agentId"));
     }
 
     #[test]

@@ -100,35 +100,6 @@ impl WecomConfig {
     }
 }
 
-impl WecomConfig {
-    /// Reads the business configuration's `authConfig` object:
-    /// `corpId`, `agentId` (string or number) and `secret` are required;
-    /// `apiBase`, `concurrency`, `ratePerMinute` and `timeoutSecs` are
-    /// optional overrides. Errors name the missing or mistyped key, never a value.
-    pub fn from_auth_config(auth: &Value) -> Result<WecomConfig, ApiError> {
-        let req = |k: &str| {
-            json::string(auth.get(k))
-                .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| ApiError::Config(format!("authConfig.{k} is missing or empty")))
-        };
-        let mut cfg = WecomConfig::new(req("corpId")?, req("agentId")?, req("secret")?);
-        if let Some(b) = json::string(auth.get("apiBase")) {
-            cfg.api_base = b;
-        }
-        if let Some(n) = json::int(auth.get("concurrency")) {
-            cfg.concurrency = n.clamp(1, 1024) as usize;
-        }
-        if let Some(n) = json::int(auth.get("ratePerMinute")) {
-            cfg.rate_limit =
-                RateLimit::new(n.clamp(1, u32::MAX as i64) as u32, Duration::from_secs(60));
-        }
-        if let Some(n) = json::int(auth.get("timeoutSecs")) {
-            cfg.timeout = Duration::from_secs(n.clamp(1, 3600) as u64);
-        }
-        Ok(cfg)
-    }
-}
-
 /// Token errors: drop the token and retry once (as wechatpy and WxJava do).
 const TOKEN_CODES: [i64; 4] = [40001, 40014, 41001, 42001];
 /// Busy (-1), frequency (45009), concurrency (45033): back off and retry.
@@ -464,21 +435,6 @@ mod tests {
         );
         assert_eq!(normalize_path("user/list"), "/cgi-bin/user/list");
         assert_eq!(normalize_path("/cgi-bin/tag/get"), "/cgi-bin/tag/get");
-    }
-
-    #[test]
-    fn auth_config_is_read_with_numeric_agent_id() {
-        let c = WecomConfig::from_auth_config(
-            &json!({"corpId": "ww1", "agentId": 1000001, "secret": "s", "apiBase": "http://h/cgi-bin/"}),
-        )
-        .unwrap();
-        assert_eq!(
-            (c.agent_id.as_str(), c.api_base.as_str()),
-            ("1000001", "http://h/cgi-bin/")
-        );
-        let e =
-            WecomConfig::from_auth_config(&json!({"corpId": "ww1", "agentId": "1"})).unwrap_err();
-        assert!(e.to_string().contains("authConfig.secret"));
     }
 
     #[test]
