@@ -4,7 +4,7 @@
 use crate::define::{ElementDefine, ElementKind, FunctionDefine};
 use crate::diagnostics::{DiagCode, Diagnostic, Diagnostics};
 use crate::element::{AppServices, CallError, Element, InstanceContext, TypeImpl};
-use crate::load::{self, Env, Layer, Schemas};
+use crate::load::{self, CompiledSchema, Env, Layer, Schemas};
 use crate::registry::{AppView, TypeRegistry};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -700,7 +700,7 @@ fn resolve_all(
     };
     let mut pending = Vec::with_capacity(elements.len());
     let mut function_memo: HashMap<String, Arc<Vec<FunctionDefine>>> = HashMap::new();
-    let mut schema_memo: HashMap<String, Option<Arc<jsonschema::Validator>>> = HashMap::new();
+    let mut schema_memo: HashMap<String, Option<Arc<CompiledSchema>>> = HashMap::new();
     for (name, def) in elements {
         let mut problem: Option<Diagnostic> = None;
         let mut chain = vec![def.clone()];
@@ -874,7 +874,7 @@ struct Pending {
     functions: Arc<Vec<FunctionDefine>>,
     problem: Option<Diagnostic>,
     /// `Some` for an instance whose config must be loaded (with its schema, if any).
-    schema: Option<Option<Arc<jsonschema::Validator>>>,
+    schema: Option<Option<Arc<CompiledSchema>>>,
 }
 
 /// The methods of the element at `chain[0]`: declarations merged from the
@@ -921,7 +921,7 @@ fn config_schema_for(
     imp: Option<&dyn TypeImpl>,
     schemas: &mut Schemas,
     diags: &mut Diagnostics,
-) -> Option<Arc<jsonschema::Validator>> {
+) -> Option<Arc<CompiledSchema>> {
     for e in chain.iter().skip(1) {
         let Some(spec) = e.raw.get("configSchema") else {
             continue;
@@ -980,7 +980,7 @@ fn config_schema_for(
 
 fn load_config(
     def: &ElementDefine,
-    schema: Option<Arc<jsonschema::Validator>>,
+    schema: Option<Arc<CompiledSchema>>,
     env: &Env,
     diags: &mut Diagnostics,
 ) -> Result<Option<Value>, String> {

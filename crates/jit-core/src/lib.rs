@@ -60,6 +60,7 @@ mod diagnostics;
 mod element;
 mod load;
 mod registry;
+mod schema_errors;
 
 /// Files embedded at build time from `elements/` and `schemas/`.
 pub mod embedded {

@@ -4,6 +4,7 @@
 use crate::define::{ArgDefine, ElementDefine, ElementKind, FunctionDefine, Origin};
 use crate::diagnostics::{DiagCode, Diagnostic, Diagnostics};
 use crate::embedded;
+use crate::schema_errors;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -64,9 +65,17 @@ pub(crate) fn read_json(file: &Path) -> Result<Value, Box<Diagnostic>> {
     parse_json(&text, file)
 }
 
+/// A JSON Schema compiled for validation, with the document it came from.
+pub(crate) struct CompiledSchema {
+    pub validator: jsonschema::Validator,
+    /// The schema itself: explaining a failed `oneOf` needs to see which
+    /// keys each branch requires, which the compiled form does not expose.
+    pub source: Value,
+}
+
 /// Compiled JSON Schemas, compiled once per load and shared by every document.
 pub(crate) struct Schemas {
-    compiled: HashMap<String, Option<Arc<jsonschema::Validator>>>,
+    compiled: HashMap<String, Option<Arc<CompiledSchema>>>,
 }
 
 impl Schemas {
@@ -92,12 +101,15 @@ impl Schemas {
         schema: impl FnOnce() -> Option<Value>,
         diags: &mut Diagnostics,
         file: &Path,
-    ) -> Option<Arc<jsonschema::Validator>> {
+    ) -> Option<Arc<CompiledSchema>> {
         if let Some(v) = self.compiled.get(key) {
             return v.clone();
         }
         let compiled = schema().and_then(|s| match jsonschema::validator_for(&s) {
-            Ok(v) => Some(Arc::new(v)),
+            Ok(validator) => Some(Arc::new(CompiledSchema {
+                validator,
+                source: s,
+            })),
             Err(e) => {
                 diags.push(Diagnostic::error(
                     DiagCode::Schema,
@@ -113,9 +125,11 @@ impl Schemas {
     }
 }
 
-/// Validates `doc` and pushes one diagnostic per violation.
+/// Validates `doc` and pushes one diagnostic per problem, each at its own
+/// JSON pointer (a failed `oneOf` is explained by its closest branch, see
+/// [`schema_errors`]).
 pub(crate) fn validate(
-    validator: &jsonschema::Validator,
+    schema: &CompiledSchema,
     doc: &Value,
     file: &Path,
     element: Option<&str>,
@@ -123,41 +137,24 @@ pub(crate) fn validate(
     diags: &mut Diagnostics,
 ) -> bool {
     // The fast check allocates nothing; errors are collected only for the rare bad document.
-    if validator.is_valid(doc) {
+    if schema.validator.is_valid(doc) {
         return true;
     }
-    let mut ok = true;
-    for err in validator.iter_errors(doc) {
-        ok = false;
-        let pointer = err.instance_path().to_string();
-        let message = without_secrets(&err.to_string(), err.instance(), &pointer);
-        let mut d = Diagnostic::error(
-            DiagCode::Schema,
-            file,
-            pointer,
-            format!("{what}: {message}"),
-        );
-        if let Some(e) = element {
-            d = d.for_element(e);
+    for err in schema.validator.iter_errors(doc) {
+        for problem in schema_errors::explain(&err, &schema.source) {
+            let mut d = Diagnostic::error(
+                DiagCode::Schema,
+                file,
+                problem.pointer,
+                format!("{what}: {}", problem.message),
+            );
+            if let Some(e) = element {
+                d = d.for_element(e);
+            }
+            diags.push(d);
         }
-        diags.push(d);
     }
-    ok
-}
-
-/// A schema error message quotes the offending value, which may be a whole
-/// config object (`oneOf` failures) or a secret itself: mask it.
-fn without_secrets(message: &str, instance: &Value, pointer: &str) -> String {
-    let key = pointer.rsplit('/').next().unwrap_or_default();
-    // Masking a one-key object reuses the rule that decides what a secret key is.
-    let masked = crate::mask_secrets(&serde_json::json!({ key: instance }))[key].clone();
-    let (raw, safe) = (instance.to_string(), masked.to_string());
-    // An empty value reveals nothing, and "\"\" is too short" must stay readable.
-    if raw == safe || instance.as_str() == Some("") {
-        message.to_string()
-    } else {
-        message.replace(&raw, &safe)
-    }
+    false
 }
 
 /// Where an element's declaration lives before it is parsed.
