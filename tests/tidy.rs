@@ -1,0 +1,653 @@
+//! Tidy: the architecture invariants that can be checked by reading the
+//! repository, checked. Every crate's dependencies keep to the boundaries
+//! ARCHITECTURE.md draws, every crate says what it is in a crate-level doc
+//! comment, and every crate appears in ARCHITECTURE.md's code map, so the map
+//! cannot drift from the tree.
+//!
+//! The manifests are read with a small TOML reader below rather than the
+//! `toml` crate: it covers every form the manifests use, fails loudly on
+//! anything else, and keeps this test free of dependencies.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Violations known today and accepted for now, each with the reason. An
+/// entry is `(crate, dependency, reason)`; the test fails if an entry is no
+/// longer needed, so the list only shrinks. Empty: no invariant is broken.
+const ALLOWED: &[(&str, &str, &str)] = &[];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn dependencies_keep_to_the_crate_boundaries() {
+    let root = repo_root();
+    let workspace = Manifest::read(&root.join("Cargo.toml"));
+    let violations: Vec<Violation> = crate_manifests(&root)
+        .iter()
+        .flat_map(|path| check_dependencies(&Manifest::read(path), &workspace))
+        .collect();
+    let (allowed, unexpected): (Vec<&Violation>, Vec<&Violation>) =
+        violations.iter().partition(|v| {
+            ALLOWED
+                .iter()
+                .any(|(c, d, _)| *c == v.krate && *d == v.dependency)
+        });
+    let stale: Vec<String> = ALLOWED
+        .iter()
+        .filter(|(c, d, _)| !allowed.iter().any(|v| v.krate == *c && v.dependency == *d))
+        .map(|(c, d, _)| format!("{c} → {d}"))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "dependencies that break the architecture invariants (see ARCHITECTURE.md):\n{}",
+        unexpected
+            .iter()
+            .map(|v| format!("  {v}\n"))
+            .collect::<String>()
+    );
+    assert!(
+        stale.is_empty(),
+        "ALLOWED entries no longer needed, remove them: {}",
+        stale.join(", ")
+    );
+}
+
+#[test]
+fn every_crate_has_a_crate_level_doc_comment() {
+    let mut undocumented = Vec::new();
+    for manifest in crate_manifests(&repo_root()) {
+        let dir = manifest.parent().unwrap();
+        let roots: Vec<PathBuf> = ["src/lib.rs", "src/main.rs"]
+            .iter()
+            .map(|r| dir.join(r))
+            .filter(|p| p.is_file())
+            .collect();
+        assert!(
+            !roots.is_empty(),
+            "{}: no src/lib.rs or src/main.rs",
+            dir.display()
+        );
+        for file in roots {
+            let text = std::fs::read_to_string(&file).unwrap();
+            if !starts_with_crate_doc(&text) {
+                undocumented.push(file.display().to_string());
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "crate roots without a crate-level doc comment (`//!` saying what the crate is):\n  {}",
+        undocumented.join("\n  ")
+    );
+}
+
+#[test]
+fn every_crate_is_in_the_architecture_code_map() {
+    let root = repo_root();
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let map = section(&doc, "## Code map").expect("ARCHITECTURE.md has a `## Code map` section");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates")).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.join("Cargo.toml").is_file() {
+            continue;
+        }
+        let name = format!("`crates/{}`", path.file_name().unwrap().to_string_lossy());
+        if !map.contains(&name) {
+            missing.push(name);
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "crates missing from ARCHITECTURE.md's code map (add a row saying what each is): {}",
+        missing.join(", ")
+    );
+}
+
+#[test]
+fn a_networking_dependency_of_jit_core_is_reported_even_through_the_workspace() {
+    let workspace = Manifest::parse(
+        "[workspace.dependencies]\ntokio = { version = \"1\", features = [\"rt\", \"net\"] }\n",
+    );
+    let core = Manifest::parse(
+        "[package]\nname = \"jit-core\"\n[dev-dependencies]\ntokio.workspace = true\n",
+    );
+    let found: Vec<String> = check_dependencies(&core, &workspace)
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("jit-core") && found[0].contains("tokio"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn the_simulator_is_allowed_as_a_dev_dependency_but_not_as_a_dependency() {
+    let workspace =
+        Manifest::parse("[workspace.dependencies]\njit-sim = { path = \"crates/jit-sim\" }\n");
+    let as_dev = Manifest::parse(
+        "[package]\nname = \"jit-wecom\"\n[dev-dependencies]\njit-sim = { path = \"../jit-sim\" }\n",
+    );
+    let as_dep = Manifest::parse(
+        "[package]\nname = \"jit-wecom\"\n[dependencies]\njit-sim.workspace = true\n",
+    );
+    assert!(check_dependencies(&as_dev, &workspace).is_empty());
+    assert_eq!(check_dependencies(&as_dep, &workspace).len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The rules.
+
+/// One dependency that breaks a rule.
+struct Violation {
+    krate: String,
+    dependency: String,
+    table: String,
+    rule: &'static str,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} depends on {} ([{}]): {}",
+            self.krate, self.dependency, self.table, self.rule
+        )
+    }
+}
+
+/// A dependency as declared, with `workspace = true` resolved.
+struct Dependency {
+    /// The crate depended on (`package = ...` honoured).
+    name: String,
+    /// The table it is declared in (`dependencies`, `dev-dependencies`, ...).
+    table: String,
+    /// Its features, the workspace entry's included.
+    features: Vec<String>,
+}
+
+fn check_dependencies(manifest: &Manifest, workspace: &Manifest) -> Vec<Violation> {
+    let krate = manifest
+        .get(&["package", "name"])
+        .and_then(Toml::as_str)
+        .expect("[package] name")
+        .to_string();
+    let mut out = Vec::new();
+    for dep in dependencies(manifest, workspace) {
+        let mut broken = |rule: &'static str| {
+            out.push(Violation {
+                krate: krate.clone(),
+                dependency: dep.name.clone(),
+                table: dep.table.clone(),
+                rule,
+            })
+        };
+        let name = dep.name.as_str();
+        if matches!(name, "rusqlite" | "tokio-postgres") && krate != "jit-store" {
+            broken("only jit-store speaks SQL");
+        }
+        if name == "libloading" && krate != "jit-plugin-host" {
+            broken("only jit-plugin-host loads libraries");
+        }
+        if krate == "jit-core" {
+            if matches!(name, "reqwest" | "axum" | "hyper" | "hyper-util") {
+                broken("jit-core does no network I/O");
+            }
+            if name == "tokio" && dep.features.iter().any(|f| f == "net" || f == "full") {
+                broken("jit-core does no network I/O (tokio's `net` feature)");
+            }
+        }
+        if name == "jit-sim"
+            && dep.table != "dev-dependencies"
+            && !matches!(krate.as_str(), "jit-cli" | "jit-bench")
+        {
+            broken("the simulator is a test and demo tool: only dev-dependencies, jit-cli and jit-bench use it");
+        }
+        if matches!(name, "jit-sync" | "jit-store" | "jit-apiclient")
+            && matches!(krate.as_str(), "jit-org" | "jit-core")
+        {
+            broken("jit-org and jit-core know nothing of syncing, storing or platform clients");
+        }
+    }
+    out
+}
+
+/// Every dependency of a manifest, in `[dependencies]`, `[dev-dependencies]`,
+/// `[build-dependencies]` and their `[target.'cfg(..)'.*]` variants.
+fn dependencies(manifest: &Manifest, workspace: &Manifest) -> Vec<Dependency> {
+    const TABLES: [&str; 3] = ["dependencies", "dev-dependencies", "build-dependencies"];
+    let mut scopes: Vec<&BTreeMap<String, Toml>> = vec![&manifest.0];
+    if let Some(Toml::Table(targets)) = manifest.0.get("target") {
+        scopes.extend(targets.values().filter_map(Toml::as_table));
+    }
+    let shared = workspace.get(&["workspace", "dependencies"]);
+    let mut out = Vec::new();
+    for scope in scopes {
+        for table in TABLES {
+            let Some(Toml::Table(deps)) = scope.get(table) else {
+                continue;
+            };
+            for (key, spec) in deps {
+                let mut name = key.clone();
+                let mut features = Vec::new();
+                let mut specs = vec![spec];
+                if spec.get("workspace").and_then(Toml::as_bool) == Some(true) {
+                    let entry = shared.and_then(|s| s.get(key)).unwrap_or_else(|| {
+                        panic!("{key} says `workspace = true` but [workspace.dependencies] has no {key}")
+                    });
+                    specs.push(entry);
+                }
+                for s in specs {
+                    if let Some(package) = s.get("package").and_then(Toml::as_str) {
+                        name = package.to_string();
+                    }
+                    if let Some(Toml::Array(fs)) = s.get("features") {
+                        features.extend(fs.iter().filter_map(Toml::as_str).map(str::to_string));
+                    }
+                }
+                out.push(Dependency {
+                    name,
+                    table: table.to_string(),
+                    features,
+                });
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The repository.
+
+/// `crates/*/Cargo.toml` and `examples/plugins/*/Cargo.toml`, sorted.
+fn crate_manifests(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for parent in ["crates", "examples/plugins"] {
+        for entry in std::fs::read_dir(root.join(parent)).unwrap() {
+            let manifest = entry.unwrap().path().join("Cargo.toml");
+            if manifest.is_file() {
+                out.push(manifest);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether the first thing in a crate root (after inner attributes) is a
+/// `//!` doc comment.
+fn starts_with_crate_doc(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("#!["))
+        .is_some_and(|l| l.starts_with("//!"))
+}
+
+/// The text of a Markdown section: from its heading to the next heading of
+/// the same level.
+fn section<'a>(doc: &'a str, heading: &str) -> Option<&'a str> {
+    let start = doc.find(&format!("{heading}\n"))? + heading.len();
+    let rest = &doc[start..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+// ---------------------------------------------------------------------------
+// A small TOML reader: tables, dotted keys, strings, booleans, numbers,
+// arrays and inline tables (what Cargo manifests use); anything else panics.
+
+#[derive(Debug, Clone)]
+enum Toml {
+    Str(String),
+    Bool(bool),
+    /// A number, integer or float (its value is never needed).
+    Number,
+    Array(Vec<Toml>),
+    Table(BTreeMap<String, Toml>),
+}
+
+impl Toml {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Toml::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Toml::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn as_table(&self) -> Option<&BTreeMap<String, Toml>> {
+        match self {
+            Toml::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+    fn get(&self, key: &str) -> Option<&Toml> {
+        self.as_table()?.get(key)
+    }
+}
+
+/// A parsed manifest.
+struct Manifest(BTreeMap<String, Toml>);
+
+impl Manifest {
+    fn read(path: &Path) -> Manifest {
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::panic::catch_unwind(|| Manifest::parse(&text))
+            .unwrap_or_else(|_| panic!("{}: not understood (see the panic above)", path.display()))
+    }
+
+    fn get(&self, path: &[&str]) -> Option<&Toml> {
+        let (first, rest) = path.split_first()?;
+        rest.iter().try_fold(self.0.get(*first)?, |v, k| v.get(k))
+    }
+
+    fn parse(text: &str) -> Manifest {
+        let mut root = BTreeMap::new();
+        let mut current: Vec<String> = Vec::new();
+        let mut p = Parser {
+            chars: text.chars().collect(),
+            pos: 0,
+        };
+        loop {
+            p.skip_blank_lines();
+            let Some(c) = p.peek() else { break };
+            if c == '[' {
+                let array = p.eat_str("[[");
+                if !array {
+                    p.expect('[');
+                }
+                current = p.key();
+                p.expect(']');
+                if array {
+                    p.expect(']');
+                    // Arrays of tables ([[bin]], [[test]]) hold no dependencies:
+                    // each is read into a fresh table of its own.
+                    let last = current.pop().unwrap();
+                    let parent = table_at(&mut root, &current);
+                    let Toml::Array(items) = parent
+                        .entry(last.clone())
+                        .or_insert_with(|| Toml::Array(Vec::new()))
+                    else {
+                        panic!("[[{last}]] is also a plain key");
+                    };
+                    items.push(Toml::Table(BTreeMap::new()));
+                    current.push(format!("{last}#{}", items.len()));
+                }
+            } else {
+                let key = p.key();
+                p.expect('=');
+                let value = p.value();
+                let mut path = current.clone();
+                path.extend(key);
+                let last = path.pop().unwrap();
+                table_at(&mut root, &path).insert(last, value);
+            }
+            p.end_of_line();
+        }
+        Manifest(root)
+    }
+}
+
+/// The table at `path`, created on demand (`name#n` = the n-th table of the
+/// array `name`).
+fn table_at<'a>(
+    root: &'a mut BTreeMap<String, Toml>,
+    path: &[String],
+) -> &'a mut BTreeMap<String, Toml> {
+    let mut table = root;
+    for key in path {
+        let slot = match key.split_once('#') {
+            Some((array, n)) => match table.get_mut(array) {
+                Some(Toml::Array(items)) => &mut items[n.parse::<usize>().unwrap() - 1],
+                _ => panic!("no array of tables {array}"),
+            },
+            None => table
+                .entry(key.clone())
+                .or_insert_with(|| Toml::Table(BTreeMap::new())),
+        };
+        let Toml::Table(t) = slot else {
+            panic!("{key} is not a table");
+        };
+        table = t;
+    }
+    table
+}
+
+struct Parser {
+    chars: Vec<char>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn eat_str(&mut self, s: &str) -> bool {
+        let n = s.chars().count();
+        if self.chars[self.pos..].iter().take(n).copied().eq(s.chars()) {
+            self.pos += n;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn skip_spaces(&mut self) {
+        while matches!(self.peek(), Some(' ' | '\t')) {
+            self.pos += 1;
+        }
+    }
+
+    /// Skips whitespace, newlines and comments (inside arrays and between lines).
+    fn skip_blank_lines(&mut self) {
+        loop {
+            match self.peek() {
+                Some(' ' | '\t' | '\r' | '\n') => self.pos += 1,
+                Some('#') => {
+                    while !matches!(self.peek(), None | Some('\n')) {
+                        self.pos += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn expect(&mut self, c: char) {
+        self.skip_spaces();
+        assert_eq!(self.peek(), Some(c), "expected `{c}` at char {}", self.pos);
+        self.pos += 1;
+        self.skip_spaces();
+    }
+
+    fn end_of_line(&mut self) {
+        self.skip_spaces();
+        if self.peek() == Some('#') {
+            self.skip_blank_lines();
+            return;
+        }
+        assert!(
+            matches!(self.peek(), None | Some('\n' | '\r')),
+            "unexpected text at char {}",
+            self.pos
+        );
+    }
+
+    /// A dotted key: `a`, `a.b`, `"a b".c`, `target.'cfg(unix)'.dependencies`.
+    fn key(&mut self) -> Vec<String> {
+        let mut parts = Vec::new();
+        loop {
+            self.skip_spaces();
+            let part = match self.peek() {
+                Some('"' | '\'') => self.string(),
+                _ => {
+                    let start = self.pos;
+                    while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    {
+                        self.pos += 1;
+                    }
+                    assert!(self.pos > start, "expected a key at char {}", self.pos);
+                    self.chars[start..self.pos].iter().collect()
+                }
+            };
+            parts.push(part);
+            self.skip_spaces();
+            if self.peek() != Some('.') {
+                return parts;
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn string(&mut self) -> String {
+        let quote = self.peek().unwrap();
+        assert!(
+            !self.eat_str(&quote.to_string().repeat(3)),
+            "multi-line strings are not supported (char {})",
+            self.pos
+        );
+        self.pos += 1;
+        let mut s = String::new();
+        loop {
+            let c = self.peek().expect("unterminated string");
+            self.pos += 1;
+            match c {
+                c if c == quote => return s,
+                '\\' if quote == '"' => {
+                    let e = self.peek().expect("unterminated escape");
+                    self.pos += 1;
+                    s.push(match e {
+                        'n' => '\n',
+                        't' => '\t',
+                        '"' | '\\' => e,
+                        _ => panic!("escape \\{e} is not supported"),
+                    });
+                }
+                c => s.push(c),
+            }
+        }
+    }
+
+    fn value(&mut self) -> Toml {
+        self.skip_spaces();
+        match self.peek() {
+            Some('"' | '\'') => Toml::Str(self.string()),
+            Some('[') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.skip_blank_lines();
+                    if self.peek() == Some(']') {
+                        self.pos += 1;
+                        return Toml::Array(items);
+                    }
+                    items.push(self.value());
+                    self.skip_blank_lines();
+                    if self.peek() == Some(',') {
+                        self.pos += 1;
+                    }
+                }
+            }
+            Some('{') => {
+                self.pos += 1;
+                let mut table = BTreeMap::new();
+                loop {
+                    self.skip_spaces();
+                    if self.peek() == Some('}') {
+                        self.pos += 1;
+                        return Toml::Table(table);
+                    }
+                    let mut key = self.key();
+                    self.expect('=');
+                    let value = self.value();
+                    let last = key.pop().unwrap();
+                    table_at(&mut table, &key).insert(last, value);
+                    self.skip_spaces();
+                    if self.peek() == Some(',') {
+                        self.pos += 1;
+                    }
+                }
+            }
+            _ => {
+                let start = self.pos;
+                while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || "+-._:".contains(c))
+                {
+                    self.pos += 1;
+                }
+                let word: String = self.chars[start..self.pos].iter().collect();
+                match word.as_str() {
+                    "true" => Toml::Bool(true),
+                    "false" => Toml::Bool(false),
+                    w if w.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') => {
+                        Toml::Number
+                    }
+                    _ => panic!("unsupported value at char {start}: {word:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_manifest_reader_understands_the_forms_manifests_use() {
+    let m = Manifest::parse(
+        r#"
+# a comment
+[package]
+name = "x" # trailing comment
+version.workspace = true
+
+[[test]]
+name = "cli"
+path = "../../tests/cli.rs"
+
+[dependencies]
+a = "1"
+b = { version = "0.8", default-features = false, features = ["json", "rustls-tls"] }
+c.workspace = true
+d = { workspace = true, features = ["rt"] }
+e = { package = "real-e", version = "2" }
+m = [
+  "multi", # with comments
+  "line",
+]
+
+[target.'cfg(unix)'.dev-dependencies]
+f = "3"
+"#,
+    );
+    assert_eq!(
+        m.get(&["package", "name"]).and_then(Toml::as_str),
+        Some("x")
+    );
+    assert!(
+        matches!(m.get(&["dependencies", "b", "features"]), Some(Toml::Array(f)) if f.len() == 2)
+    );
+    assert_eq!(
+        m.get(&["dependencies", "c", "workspace"])
+            .and_then(Toml::as_bool),
+        Some(true)
+    );
+    assert_eq!(
+        m.get(&["dependencies", "e", "package"])
+            .and_then(Toml::as_str),
+        Some("real-e")
+    );
+    assert!(matches!(m.get(&["dependencies", "m"]), Some(Toml::Array(v)) if v.len() == 2));
+    assert!(m
+        .get(&["target", "cfg(unix)", "dev-dependencies", "f"])
+        .is_some());
+    assert!(matches!(m.get(&["test"]), Some(Toml::Array(t)) if t.len() == 1));
+}
