@@ -18,6 +18,29 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A 64-bit advisory-lock key for `parts`, the same on every replica.
+///
+/// FNV-1a written out rather than std's `DefaultHasher`, whose algorithm may
+/// change between Rust releases: replicas built by different compilers must
+/// agree on the key or they would not exclude each other. Parts are joined
+/// with a NUL byte so that `["ab", "c"]` and `["a", "bc"]` differ.
+pub(crate) fn lock_key(parts: &[&str]) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    for (i, part) in ["jit-store"].iter().chain(parts).enumerate() {
+        if i > 0 {
+            h ^= 0;
+            h = h.wrapping_mul(PRIME);
+        }
+        for b in part.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    h as i64
+}
+
 /// Maps a driver error to [`StoreError::Database`] naming the operation.
 pub(crate) trait Ctx<T> {
     fn ctx(self, operation: &str) -> StoreResult<T>;
@@ -616,6 +639,18 @@ pub(crate) fn status_parse(s: &str) -> StoreResult<MemberStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_keys_are_fnv1a_and_never_change() {
+        // Pinned values: a change here means replicas of different versions
+        // would stop excluding each other.
+        assert_eq!(lock_key(&[]), 0x6ee8_15b9_1013_fb68_u64 as i64);
+        assert_eq!(
+            lock_key(&["migrate", "public"]),
+            0x2573_b3b7_ac04_d9aa_u64 as i64
+        );
+        assert_ne!(lock_key(&["ab", "c"]), lock_key(&["a", "bc"]));
+    }
 
     #[test]
     fn paths_follow_parents_and_cut_cycles() {

@@ -82,29 +82,7 @@ impl PgStore {
             check_schema_name(s).map_err(open_err)?;
         }
         let mut client = connect(url, &location).await?;
-        if let Some(s) = schema {
-            client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS \"{s}\"; SET search_path TO \"{s}\""
-                ))
-                .await
-                .map_err(|e| open_err(pg_message(&e)))?;
-        }
-        // Read the version before writing anything.
-        let found = read_version(&client)
-            .await
-            .map_err(|e| open_err(pg_message(&e)))?;
-        let known = schema::latest_version();
-        if found > known {
-            return Err(StoreError::SchemaTooNew {
-                location,
-                found,
-                known,
-            });
-        }
-        if found < known {
-            migrate(&mut client, &location).await?;
-        }
+        migrate(&mut client, schema, &location).await?;
         Ok(PgStore {
             client: tokio::sync::Mutex::new(client),
             location,
@@ -112,9 +90,19 @@ impl PgStore {
     }
 }
 
+/// The schema version, read with the statement's own snapshot.
+///
+/// `to_regclass` is not used on purpose: it answers from the catalog cache,
+/// which is not refreshed by taking an advisory lock, so a process that lost
+/// the migration race would still see "no version table" and migrate again.
 async fn read_version(c: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
     let row = c
-        .query_one("SELECT to_regclass('jit_schema_version') IS NOT NULL", &[])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relname = 'jit_schema_version')",
+            &[],
+        )
         .await?;
     if !row.get::<_, bool>(0) {
         return Ok(0);
@@ -128,14 +116,44 @@ async fn read_version(c: &impl GenericClient) -> Result<i64, tokio_postgres::Err
     Ok(row.get(0))
 }
 
-async fn migrate(client: &mut Client, location: &str) -> StoreResult<()> {
+/// Selects `schema` (creating it) and brings it to the latest version, in one
+/// transaction that first takes an advisory lock keyed by the schema name:
+/// replicas opening one fresh schema together queue on that lock, and each
+/// one re-reads the version after getting it, so all but the first find
+/// nothing left to do. A newer schema is refused before anything is written.
+async fn migrate(client: &mut Client, schema: Option<&str>, location: &str) -> StoreResult<()> {
     let op = format!("migrate {location}");
-    let tx = client.transaction().await.ctx(&op)?;
-    // Two processes opening the same fresh schema must not both migrate it.
-    tx.batch_execute("SELECT pg_advisory_xact_lock(72616, hashtext(current_schema()))")
+    let open_err = |e: tokio_postgres::Error| StoreError::Open {
+        location: location.to_string(),
+        message: pg_message(&e),
+    };
+    let tx = client.transaction().await.map_err(open_err)?;
+    let name = match schema {
+        Some(s) => s.to_string(),
+        None => tx
+            .query_one("SELECT current_schema()::text", &[])
+            .await
+            .map_err(open_err)?
+            .get::<_, Option<String>>(0)
+            .unwrap_or_else(|| "public".to_string()),
+    };
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&logic::lock_key(&["migrate", &name])],
+    )
+    .await
+    .map_err(open_err)?;
+    if let Some(s) = schema {
+        // Under the lock: two concurrent `CREATE SCHEMA IF NOT EXISTS` can
+        // both miss the other's and one fails on the catalog's unique key.
+        // A `SET` inside a committed transaction stays for the session.
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{s}\"; SET search_path TO \"{s}\""
+        ))
         .await
-        .ctx(&op)?;
-    let found = read_version(&tx).await.ctx(&op)?;
+        .map_err(open_err)?;
+    }
+    let found = read_version(&tx).await.map_err(open_err)?;
     let known = schema::latest_version();
     if found > known {
         return Err(StoreError::SchemaTooNew {
@@ -143,6 +161,10 @@ async fn migrate(client: &mut Client, location: &str) -> StoreResult<()> {
             found,
             known,
         });
+    }
+    if found == known {
+        // Nothing to migrate; commit keeps the search path.
+        return tx.commit().await.ctx(&op);
     }
     tx.batch_execute(schema::VERSION_TABLE).await.ctx(&op)?;
     for m in schema::MIGRATIONS.iter().filter(|m| m.version > found) {

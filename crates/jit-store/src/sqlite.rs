@@ -70,7 +70,7 @@ fn open_blocking(path: &std::path::Path, location: &str) -> StoreResult<Connecti
         message,
     };
     let mut conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
-    conn.busy_timeout(Duration::from_secs(30))
+    conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| err(e.to_string()))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(|e| err(e.to_string()))?;
@@ -88,8 +88,7 @@ fn open_blocking(path: &std::path::Path, location: &str) -> StoreResult<Connecti
     // write on bulk applies. A no-op on an existing database.
     conn.pragma_update(None, "page_size", PAGE_SIZE)
         .map_err(|e| err(e.to_string()))?;
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
-        .map_err(|e| err(format!("cannot switch to WAL: {e}")))?;
+    switch_to_wal(&conn).map_err(|e| err(format!("cannot switch to WAL: {e}")))?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| err(e.to_string()))?;
     // 16 MiB page cache. Measured on a 100,000-member apply: larger caches
@@ -105,6 +104,35 @@ fn open_blocking(path: &std::path::Path, location: &str) -> StoreResult<Connecti
     conn.set_prepared_statement_cache_capacity(64);
     migrate(&mut conn, location)?;
     Ok(conn)
+}
+
+/// How long opening waits for other connections (replicas starting
+/// together, a running apply) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Switches the file to WAL. Switching needs the database to itself and
+/// SQLite does not call the busy handler for it, so replicas opening one
+/// fresh file together would fail with "database is locked": retry until
+/// [`BUSY_TIMEOUT`]. A file already in WAL mode returns at once.
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether SQLite refused because another connection holds a lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn read_version(conn: &Connection) -> rusqlite::Result<i64> {
