@@ -209,6 +209,15 @@ pub enum Mutation {
         /// New admins in platform order.
         admins: Vec<AdminSpec>,
     },
+    /// Changes the app's visible range (WeCom) / contact scope (DingTalk):
+    /// the roots of the department subtrees it may see; `None` = the whole
+    /// org. No event is pushed (the platforms push none to the app).
+    #[serde(rename_all = "camelCase")]
+    SetVisibleRange {
+        /// Subtree roots; each must exist.
+        #[serde(default)]
+        depts: Option<Vec<i64>>,
+    },
 }
 
 /// What a mutation did.
@@ -768,6 +777,12 @@ pub(crate) fn apply(
             }
             events = b.out;
         }
+        Mutation::SetVisibleRange { depts } => {
+            if let Some(missing) = depts.iter().flatten().find(|d| !org.depts.contains_key(d)) {
+                return Err(format!("department {missing} does not exist"));
+            }
+            org.visible_roots = depts.clone();
+        }
         Mutation::SetAdmins { admins } => {
             for a in admins {
                 need(org, &a.userid)?;
@@ -807,6 +822,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/stats", get(stats))
         .route("/_sim/stats/reset", post(reset_stats))
         .route("/_sim/tokens/invalidate", post(invalidate))
+        .route("/_sim/faults", get(faults).post(set_faults))
+        .route("/_sim/orgs/{org}/visible-range", post(visible_range))
+        .route("/_sim/orgs/{org}/refusals", post(refusals))
         .route("/_sim/orgs/{org}/truth", get(truth))
         .route("/_sim/orgs/{org}/mutate", post(mutate))
         .route("/_sim/orgs/{org}/login-code", post(login_code))
@@ -840,6 +858,81 @@ async fn reset_stats(State(sh): State<Arc<Shared>>) -> Response {
 async fn invalidate(State(sh): State<Arc<Shared>>) -> Response {
     sh.invalidate_tokens();
     Json(json!({"ok": true})).into_response()
+}
+
+async fn faults(State(sh): State<Arc<Shared>>) -> Response {
+    Json(sh.chaos.read().expect("chaos lock").faults.clone()).into_response()
+}
+
+/// Body of `POST /_sim/faults`: fields left out keep their value.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FaultPatch {
+    rate: Option<f64>,
+    kinds: Option<Vec<crate::FaultKind>>,
+    outage_rate: Option<f64>,
+    stall_ms: Option<u64>,
+    round: Option<u64>,
+}
+
+async fn set_faults(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let p: FaultPatch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad fault settings: {e}")),
+    };
+    let mut f = sh.chaos.read().expect("chaos lock").faults.clone();
+    f.rate = p.rate.unwrap_or(f.rate);
+    f.kinds = p.kinds.unwrap_or(f.kinds);
+    f.outage_rate = p.outage_rate.unwrap_or(f.outage_rate);
+    f.stall_ms = p.stall_ms.unwrap_or(f.stall_ms);
+    f.round = p.round.unwrap_or(f.round);
+    match sh.set_fault_settings(f.clone()) {
+        Ok(()) => Json(f).into_response(),
+        Err(e) => bad(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RangeReq {
+    depts: Option<Vec<i64>>,
+}
+
+async fn visible_range(
+    State(sh): State<Arc<Shared>>,
+    Path(org): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let r = match org_ref(&sh, &org) {
+        Ok(r) => r,
+        Err(e) => return bad(StatusCode::NOT_FOUND, e),
+    };
+    let req: RangeReq = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad visible range: {e}")),
+    };
+    match crate::mutate_shared(&sh, r, Mutation::SetVisibleRange { depts: req.depts }) {
+        Ok(_) => Json(json!({"ok": true})).into_response(),
+        Err(e) => bad(StatusCode::CONFLICT, e),
+    }
+}
+
+async fn refusals(
+    State(sh): State<Arc<Shared>>,
+    Path(org): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let r = match org_ref(&sh, &org) {
+        Ok(r) => r,
+        Err(e) => return bad(StatusCode::NOT_FOUND, e),
+    };
+    let list: Vec<crate::DeptRefusal> = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad refusals: {e}")),
+    };
+    match sh.set_refusals(r, list) {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(e) => bad(StatusCode::NOT_FOUND, e),
+    }
 }
 
 async fn truth(State(sh): State<Arc<Shared>>, Path(org): Path<String>) -> Response {

@@ -49,7 +49,8 @@ pub struct SimArgs {
     /// Probability (0..1) that an API call gets a fault.
     #[arg(long, default_value_t = 0.0)]
     pub fault_rate: f64,
-    /// Fault kinds to draw from: busy,http5xx,drop,stall,malformed.
+    /// Fault kinds to draw from: busy,http5xx,drop,stall,malformed (also
+    /// revoke_token, permission).
     #[arg(
         long,
         value_delimiter = ',',

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A kind of injected fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// Old families: HTTP 200 `{"errcode":-1,"errmsg":"system busy"}`;
@@ -19,17 +19,60 @@ pub enum FaultKind {
     Stall,
     /// HTTP 200 with a truncated, unparsable JSON body.
     Malformed,
+    /// Every token issued so far is revoked when the call arrives (the
+    /// platform invalidated them early), and the call itself is refused as
+    /// the platform refuses a revoked token: WeCom and DingTalk oapi 40014,
+    /// DingTalk new family HTTP 400 `InvalidAuthentication`. Not injected on
+    /// token calls.
+    RevokeToken,
+    /// The app is refused one department: WeCom `user/list` answers 60011
+    /// (no privilege) or 60020 (caller IP not allow-listed); DingTalk
+    /// `v2/department/get`, `v2/user/list` and `v2/department/listsubid`
+    /// answer 60011 (the app lacks the API permission point). Only injected
+    /// on those calls; a draw of this kind on any other call is no fault.
+    Permission,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 7] = [
+        FaultKind::Busy,
+        FaultKind::Http5xx,
+        FaultKind::Drop,
+        FaultKind::Stall,
+        FaultKind::Malformed,
+        FaultKind::RevokeToken,
+        FaultKind::Permission,
+    ];
+
+    /// The transport-level kinds (the default draw): every kind a client
+    /// should survive by retrying the same request.
+    pub const TRANSPORT: [FaultKind; 5] = [
         FaultKind::Busy,
         FaultKind::Http5xx,
         FaultKind::Drop,
         FaultKind::Stall,
         FaultKind::Malformed,
     ];
+
+    /// The kind's name as used in JSON, the CLI and stats (`busy`, `revoke_token`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Busy => "busy",
+            FaultKind::Http5xx => "http5xx",
+            FaultKind::Drop => "drop",
+            FaultKind::Stall => "stall",
+            FaultKind::Malformed => "malformed",
+            FaultKind::RevokeToken => "revoke_token",
+            FaultKind::Permission => "permission",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FromStr for FaultKind {
@@ -41,9 +84,11 @@ impl FromStr for FaultKind {
             "drop" => FaultKind::Drop,
             "stall" => FaultKind::Stall,
             "malformed" => FaultKind::Malformed,
+            "revoke_token" | "revoke" => FaultKind::RevokeToken,
+            "permission" => FaultKind::Permission,
             other => {
                 return Err(format!(
-                    "unknown fault kind {other:?} (busy, http5xx, drop, stall, malformed)"
+                    "unknown fault kind {other:?} (busy, http5xx, drop, stall, malformed, revoke_token, permission)"
                 ))
             }
         })
@@ -149,6 +194,11 @@ pub struct SimConfig {
     pub fault_rate: f64,
     /// Which faults to draw from (uniformly).
     pub fault_kinds: Vec<FaultKind>,
+    /// Probability (0..=1) that a request is in an outage for the whole
+    /// round: every attempt of it gets a fault (drawn once from
+    /// `fault_kinds`), so a client's retries run out. Decided per request
+    /// like every fault draw (see [`crate::FaultSettings`]).
+    pub outage_rate: f64,
     /// How long a `Stall` fault holds the answer.
     pub stall_ms: u64,
     /// Access-token lifetime in seconds (`expires_in`).
@@ -170,6 +220,12 @@ pub struct SimConfig {
     pub wecom_callback: Option<CallbackConfig>,
     /// DingTalk HTTP-push callbacks by org number (missing = none).
     pub dingtalk_callbacks: Vec<Option<CallbackConfig>>,
+    /// The WeCom app's visible range: department subtrees it may see
+    /// (`None` = the whole corp). Changeable while serving.
+    pub wecom_visible_range: Option<Vec<i64>>,
+    /// Each DingTalk app's contact scope by org number (missing or `None` =
+    /// the whole org). Changeable while serving.
+    pub dingtalk_visible_ranges: Vec<Option<Vec<i64>>>,
 }
 
 impl Default for SimConfig {
@@ -190,7 +246,8 @@ impl Default for SimConfig {
             wecom_rate_per_hour: 150_000,
             dingtalk_rate_per_second: 20,
             fault_rate: 0.0,
-            fault_kinds: FaultKind::ALL.to_vec(),
+            fault_kinds: FaultKind::TRANSPORT.to_vec(),
+            outage_rate: 0.0,
             stall_ms: 30_000,
             token_lifetime_secs: 7200,
             login_code_lifetime_secs: 300,
@@ -199,6 +256,8 @@ impl Default for SimConfig {
             wecom_contact_token_restricted: false,
             wecom_callback: None,
             dingtalk_callbacks: Vec::new(),
+            wecom_visible_range: None,
+            dingtalk_visible_ranges: Vec::new(),
         }
     }
 }
@@ -215,7 +274,63 @@ impl fmt::Debug for SimConfig {
             .field("dingtalk_orgs", &self.dingtalk_orgs)
             .field("latency_ms", &self.latency_ms)
             .field("fault_rate", &self.fault_rate)
+            .field("outage_rate", &self.outage_rate)
             .field("token_lifetime_secs", &self.token_lifetime_secs)
             .finish_non_exhaustive()
     }
+}
+
+/// Fault injection while serving: what [`crate::SimHandle::set_fault_settings`]
+/// and `POST /_sim/faults` set, and `GET /_sim/faults` shows.
+///
+/// Every decision is a hash of (seed, `round`, API path, the request's
+/// identifying parameters — query and JSON body without the token — and how
+/// many times that same request was seen in this round). It depends neither
+/// on the order calls arrive in nor on other requests, so a client that
+/// sends its calls concurrently gets the same faults on every replay of a
+/// seed and round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FaultSettings {
+    /// Probability (0..=1) that one attempt of a request gets a fault.
+    pub rate: f64,
+    /// Kinds to draw from (uniformly).
+    pub kinds: Vec<FaultKind>,
+    /// Probability (0..=1) that a request fails on every attempt this round.
+    pub outage_rate: f64,
+    /// How long a `Stall` fault holds the answer.
+    pub stall_ms: u64,
+    /// The scenario's round: a new round draws new faults for the same
+    /// requests and forgets how often each was seen.
+    pub round: u64,
+}
+
+impl Default for FaultSettings {
+    fn default() -> Self {
+        FaultSettings {
+            rate: 0.0,
+            kinds: FaultKind::TRANSPORT.to_vec(),
+            outage_rate: 0.0,
+            stall_ms: 30_000,
+            round: 0,
+        }
+    }
+}
+
+/// A department the app is refused until the refusal is lifted (a sticky
+/// misconfiguration: permission point not granted, IP not allow-listed).
+/// Calls that read the department answer `errcode`: WeCom `user/list`;
+/// DingTalk `v2/department/get`, `v2/user/list`, `v2/department/listsubid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeptRefusal {
+    /// The refused department.
+    pub dept_id: i64,
+    /// The answer's errcode: 60011 (default) or, on WeCom, 60020.
+    #[serde(default = "no_privilege")]
+    pub errcode: i64,
+}
+
+fn no_privilege() -> i64 {
+    60011
 }

@@ -354,6 +354,17 @@ fn dept_exists(sh: &Shared, org: &Org, id: i64) -> Result<(), Reply> {
     }
 }
 
+/// An existing department inside the app's contact scope; outside it
+/// answers 50004 (reference B.2, B.3).
+fn dept_in_scope(sh: &Shared, org: &Org, id: i64) -> Result<(), Reply> {
+    dept_exists(sh, org, id)?;
+    if org.dept_in_range(id) {
+        Ok(())
+    } else {
+        Err(ding_err(sh, 50004, "企业部门不在授权范围"))
+    }
+}
+
 /// One cursor page over a department's members.
 fn page<'a>(
     sh: &Shared,
@@ -361,7 +372,7 @@ fn page<'a>(
     req: &ApiReq,
 ) -> Result<(i64, Vec<&'a MemberRec>, bool, usize), Reply> {
     let dept = int(sh, req, "dept_id", true)?.expect("required");
-    dept_exists(sh, org, dept)?;
+    dept_in_scope(sh, org, dept)?;
     let cursor = int(sh, req, "cursor", true)?.expect("required");
     let size = int(sh, req, "size", true)?.expect("required");
     // The maximum of 100 is documented on listsimple and assumed for
@@ -421,7 +432,7 @@ fn topapi(
         }
         "/topapi/v2/department/get" => {
             let id = int(sh, req, "dept_id", true)?.expect("required");
-            dept_exists(sh, org, id)?;
+            dept_in_scope(sh, org, id)?;
             let d = &org.depts[&id];
             let mut all = HashSet::new();
             for s in org.subtree(id) {
@@ -546,6 +557,7 @@ fn topapi(
                 .members
                 .iter()
                 .filter_map(|u| org.find_member(u))
+                .filter(|m| org.member_in_range(m))
                 .collect();
             let start = (offset as usize).min(members.len());
             let end = (start + size as usize).min(members.len());

@@ -22,6 +22,9 @@
 //! | `GET /_sim/info` | the start line ([`SimInfo`]) |
 //! | `GET /_sim/stats`, `POST /_sim/stats/reset` | [`SimStats`]: calls, throttled, faults per app and API; event delivery |
 //! | `POST /_sim/tokens/invalidate` | invalidate every issued token early |
+//! | `GET /_sim/faults`, `POST /_sim/faults` | [`FaultSettings`]: rate, kinds, outage rate, stall, round (POST: fields left out keep their value) |
+//! | `POST /_sim/orgs/{org}/visible-range` | `{"depts": [2, 9]}` or `{"depts": null}` (whole org): the app's visible range / contact scope |
+//! | `POST /_sim/orgs/{org}/refusals` | `[{"deptId": 7, "errcode": 60020}]`: departments the app is refused until the list changes ([`DeptRefusal`]) |
 //! | `GET /_sim/orgs/{org}/truth` | the org in the jit-org model (`CorpSnapshot`) |
 //! | `POST /_sim/orgs/{org}/mutate` | one [`Mutation`] or a list, e.g. `{"op":"removeMember","userid":"x"}` |
 //! | `POST /_sim/orgs/{org}/login-code` | `{"userid"}` → `{"code"}` for the login endpoints |
@@ -38,6 +41,16 @@
 //!   per 1 s. Throttled calls do not use up the window. WeCom's extra
 //!   "blocked for 60 s after the minute limit" penalty is not modelled, so
 //!   the floor a benchmark computes is exactly calls ÷ limit per window.
+//! - Fault decisions are hashes of (seed, round, API path, the request's
+//!   identity, attempt number), never of arrival order: see [`FaultSettings`].
+//! - The visible range limits WeCom `department/list` (a visible department
+//!   under an invisible parent keeps its real `parentid`), `user/list` and
+//!   `department/get` of invisible departments (60011), `user/get` of
+//!   invisible members (60011) and `tag/get` (visible members only). On
+//!   DingTalk, `listsubid` is not limited (reference B.2); `department/get`
+//!   and `v2/user/list` of an invisible department answer 50004, and
+//!   `role/simplelist` lists visible members only. The truth is what a
+//!   complete read by the app yields (see [`SimHandle::wecom_truth`]).
 //! - Not simulated: IP-level limits, WeCom 45033 concurrency limits,
 //!   DingTalk Stream mode (only HTTP push), `extattr` / `extension`
 //!   (absent, so `Member::extra` is `null` in the truth).
@@ -65,7 +78,7 @@ mod server;
 mod wecom;
 
 pub use admin::{AdminSpec, MembershipSpec, Mutation, MutationOutcome};
-pub use config::{CallbackConfig, FaultKind, OrgRef, SimConfig};
+pub use config::{CallbackConfig, DeptRefusal, FaultKind, FaultSettings, OrgRef, SimConfig};
 pub use org::{Platform, SimStatus};
 pub use server::{ApiStats, EventStats, SimStats};
 
@@ -376,19 +389,55 @@ impl SimHandle {
         reset_stats_of(&self.shared)
     }
 
-    /// Changes fault injection while serving (e.g. faults that start in the
-    /// middle of a sync). Draws stay seeded: the n-th call of a run gets the
-    /// same draw for the same settings.
+    /// Changes the fault rate and kinds while serving (e.g. faults that
+    /// start in the middle of a sync); the rest of [`FaultSettings`] stays.
+    /// Draws stay seeded: see [`FaultSettings`].
     pub fn set_faults(&self, rate: f64, kinds: Vec<FaultKind>) -> Result<(), SimError> {
-        if !(0.0..=1.0).contains(&rate) {
-            return Err(SimError::Config(format!(
-                "fault rate {rate} is not within 0..=1"
-            )));
-        }
-        let mut c = self.shared.chaos.write().expect("chaos lock");
-        c.fault_rate = rate;
-        c.fault_kinds = kinds;
-        Ok(())
+        self.set_fault_settings(FaultSettings {
+            rate,
+            kinds,
+            ..self.fault_settings()
+        })
+    }
+
+    /// The fault injection in force.
+    pub fn fault_settings(&self) -> FaultSettings {
+        self.shared.chaos.read().expect("chaos lock").faults.clone()
+    }
+
+    /// Replaces the fault injection settings while serving.
+    pub fn set_fault_settings(&self, settings: FaultSettings) -> Result<(), SimError> {
+        self.shared
+            .set_fault_settings(settings)
+            .map_err(SimError::Config)
+    }
+
+    /// Starts a round of a scenario: the same requests draw new faults, and
+    /// attempt numbers start again from the first.
+    pub fn set_round(&self, round: u64) {
+        let s = FaultSettings {
+            round,
+            ..self.fault_settings()
+        };
+        self.set_fault_settings(s).expect("rates unchanged");
+    }
+
+    /// Sets the app's visible range (WeCom) / contact scope (DingTalk): the
+    /// roots of the department subtrees it may see; `None` = the whole org.
+    /// The truth follows at once.
+    pub fn set_visible_range(&self, org: OrgRef, depts: Option<Vec<i64>>) -> Result<(), SimError> {
+        self.mutate(org, Mutation::SetVisibleRange { depts })
+            .map(|_| ())
+    }
+
+    /// Replaces the departments the app is refused (sticky permission
+    /// errors, until the next call of this); an empty list lifts them all.
+    pub fn set_refused_depts(
+        &self,
+        org: OrgRef,
+        refusals: Vec<DeptRefusal>,
+    ) -> Result<(), SimError> {
+        self.shared.set_refusals(org, refusals)
     }
 
     /// Changes the latency added to every API answer while serving.
@@ -404,7 +453,8 @@ impl SimHandle {
     }
 
     /// The WeCom corp's current truth in the jit-org model, read from the
-    /// simulator's state (not through its API).
+    /// simulator's state (not through its API): what a complete read by the
+    /// app yields, so only what its visible range shows.
     pub fn wecom_truth(&self) -> CorpSnapshot {
         self.shared.orgs[0].read().expect("org lock").truth()
     }

@@ -177,6 +177,11 @@ pub(crate) struct Org {
     pub next_dept_id: i64,
     pub next_seq: u64,
     pub next_role_id: i64,
+    /// The app's visible range (WeCom) / contact scope (DingTalk): roots of
+    /// the department subtrees it may see; `None` = the whole org.
+    pub visible_roots: Option<Vec<i64>>,
+    /// Departments the app is refused (sticky permission errors): id → errcode.
+    pub refused: BTreeMap<i64, i64>,
 }
 
 const SURNAMES: &[(&str, &str)] = &[
@@ -365,6 +370,15 @@ impl Org {
             next_dept_id: 2,
             next_seq: 0,
             next_role_id: 1,
+            visible_roots: match platform {
+                Platform::Wecom => cfg.wecom_visible_range.clone(),
+                Platform::Dingtalk => cfg
+                    .dingtalk_visible_ranges
+                    .get(ding_index)
+                    .cloned()
+                    .flatten(),
+            },
+            refused: BTreeMap::new(),
         };
         org.gen_depts(
             &mut rng,
@@ -806,24 +820,70 @@ impl Org {
         out
     }
 
+    /// The departments inside the app's visible range, or `None` when it
+    /// sees the whole org (the common case: nothing to compute).
+    pub(crate) fn visible_depts(&self) -> Option<BTreeSet<i64>> {
+        let roots = self.visible_roots.as_ref()?;
+        Some(
+            roots
+                .iter()
+                .filter(|r| self.depts.contains_key(r))
+                .flat_map(|r| self.subtree(*r))
+                .collect(),
+        )
+    }
+
+    /// Whether the app may see this department.
+    pub(crate) fn dept_in_range(&self, id: i64) -> bool {
+        match &self.visible_roots {
+            None => true,
+            Some(roots) => {
+                // Walk up: the department is visible when a root is on its path.
+                let mut cur = Some(id);
+                while let Some(d) = cur {
+                    if roots.contains(&d) {
+                        return true;
+                    }
+                    cur = self.depts.get(&d).and_then(|r| r.parent);
+                }
+                false
+            }
+        }
+    }
+
+    /// Whether the app may see this member: in at least one visible department.
+    pub(crate) fn member_in_range(&self, m: &MemberRec) -> bool {
+        self.visible_roots.is_none() || m.depts.iter().any(|d| self.dept_in_range(d.dept_id))
+    }
+
     pub(crate) fn admin_level(&self, userid: &str) -> Option<i64> {
         self.admins.iter().find(|a| a.0 == userid).map(|a| a.1)
     }
 
-    /// The org in the jit-org model, derived from internal state only.
+    /// The org in the jit-org model, derived from internal state only: what
+    /// a complete read by the app yields. Outside a limited visible range
+    /// nothing exists: departments and members outside it are absent, a
+    /// visible department under an invisible parent is a top level
+    /// (`parent_id: None`), memberships and role holdings outside it are
+    /// dropped. The admin list is not limited by the range.
     pub(crate) fn truth(&self) -> CorpSnapshot {
         let mut snap = CorpSnapshot::new(self.corp_id.clone());
-        for d in self.depts.values() {
-            let mut dept = Dept::new(d.id, d.parent, d.name.clone());
+        let range = self.visible_depts();
+        let in_range = |d: i64| range.as_ref().is_none_or(|r| r.contains(&d));
+        for d in self.depts.values().filter(|d| in_range(d.id)) {
+            let parent = d.parent.filter(|p| in_range(*p));
+            let mut dept = Dept::new(d.id, parent, d.name.clone());
             dept.order = d.order;
             dept.leaders = self.leaders(d.id);
             snap.depts.insert(d.id, dept);
         }
-        for m in self.members.values().filter(|m| self.visible(m)) {
+        let seen = |m: &MemberRec| self.visible(m) && m.depts.iter().any(|x| in_range(x.dept_id));
+        for m in self.members.values().filter(|m| seen(m)) {
             let mut out = Member::new(m.userid.clone(), m.name.clone());
             out.depts = m
                 .depts
                 .iter()
+                .filter(|x| in_range(x.dept_id))
                 .map(|x| DeptMembership {
                     dept_id: x.dept_id,
                     order: x.order,
@@ -894,7 +954,7 @@ impl Org {
             let members = r
                 .members
                 .iter()
-                .filter(|u| self.members.get(*u).is_some_and(|m| self.visible(m)))
+                .filter(|u| self.members.get(*u).is_some_and(&seen))
                 .cloned()
                 .collect();
             snap.roles.insert(

@@ -1,7 +1,7 @@
 //! Shared state, the HTTP plumbing every API call goes through (identify the
 //! app, count, rate-limit, delay, inject faults) and the server loop.
 
-use crate::config::{FaultKind, OrgRef, SimConfig};
+use crate::config::{FaultKind, FaultSettings, OrgRef, SimConfig};
 use crate::org::{mix, Org, Platform};
 use crate::{admin, dingtalk, events, wecom, SimError, SimInfo};
 use axum::body::Bytes;
@@ -83,8 +83,11 @@ pub struct ApiStats {
     pub calls: u64,
     /// Calls answered with the rate-limit error.
     pub throttled: u64,
-    /// Calls that got an injected fault.
+    /// Calls that got an injected fault (sticky department refusals included).
     pub faults: u64,
+    /// Injected faults by kind (a sticky refusal counts as `permission`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fault_kinds: BTreeMap<FaultKind, u64>,
 }
 
 /// Counters of event pushes to one org's callback.
@@ -129,6 +132,25 @@ impl SimStats {
             .unwrap_or(0)
     }
 
+    /// Total injected faults of one app over every API.
+    pub fn total_faults(&self, app: &str) -> u64 {
+        self.apps
+            .get(app)
+            .map(|a| a.values().map(|s| s.faults).sum())
+            .unwrap_or(0)
+    }
+
+    /// Injected faults of one app by kind, over every API.
+    pub fn faults_by_kind(&self, app: &str) -> BTreeMap<FaultKind, u64> {
+        let mut out = BTreeMap::new();
+        for s in self.apps.get(app).into_iter().flat_map(|a| a.values()) {
+            for (k, n) in &s.fault_kinds {
+                *out.entry(*k).or_insert(0) += n;
+            }
+        }
+        out
+    }
+
     /// Counters of one app and path (zero when never called).
     pub fn api(&self, app: &str, path: &str) -> ApiStats {
         self.apps
@@ -161,7 +183,9 @@ pub(crate) struct Shared {
     pub meter: Mutex<Meter>,
     pub start: Instant,
     pub seq: AtomicU64,
-    pub fault_seq: AtomicU64,
+    /// How often each request (keyed by round and identity) was seen: the
+    /// attempt number of a fault draw.
+    pub seen: Mutex<HashMap<u64, u64>>,
     pub info: OnceLock<SimInfo>,
     pub events: events::Events,
     /// Fault rate and kinds, and latency: changeable while serving.
@@ -171,8 +195,7 @@ pub(crate) struct Shared {
 /// The injection settings that tests may change while the server runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Chaos {
-    pub fault_rate: f64,
-    pub fault_kinds: Vec<FaultKind>,
+    pub faults: FaultSettings,
     pub latency_ms: u64,
 }
 
@@ -260,8 +283,13 @@ impl Shared {
         }
         let events = events::Events::new(orgs.len());
         let chaos = RwLock::new(Chaos {
-            fault_rate: cfg.fault_rate,
-            fault_kinds: cfg.fault_kinds.clone(),
+            faults: FaultSettings {
+                rate: cfg.fault_rate,
+                kinds: cfg.fault_kinds.clone(),
+                outage_rate: cfg.outage_rate,
+                stall_ms: cfg.stall_ms,
+                round: 0,
+            },
             latency_ms: cfg.latency_ms,
         });
         Shared {
@@ -272,10 +300,35 @@ impl Shared {
             meter: Mutex::new(Meter::default()),
             start: Instant::now(),
             seq: AtomicU64::new(1),
-            fault_seq: AtomicU64::new(0),
+            seen: Mutex::new(HashMap::new()),
             info: OnceLock::new(),
             events,
         }
+    }
+
+    /// The errcode with which the app is refused a department, if it is.
+    pub(crate) fn refusal(&self, org: usize, dept: i64) -> Option<i64> {
+        self.orgs[org]
+            .read()
+            .expect("org lock")
+            .refused
+            .get(&dept)
+            .copied()
+    }
+
+    /// Replaces an org's sticky department refusals.
+    pub(crate) fn set_refusals(
+        &self,
+        r: OrgRef,
+        refusals: Vec<crate::DeptRefusal>,
+    ) -> Result<(), SimError> {
+        let lock = self.org(r)?;
+        let mut org = lock.write().expect("org lock");
+        org.refused = refusals
+            .into_iter()
+            .map(|x| (x.dept_id, x.errcode))
+            .collect();
+        Ok(())
     }
 
     pub(crate) fn org(&self, r: OrgRef) -> Result<&RwLock<Org>, SimError> {
@@ -486,36 +539,158 @@ impl Shared {
         true
     }
 
-    fn count_fault(&self, org: Option<usize>, path: &'static str) {
+    fn count_fault(&self, org: Option<usize>, path: &'static str, kind: FaultKind) {
         let label = org
             .map(|o| self.label(o))
             .unwrap_or_else(|| "unknown".into());
         let mut m = self.meter.lock().expect("meter lock");
-        m.stats
+        let st = m
+            .stats
             .apps
             .entry(label)
             .or_default()
             .entry(path.to_string())
-            .or_default()
-            .faults += 1;
+            .or_default();
+        st.faults += 1;
+        *st.fault_kinds.entry(kind).or_insert(0) += 1;
     }
 
-    /// Draws the fault for this call, if any (seeded; the n-th call of a run
-    /// gets the same draw every time).
-    fn draw_fault(&self) -> Option<FaultKind> {
-        let chaos = self.chaos.read().expect("chaos lock");
-        if chaos.fault_rate <= 0.0 || chaos.fault_kinds.is_empty() {
-            return None;
+    /// Replaces the fault settings; a new round forgets how often each
+    /// request was seen.
+    pub(crate) fn set_fault_settings(&self, f: FaultSettings) -> Result<(), String> {
+        for (name, p) in [("fault rate", f.rate), ("outage rate", f.outage_rate)] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} {p} is not within 0..=1"));
+            }
         }
-        let n = self.fault_seq.fetch_add(1, Ordering::Relaxed);
-        let h = mix(self.cfg.seed ^ 0xfa17, n);
-        let p = (h >> 11) as f64 / (1u64 << 53) as f64;
-        if p >= chaos.fault_rate {
-            return None;
+        let mut c = self.chaos.write().expect("chaos lock");
+        if c.faults.round != f.round {
+            self.seen.lock().expect("seen lock").clear();
         }
-        let k = mix(h, 5) as usize % chaos.fault_kinds.len();
-        Some(chaos.fault_kinds[k])
+        c.faults = f;
+        Ok(())
     }
+
+    /// Draws the fault for one attempt of a request, if any. The draw is a
+    /// hash of (seed, round, path, the request's identity, attempt number):
+    /// independent of arrival order, so concurrent clients replay exactly.
+    fn draw_fault(&self, path: &'static str, req: &ApiReq) -> Option<(FaultKind, u64)> {
+        let (rate, outage, kinds, round) = {
+            let c = self.chaos.read().expect("chaos lock");
+            let f = &c.faults;
+            if (f.rate <= 0.0 && f.outage_rate <= 0.0) || f.kinds.is_empty() {
+                return None;
+            }
+            (f.rate, f.outage_rate, f.kinds.clone(), f.round)
+        };
+        let key = mix(
+            mix(self.cfg.seed ^ 0xfa17, round),
+            request_identity(path, req),
+        );
+        let attempt = {
+            let mut seen = self.seen.lock().expect("seen lock");
+            let n = seen.entry(key).or_insert(0);
+            *n += 1;
+            *n
+        };
+        // An outage is decided once per request and round: every attempt
+        // fails the same way.
+        let whole = mix(key, 0x0u64.wrapping_sub(1));
+        let h = if unit(whole) < outage {
+            whole
+        } else {
+            let h = mix(key, attempt);
+            if unit(h) >= rate {
+                return None;
+            }
+            h
+        };
+        let kind = kinds[(mix(h, 5) % kinds.len() as u64) as usize];
+        let applies = match kind {
+            FaultKind::RevokeToken => !TOKEN_PATHS.contains(&path),
+            FaultKind::Permission => refusable_dept(path, req).is_some(),
+            _ => true,
+        };
+        applies.then_some((kind, h))
+    }
+}
+
+/// Calls that issue tokens: never answered with a token revocation.
+const TOKEN_PATHS: [&str; 4] = [
+    "/cgi-bin/gettoken",
+    "/gettoken",
+    "/v1.0/oauth2/accessToken",
+    "/v1.0/oauth2/userAccessToken",
+];
+
+/// The department a permission error can refuse on this call: WeCom
+/// `user/list`; DingTalk `v2/department/get`, `v2/user/list`,
+/// `v2/department/listsubid`.
+fn refusable_dept(path: &str, req: &ApiReq) -> Option<i64> {
+    match path {
+        "/cgi-bin/user/list" => req.query("department_id")?.trim().parse().ok(),
+        "/topapi/v2/department/get"
+        | "/topapi/v2/user/list"
+        | "/topapi/v2/department/listsubid" => req.int("dept_id").ok().flatten(),
+        _ => None,
+    }
+}
+
+/// A uniform number in [0, 1) from a hash.
+fn unit(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// FNV-1a: a stable hash of text (std's hasher may change between releases).
+fn text_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// JSON with object keys sorted, so that key order does not change identity.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for k in keys {
+                out.push_str(k);
+                out.push(':');
+                canonical(&m[k], out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for x in a {
+                canonical(x, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// What identifies a request for fault draws: its API path, its query
+/// without the token, and its JSON body (department id, cursor, tag id, ...).
+fn request_identity(path: &str, req: &ApiReq) -> u64 {
+    let mut q: Vec<(&String, &String)> = req
+        .query
+        .iter()
+        .filter(|(k, _)| k.as_str() != "access_token")
+        .collect();
+    q.sort();
+    let mut text = String::from(path);
+    for (k, v) in q {
+        text.push_str(&format!("&{k}={v}"));
+    }
+    text.push('#');
+    canonical(&req.body, &mut text);
+    text_hash(&text)
 }
 
 /// How a route authenticates.
@@ -583,29 +758,47 @@ pub(crate) async fn api(
         return throttled(&sh, family, path);
     }
     delay(&sh).await;
-    let fault = sh.draw_fault();
-    if fault.is_some() {
-        sh.count_fault(Some(org), path);
+    if let Some(code) = refusable_dept(path, &req).and_then(|d| sh.refusal(org, d)) {
+        sh.count_fault(Some(org), path, FaultKind::Permission);
+        return permission_error(&sh, family, code);
     }
+    let fault = sh.draw_fault(path, &req);
+    if let Some((kind, _)) = fault {
+        sh.count_fault(Some(org), path, kind);
+    }
+    let stall_ms = sh.chaos.read().expect("chaos lock").faults.stall_ms;
     match fault {
-        Some(FaultKind::Busy) => return busy(&sh, family),
-        Some(FaultKind::Http5xx) => {
-            let code = [502u16, 503, 504][(sh.fault_seq.load(Ordering::Relaxed) % 3) as usize];
+        Some((FaultKind::Busy, _)) => return busy(&sh, family),
+        Some((FaultKind::Http5xx, h)) => {
+            let code = [502u16, 503, 504][(mix(h, 3) % 3) as usize];
             return Reply::Text(
                 StatusCode::from_u16(code).expect("valid"),
                 "text/html",
                 format!("<html><body><h1>{code}</h1>upstream error</body></html>"),
             );
         }
-        Some(FaultKind::Drop) => return Reply::Drop,
-        Some(FaultKind::Stall) => tokio::time::sleep(Duration::from_millis(sh.cfg.stall_ms)).await,
+        Some((FaultKind::Drop, _)) => return Reply::Drop,
+        Some((FaultKind::Stall, _)) => tokio::time::sleep(Duration::from_millis(stall_ms)).await,
+        Some((FaultKind::RevokeToken, _)) => {
+            sh.invalidate_tokens();
+            return revoked(&sh, family);
+        }
+        Some((FaultKind::Permission, h)) => {
+            // WeCom has two documented refusals of a department read.
+            let code = if family == Family::Wecom && mix(h, 7) % 2 == 1 {
+                60020
+            } else {
+                60011
+            };
+            return permission_error(&sh, family, code);
+        }
         _ => {}
     }
     let reply = match family {
         Family::Wecom => wecom::handle(&sh, path, org, &kind, &req),
         _ => dingtalk::handle(&sh, path, org, &kind, &req),
     };
-    if fault == Some(FaultKind::Malformed) {
+    if matches!(fault, Some((FaultKind::Malformed, _))) {
         let (status, text) = match reply {
             Reply::Json(s, v) => (s, v.to_string()),
             Reply::Text(s, _, t) => (s, t),
@@ -685,6 +878,28 @@ fn throttled(sh: &Shared, family: Family, path: &str) -> Reply {
             "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
             "该应用对该接口的调用QPS超过限制",
         ),
+    }
+}
+
+/// A call refused because every token was revoked (reference A.2, B.1).
+fn revoked(sh: &Shared, family: Family) -> Reply {
+    match family {
+        Family::Wecom => errcode(40014, "invalid access_token"),
+        Family::DingOld => ding_err(sh, 40014, "不合法的access_token"),
+        Family::DingNew => new_err(sh, 400, "InvalidAuthentication", "不合法的access_token"),
+    }
+}
+
+/// A department read refused for lack of permission (reference A.8, B.1).
+fn permission_error(sh: &Shared, family: Family, code: i64) -> Reply {
+    match (family, code) {
+        (Family::Wecom, 60020) => errcode(
+            60020,
+            "not allow to access from your ip, hint: [from ip: 127.0.0.1]",
+        ),
+        (Family::Wecom, c) => errcode(c, "no privilege to access/modify contact/party/agent"),
+        (_, 60020) => ding_err(sh, 60020, "访问ip不在白名单之中"),
+        (_, c) => ding_err(sh, c, "应用尚未开通所需的权限，请在权限管理中开通"),
     }
 }
 

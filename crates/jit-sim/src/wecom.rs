@@ -260,13 +260,32 @@ fn inner(
         ));
     }
     let dept_missing = || errcode(60003, "department not found");
+    // Reference A.8: 60011 is the answer for a department or member outside
+    // the app's visible range.
+    let out_of_range = || errcode(60011, "no privilege to access/modify contact/party/agent");
     Ok(match path {
         "/cgi-bin/department/list" | "/cgi-bin/department/simplelist" => {
-            let root = int_param(req, "id")?.unwrap_or(1);
-            if !org.depts.contains_key(&root) {
-                return Err(dept_missing());
-            }
-            let ids = org.subtree(root);
+            let ids = match int_param(req, "id")? {
+                // Without an id: the whole tree the app can see (reference
+                // A.3), each department with its real parentid.
+                None => {
+                    let range = org.visible_depts();
+                    let mut ids = org.subtree(1);
+                    if let Some(r) = range {
+                        ids.retain(|d| r.contains(d));
+                    }
+                    ids
+                }
+                Some(root) => {
+                    if !org.depts.contains_key(&root) {
+                        return Err(dept_missing());
+                    }
+                    if !org.dept_in_range(root) {
+                        return Err(out_of_range());
+                    }
+                    org.subtree(root)
+                }
+            };
             if path.ends_with("/list") {
                 ok(
                     obj! {"department" => ids.iter().map(|&d| dept_json(org, d)).collect::<Vec<_>>()},
@@ -289,6 +308,9 @@ fn inner(
             if !org.depts.contains_key(&id) {
                 return Err(dept_missing());
             }
+            if !org.dept_in_range(id) {
+                return Err(out_of_range());
+            }
             ok(obj! {"department" => dept_json(org, id)})
         }
         "/cgi-bin/user/get" => {
@@ -299,6 +321,9 @@ fn inner(
             let m = org
                 .find_member(userid)
                 .ok_or_else(|| errcode(60111, "userid not found"))?;
+            if !org.member_in_range(m) {
+                return Err(out_of_range());
+            }
             #[derive(Serialize)]
             struct One<'a> {
                 errcode: i64,
@@ -324,6 +349,9 @@ fn inner(
             })?;
             if !org.depts.contains_key(&d) {
                 return Err(dept_missing());
+            }
+            if !org.dept_in_range(d) {
+                return Err(out_of_range());
             }
             let members = org.dept_members(d);
             if path.ends_with("/list") {
@@ -429,13 +457,21 @@ fn inner(
                 .roles
                 .get(&id)
                 .ok_or_else(|| errcode(40068, "invalid tagid"))?;
+            // Only members and departments within the visible range (reference A.5).
             let users: Vec<Value> = t
                 .members
                 .iter()
                 .filter_map(|u| org.members.get(u))
+                .filter(|m| org.member_in_range(m))
                 .map(|m| json!({"userid": m.userid, "name": m.name}))
                 .collect();
-            ok(obj! {"tagname" => t.name, "userlist" => users, "partylist" => t.parties})
+            let parties: Vec<i64> = t
+                .parties
+                .iter()
+                .copied()
+                .filter(|d| org.dept_in_range(*d))
+                .collect();
+            ok(obj! {"tagname" => t.name, "userlist" => users, "partylist" => parties})
         }
         "/cgi-bin/agent/get_admin_list" => {
             // Some SDKs send {"agentid": N}; the 100072 page needs no body.
@@ -462,7 +498,7 @@ fn inner(
                 "square_logo_url" => "https://avatar.sim.invalid/app/0",
                 "description" => "jit-sim self-built app",
                 "allow_userinfos" => json!({"user": []}),
-                "allow_partys" => json!({"partyid": [1]}),
+                "allow_partys" => json!({"partyid": org.visible_roots.clone().unwrap_or_else(|| vec![1])}),
                 "allow_tags" => json!({"tagid": []}),
                 "close" => 0,
                 "redirect_domain" => "sim.invalid",

@@ -85,7 +85,10 @@ fn opt_s(v: &Value) -> Option<String> {
 }
 
 /// Reads the WeCom corp through department/list, user/list, tag/*, and
-/// agent/get_admin_list, and maps it to the jit-org model.
+/// agent/get_admin_list, and maps it to the jit-org model. Like a sync, it
+/// keeps only what the app's visible range shows: a department whose parent
+/// was not listed is a top level, memberships outside the listed
+/// departments are dropped.
 pub async fn read_wecom(sim: &SimHandle, c: &reqwest::Client) -> CorpSnapshot {
     let info = sim.info().wecom;
     let base = info.api_base_url.clone();
@@ -106,7 +109,12 @@ pub async fn read_wecom(sim: &SimHandle, c: &reqwest::Client) -> CorpSnapshot {
         snap.depts.insert(id, dept);
     }
     let ids: Vec<i64> = snap.depts.keys().copied().collect();
-    for id in ids {
+    for d in snap.depts.values_mut() {
+        if d.parent_id.is_some_and(|p| !ids.contains(&p)) {
+            d.parent_id = None;
+        }
+    }
+    for &id in &ids {
         let users = ok(get(
             c,
             &format!("{base}user/list?access_token={t}&department_id={id}"),
@@ -136,6 +144,9 @@ pub async fn read_wecom(sim: &SimHandle, c: &reqwest::Client) -> CorpSnapshot {
             assert_eq!(dep.len(), ord.len());
             assert_eq!(dep.len(), lead.len());
             for i in 0..dep.len() {
+                if !ids.contains(&dep[i].as_i64().unwrap()) {
+                    continue;
+                }
                 m.depts.push(DeptMembership {
                     dept_id: dep[i].as_i64().unwrap(),
                     order: ord[i].as_i64().unwrap(),
@@ -194,7 +205,11 @@ pub async fn read_wecom(sim: &SimHandle, c: &reqwest::Client) -> CorpSnapshot {
 }
 
 /// Reads a DingTalk org through listsubid, department/get, v2/user/list
-/// (cursor walk), role/list, role/simplelist and listadmin.
+/// (cursor walk), role/list, role/simplelist and listadmin. Departments
+/// outside the contact scope (department/get answers 50004) are walked
+/// through (listsubid is not limited) but not read; as in a sync, a
+/// department whose parent was not read is a top level and memberships
+/// outside the read departments are dropped.
 pub async fn read_dingtalk(
     sim: &SimHandle,
     c: &reqwest::Client,
@@ -208,16 +223,17 @@ pub async fn read_dingtalk(
     let mut snap = CorpSnapshot::new(info.corp_id.clone());
     let mut queue = VecDeque::from([1i64]);
     while let Some(id) = queue.pop_front() {
-        let d = ok(post(c, &api("/topapi/v2/department/get"), json!({"dept_id": id})).await)
-            ["result"]
-            .clone();
-        let mut dept = Dept::new(id, d["parent_id"].as_i64(), s(&d["name"]));
-        dept.order = d["order"].as_i64().unwrap();
-        dept.leaders = d["dept_manager_userid_list"]
-            .as_array()
-            .map(|a| a.iter().map(s).collect())
-            .unwrap_or_default();
-        snap.depts.insert(id, dept);
+        let d = post(c, &api("/topapi/v2/department/get"), json!({"dept_id": id})).await;
+        if d["errcode"] != 50004 {
+            let d = ok(d)["result"].clone();
+            let mut dept = Dept::new(id, d["parent_id"].as_i64(), s(&d["name"]));
+            dept.order = d["order"].as_i64().unwrap();
+            dept.leaders = d["dept_manager_userid_list"]
+                .as_array()
+                .map(|a| a.iter().map(s).collect())
+                .unwrap_or_default();
+            snap.depts.insert(id, dept);
+        }
         let subs = ok(post(
             c,
             &api("/topapi/v2/department/listsubid"),
@@ -231,7 +247,12 @@ pub async fn read_dingtalk(
     // (userid) -> dept -> (order, leader), collected per department.
     let mut per_dept: BTreeMap<String, BTreeMap<i64, (i64, bool)>> = BTreeMap::new();
     let ids: Vec<i64> = snap.depts.keys().copied().collect();
-    for id in ids {
+    for d in snap.depts.values_mut() {
+        if d.parent_id.is_some_and(|p| !ids.contains(&p)) {
+            d.parent_id = None;
+        }
+    }
+    for &id in &ids {
         let mut cursor = 0i64;
         loop {
             let r = ok(post(
@@ -270,6 +291,7 @@ pub async fn read_dingtalk(
                     .as_array()
                     .unwrap()
                     .iter()
+                    .filter(|d| ids.contains(&d.as_i64().unwrap()))
                     .map(|d| DeptMembership {
                         dept_id: d.as_i64().unwrap(),
                         order: 0,
