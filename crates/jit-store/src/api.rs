@@ -58,6 +58,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
+    /// Begun ([`OrgStore::begin_run`]) and not finished yet. A `running` run
+    /// whose process died stays so until the next holder of the org's sync
+    /// lock marks it failed.
+    Running,
     /// The plan was applied (possibly empty).
     Applied,
     /// Dry run: the plan was computed and not applied.
@@ -83,7 +87,8 @@ pub struct IdentityConflict {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRun {
-    /// Store-assigned id (0 before it is recorded).
+    /// Store-assigned id: 0 for a run not recorded yet; the id from
+    /// [`OrgStore::begin_run`] to finish that run.
     pub run_id: i64,
     /// Corp fullName.
     pub corp: String,
@@ -160,7 +165,9 @@ pub trait OrgStore: Send + Sync + 'static {
     /// Applies a plan in one transaction, binds every upserted member to a
     /// local user (creating users as needed; DingTalk by unionId, others by
     /// (corpId, memberId)), records the run with its per-object changes, and
-    /// stamps the corp's last successful sync with `run.finished_at`. The corp
+    /// stamps the corp's last successful sync with `run.finished_at` (a run
+    /// with a non-zero `run_id` finishes that begun run instead of inserting
+    /// one, see [`OrgStore::record_run`]). The corp
     /// record itself is upserted first. An empty plan writes no org rows, only
     /// the run record (`rows_written` = 0) and the last-sync stamp.
     ///
@@ -182,7 +189,23 @@ pub trait OrgStore: Send + Sync + 'static {
 
     /// Records a run that wrote nothing (dry-run, refused, failed), with the
     /// plan's change lines when there is a plan. Returns the run id.
+    ///
+    /// `run.run_id == 0` inserts a new run. Otherwise that run (begun with
+    /// [`OrgStore::begin_run`]) is finished: its outcome, `finished_at`,
+    /// counts, error, notes and change lines are replaced (`started_at` and
+    /// `corp` stay); a run id not in the store for `run.corp` is
+    /// [`StoreError::Invalid`]. [`OrgStore::apply_plan`] finishes a begun run
+    /// the same way.
     async fn record_run(&self, run: &SyncRun, changes: &[jit_org::Change]) -> StoreResult<i64>;
+
+    /// Records the start of a run: inserts it with outcome
+    /// [`RunOutcome::Running`] (whatever `run.outcome` says; `run.run_id` is
+    /// ignored) and returns its id, to be passed back in `run_id` to
+    /// [`OrgStore::apply_plan`] or [`OrgStore::record_run`] when it ends.
+    async fn begin_run(&self, run: &SyncRun) -> StoreResult<i64>;
+
+    /// One run by id (`None` if there is no such run).
+    async fn get_run(&self, run_id: i64) -> StoreResult<Option<SyncRun>>;
 
     /// Creates or updates local users and auth bindings for the given members
     /// (`bulkRegister`); returns identity conflicts.

@@ -745,6 +745,12 @@ pub(crate) mod sql {
         "INSERT INTO admins (corp, member_id, level, seq) VALUES ($1, $2, $3, $4)";
     pub const INSERT_RUN: &str = "INSERT INTO sync_runs (corp, started_at, finished_at, outcome, counts, error, notes, rows_written) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING run_id";
+    /// Finishes a begun run; `started_at` and `corp` stay as recorded.
+    pub const FINISH_RUN: &str = "UPDATE sync_runs SET finished_at = $1, outcome = $2, counts = $3, error = $4, notes = $5, \
+        rows_written = $6 WHERE run_id = $7 AND corp = $8";
+    pub const CLEAR_RUN_CHANGES: &str = "DELETE FROM run_changes WHERE run_id = $1";
+    pub const SELECT_RUN: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes FROM sync_runs \
+        WHERE run_id = $1";
     pub const SELECT_RUNS: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes FROM sync_runs \
         WHERE corp = $1 ORDER BY run_id DESC LIMIT $2";
     pub const SELECT_RUN_CHANGES: &str =
@@ -834,6 +840,23 @@ pub(crate) fn check_memberships(
         }
     }
     Ok(())
+}
+
+/// The error for finishing a run that is not in the store.
+pub(crate) fn unknown_run(run: &crate::api::SyncRun) -> StoreError {
+    StoreError::Invalid(format!(
+        "run {} of {} is not in the store (begin_run returns the id to finish)",
+        run.run_id, run.corp
+    ))
+}
+
+/// The run as [`crate::OrgStore::begin_run`] records it.
+pub(crate) fn running(run: &crate::api::SyncRun) -> crate::api::SyncRun {
+    crate::api::SyncRun {
+        run_id: 0,
+        outcome: crate::api::RunOutcome::Running,
+        ..run.clone()
+    }
 }
 
 /// When an applied run counts as the corp's last successful sync.

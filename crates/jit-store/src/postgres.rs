@@ -498,32 +498,61 @@ async fn bind_members(
     Ok((member_user, d.conflicts))
 }
 
-async fn insert_run(
+/// Inserts the run (`run_id` 0) or finishes the begun run `run_id`, with its
+/// change lines.
+async fn write_run(
     tx: &Transaction<'_>,
     run: &SyncRun,
     changes: &[Change],
     rows_written: u64,
     op: &str,
 ) -> StoreResult<i64> {
-    let counts = logic::run_counts(&run.counts, changes);
+    let counts = logic::counts_to_text(&logic::run_counts(&run.counts, changes));
     let notes = serde_json::to_string(&run.notes).unwrap_or_else(|_| "[]".into());
-    let run_id: i64 = tx
-        .query_one(
+    let outcome = logic::enum_str(&run.outcome);
+    let rows_written = rows_written as i64;
+    let run_id: i64 = if run.run_id == 0 {
+        tx.query_one(
             sql::INSERT_RUN,
             &[
                 &run.corp,
                 &run.started_at,
                 &run.finished_at,
-                &logic::enum_str(&run.outcome),
-                &logic::counts_to_text(&counts),
+                &outcome,
+                &counts,
                 &run.error,
                 &notes,
-                &(rows_written as i64),
+                &rows_written,
             ],
         )
         .await
         .ctx(op)?
-        .get(0);
+        .get(0)
+    } else {
+        let n = tx
+            .execute(
+                sql::FINISH_RUN,
+                &[
+                    &run.finished_at,
+                    &outcome,
+                    &counts,
+                    &run.error,
+                    &notes,
+                    &rows_written,
+                    &run.run_id,
+                    &run.corp,
+                ],
+            )
+            .await
+            .ctx(op)?;
+        if n == 0 {
+            return Err(logic::unknown_run(run));
+        }
+        tx.execute(sql::CLEAR_RUN_CHANGES, &[&run.run_id])
+            .await
+            .ctx(op)?;
+        run.run_id
+    };
     if !changes.is_empty() {
         let sink = tx
             .copy_in(
@@ -865,12 +894,26 @@ async fn apply(
     tx.execute(sql::STAMP_SYNC, &[&logic::sync_stamp(run), &fname])
         .await
         .ctx(op)?;
-    let run_id = insert_run(&tx, run, &plan.changes, rows, op).await?;
+    let run_id = write_run(&tx, run, &plan.changes, rows, op).await?;
     tx.commit().await.ctx(op)?;
     Ok(ApplyReport {
         run_id,
         rows_written: rows,
         conflicts,
+    })
+}
+
+/// A `sync_runs` row in `SELECT_RUN(S)` column order.
+fn run_from_row(r: &tokio_postgres::Row) -> StoreResult<SyncRun> {
+    Ok(SyncRun {
+        run_id: r.get(0),
+        corp: r.get(1),
+        started_at: r.get(2),
+        finished_at: r.get(3),
+        outcome: logic::enum_parse(r.get::<_, &str>(4), "run outcome")?,
+        counts: logic::counts_from_text(r.get(5)),
+        error: r.get(6),
+        notes: serde_json::from_str(r.get::<_, &str>(7)).unwrap_or_default(),
     })
 }
 
@@ -927,7 +970,7 @@ impl OrgStore for PgStore {
         let mut c = self.client.lock().await;
         let op = format!("record run for {}", run.corp);
         let tx = c.transaction().await.ctx(&op)?;
-        let id = insert_run(&tx, run, changes, 0, &op).await?;
+        let id = write_run(&tx, run, changes, 0, &op).await?;
         tx.commit().await.ctx(&op)?;
         Ok(id)
     }
@@ -1086,19 +1129,28 @@ impl OrgStore for PgStore {
             .await
             .ctx(&op)?
             .iter()
-            .map(|r| {
-                Ok(SyncRun {
-                    run_id: r.get(0),
-                    corp: r.get(1),
-                    started_at: r.get(2),
-                    finished_at: r.get(3),
-                    outcome: logic::enum_parse(r.get::<_, &str>(4), "run outcome")?,
-                    counts: logic::counts_from_text(r.get(5)),
-                    error: r.get(6),
-                    notes: serde_json::from_str(r.get::<_, &str>(7)).unwrap_or_default(),
-                })
-            })
+            .map(run_from_row)
             .collect()
+    }
+
+    async fn begin_run(&self, run: &SyncRun) -> StoreResult<i64> {
+        let run = logic::running(run);
+        let mut c = self.client.lock().await;
+        let op = format!("begin run for {}", run.corp);
+        let tx = c.transaction().await.ctx(&op)?;
+        let id = write_run(&tx, &run, &[], 0, &op).await?;
+        tx.commit().await.ctx(&op)?;
+        Ok(id)
+    }
+
+    async fn get_run(&self, run_id: i64) -> StoreResult<Option<SyncRun>> {
+        let c = self.client.lock().await;
+        c.query_opt(sql::SELECT_RUN, &[&run_id])
+            .await
+            .ctx(&format!("read run {run_id}"))?
+            .as_ref()
+            .map(run_from_row)
+            .transpose()
     }
 
     async fn run_changes(&self, run_id: i64) -> StoreResult<Vec<RunChange>> {

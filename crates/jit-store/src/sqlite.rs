@@ -516,7 +516,9 @@ fn bind_members(
     Ok((member_user, d.conflicts))
 }
 
-fn insert_run(
+/// Inserts the run (`run_id` 0) or finishes the begun run `run_id`, with its
+/// change lines.
+fn write_run(
     tx: &Connection,
     run: &SyncRun,
     changes: &[Change],
@@ -524,23 +526,50 @@ fn insert_run(
     op: &str,
 ) -> StoreResult<i64> {
     let counts = logic::run_counts(&run.counts, changes);
-    let run_id: i64 = tx
-        .prepare_cached(sql::INSERT_RUN)
-        .ctx(op)?
-        .query_row(
-            params![
-                run.corp,
-                run.started_at,
+    let counts = logic::counts_to_text(&counts);
+    let outcome = logic::enum_str(&run.outcome);
+    let notes = serde_json::to_string(&run.notes).unwrap_or_else(|_| "[]".into());
+    let run_id: i64 = if run.run_id == 0 {
+        tx.prepare_cached(sql::INSERT_RUN)
+            .ctx(op)?
+            .query_row(
+                params![
+                    run.corp,
+                    run.started_at,
+                    run.finished_at,
+                    outcome,
+                    counts,
+                    run.error,
+                    notes,
+                    rows_written as i64
+                ],
+                |r| r.get(0),
+            )
+            .ctx(op)?
+    } else {
+        let n = tx
+            .prepare_cached(sql::FINISH_RUN)
+            .ctx(op)?
+            .execute(params![
                 run.finished_at,
-                logic::enum_str(&run.outcome),
-                logic::counts_to_text(&counts),
+                outcome,
+                counts,
                 run.error,
-                serde_json::to_string(&run.notes).unwrap_or_else(|_| "[]".into()),
-                rows_written as i64
-            ],
-            |r| r.get(0),
-        )
-        .ctx(op)?;
+                notes,
+                rows_written as i64,
+                run.run_id,
+                run.corp
+            ])
+            .ctx(op)?;
+        if n == 0 {
+            return Err(logic::unknown_run(run));
+        }
+        tx.prepare_cached(sql::CLEAR_RUN_CHANGES)
+            .ctx(op)?
+            .execute([run.run_id])
+            .ctx(op)?;
+        run.run_id
+    };
     let seqs: Vec<i64> = (0..changes.len() as i64).collect();
     let objects: Vec<String> = changes.iter().map(|c| logic::enum_str(&c.object)).collect();
     let kinds: Vec<&str> = changes.iter().map(|c| c.kind.as_str()).collect();
@@ -770,7 +799,7 @@ fn apply(
         .ctx(op)?
         .execute(params![logic::sync_stamp(run), fname])
         .ctx(op)?;
-    let run_id = insert_run(&tx, run, &plan.changes, rows, op)?;
+    let run_id = write_run(&tx, run, &plan.changes, rows, op)?;
     tx.commit().ctx(op)?;
     // The large cache is for the transaction; once it is committed, hand the
     // memory back rather than keep ~100 MB of pages for the process's life.
@@ -804,38 +833,63 @@ fn read_runs(conn: &Connection, full_name: &str, limit: usize) -> StoreResult<Ve
     let raw = st
         .query_map(
             params![full_name, limit.min(i64::MAX as usize) as i64],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, String>(7)?,
-                ))
-            },
+            run_columns,
         )
         .ctx(&op)?
         .collect::<Result<Vec<_>, _>>()
         .ctx(&op)?;
-    raw.into_iter()
-        .map(
-            |(run_id, corp, started_at, finished_at, outcome, counts, error, notes)| {
-                Ok(SyncRun {
-                    run_id,
-                    corp,
-                    started_at,
-                    finished_at,
-                    outcome: logic::enum_parse(&outcome, "run outcome")?,
-                    counts: logic::counts_from_text(&counts),
-                    error,
-                    notes: serde_json::from_str(&notes).unwrap_or_default(),
-                })
-            },
-        )
-        .collect()
+    raw.into_iter().map(run_from_columns).collect()
+}
+
+fn read_run(conn: &Connection, run_id: i64) -> StoreResult<Option<SyncRun>> {
+    let op = format!("read run {run_id}");
+    conn.prepare_cached(sql::SELECT_RUN)
+        .ctx(&op)?
+        .query_row([run_id], run_columns)
+        .optional()
+        .ctx(&op)?
+        .map(run_from_columns)
+        .transpose()
+}
+
+/// The columns of a `sync_runs` row, in `SELECT_RUN(S)` order.
+type RunColumns = (
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+);
+
+fn run_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunColumns> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn run_from_columns(
+    (run_id, corp, started_at, finished_at, outcome, counts, error, notes): RunColumns,
+) -> StoreResult<SyncRun> {
+    Ok(SyncRun {
+        run_id,
+        corp,
+        started_at,
+        finished_at,
+        outcome: logic::enum_parse(&outcome, "run outcome")?,
+        counts: logic::counts_from_text(&counts),
+        error,
+        notes: serde_json::from_str(&notes).unwrap_or_default(),
+    })
 }
 
 #[async_trait::async_trait]
@@ -890,11 +944,27 @@ impl OrgStore for SqliteStore {
         self.with("record run", move |c| {
             let op = format!("record run for {}", run.corp);
             let tx = c.transaction().ctx(&op)?;
-            let id = insert_run(&tx, &run, &changes, 0, &op)?;
+            let id = write_run(&tx, &run, &changes, 0, &op)?;
             tx.commit().ctx(&op)?;
             Ok(id)
         })
         .await
+    }
+
+    async fn begin_run(&self, run: &SyncRun) -> StoreResult<i64> {
+        let run = logic::running(run);
+        self.with("begin run", move |c| {
+            let op = format!("begin run for {}", run.corp);
+            let tx = c.transaction().ctx(&op)?;
+            let id = write_run(&tx, &run, &[], 0, &op)?;
+            tx.commit().ctx(&op)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn get_run(&self, run_id: i64) -> StoreResult<Option<SyncRun>> {
+        self.with("read run", move |c| read_run(c, run_id)).await
     }
 
     async fn bulk_register(

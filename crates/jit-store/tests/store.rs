@@ -57,6 +57,11 @@ suite!(
     removed_department_takes_its_memberships,
     moved_member_has_only_its_new_memberships,
     unknown_org_is_reported,
+    begun_run_is_stored_as_running,
+    applying_a_begun_run_finishes_it_instead_of_adding_one,
+    recording_a_begun_run_finishes_it_with_its_change_lines,
+    finishing_a_run_that_is_not_stored_is_invalid,
+    get_run_of_an_unknown_id_is_none,
 );
 
 async fn migrations_are_idempotent(t: &TestStore) {
@@ -781,4 +786,134 @@ async fn moved_member_has_only_its_new_memberships(t: &TestStore) {
         t.store.subtree_members("corps.Acme", 2).await.unwrap(),
         ["alice"]
     );
+}
+
+async fn begun_run_is_stored_as_running(t: &TestStore) {
+    let corp = wecom_corp("corps.Acme");
+    let run = SyncRun {
+        finished_at: 0,
+        ..run_for(&corp)
+    };
+    let id = t.store.begin_run(&run).await.unwrap();
+    assert_ne!(id, 0);
+    let stored = t
+        .store
+        .get_run(id)
+        .await
+        .unwrap()
+        .expect("the run is stored");
+    assert_eq!(stored.outcome, RunOutcome::Running);
+    assert_eq!(stored.started_at, run.started_at);
+    assert_eq!(stored.corp, "corps.Acme");
+    let runs = t.store.list_runs("corps.Acme", 10).await.unwrap();
+    assert_eq!(runs, vec![stored]);
+    assert_eq!(
+        serde_json::to_value(RunOutcome::Running).unwrap(),
+        "running"
+    );
+}
+
+async fn applying_a_begun_run_finishes_it_instead_of_adding_one(t: &TestStore) {
+    let corp = wecom_corp("corps.Acme");
+    let snap = sample_snapshot(&corp.corp_id);
+    let begun = SyncRun {
+        finished_at: 0,
+        ..run_for(&corp)
+    };
+    let id = t.store.begin_run(&begun).await.unwrap();
+    let run = SyncRun {
+        run_id: id,
+        ..run_for(&corp)
+    };
+    let report = t
+        .store
+        .apply_plan(&corp, &plan_from(&snap), &run)
+        .await
+        .unwrap();
+    assert_eq!(report.run_id, id);
+    let runs = t.store.list_runs("corps.Acme", 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "no second run row");
+    assert_eq!(runs[0].outcome, RunOutcome::Applied);
+    assert_eq!(runs[0].finished_at, run.finished_at);
+    assert_eq!(runs[0].notes, run.notes);
+    assert_eq!(
+        runs[0].counts.get("created"),
+        Some(&(snap.depts.len() + snap.members.len()))
+    );
+    assert_eq!(
+        t.store.run_changes(id).await.unwrap().len(),
+        snap.depts.len() + snap.members.len()
+    );
+    assert_eq!(
+        t.store.last_successful_sync("corps.Acme").await.unwrap(),
+        Some(run.finished_at)
+    );
+}
+
+async fn recording_a_begun_run_finishes_it_with_its_change_lines(t: &TestStore) {
+    let corp = wecom_corp("corps.Acme");
+    let id = t.store.begin_run(&run_for(&corp)).await.unwrap();
+    let refused = SyncRun {
+        run_id: id,
+        outcome: RunOutcome::Refused,
+        error: Some("would offline 80% of members".into()),
+        finished_at: 1_700_000_009_000,
+        ..run_for(&corp)
+    };
+    let lines = [change(
+        ObjectKind::Member,
+        "bob",
+        ChangeKind::Offlined,
+        "left the org",
+    )];
+    assert_eq!(t.store.record_run(&refused, &lines).await.unwrap(), id);
+    // Finishing twice replaces the lines rather than adding to them.
+    assert_eq!(t.store.record_run(&refused, &lines).await.unwrap(), id);
+    let stored = t.store.get_run(id).await.unwrap().unwrap();
+    assert_eq!(stored.outcome, RunOutcome::Refused);
+    assert_eq!(stored.error, refused.error);
+    assert_eq!(stored.finished_at, 1_700_000_009_000);
+    assert_eq!(stored.counts.get("offlined"), Some(&1));
+    assert_eq!(t.store.run_changes(id).await.unwrap().len(), 1);
+    assert_eq!(t.store.list_runs("corps.Acme", 10).await.unwrap().len(), 1);
+}
+
+async fn finishing_a_run_that_is_not_stored_is_invalid(t: &TestStore) {
+    let corp = wecom_corp("corps.Acme");
+    let other = t
+        .store
+        .begin_run(&run_for(&wecom_corp("corps.Other")))
+        .await
+        .unwrap();
+    for run_id in [other + 1000, other] {
+        let run = SyncRun {
+            run_id,
+            outcome: RunOutcome::Failed,
+            ..run_for(&corp)
+        };
+        match t.store.record_run(&run, &[]).await {
+            Err(StoreError::Invalid(m)) => {
+                assert!(m.contains(&format!("run {run_id} of corps.Acme")), "{m}")
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let applied = t.store.apply_plan(&corp, &SyncPlan::default(), &run).await;
+        assert!(
+            matches!(applied, Err(StoreError::Invalid(_))),
+            "{applied:?}"
+        );
+    }
+    assert!(
+        t.store.corp("corps.Acme").await.unwrap().is_none(),
+        "nothing written"
+    );
+    assert_eq!(
+        t.store.get_run(other).await.unwrap().unwrap().outcome,
+        RunOutcome::Running,
+        "another corp's run is not finished by mistake"
+    );
+}
+
+async fn get_run_of_an_unknown_id_is_none(t: &TestStore) {
+    assert_eq!(t.store.get_run(424242).await.unwrap(), None);
 }
