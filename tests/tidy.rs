@@ -209,6 +209,11 @@ fn check_dependencies(manifest: &Manifest, workspace: &Manifest) -> Vec<Violatio
         {
             broken("the simulator is a test and demo tool: only dev-dependencies, jit-cli and jit-bench use it");
         }
+        if krate == "jit-plugin-abi" && dep.table != "dev-dependencies" {
+            broken(
+                "the plugin ABI depends on nothing: whatever it used would become part of the ABI",
+            );
+        }
         if matches!(name, "jit-sync" | "jit-store" | "jit-apiclient")
             && matches!(krate.as_str(), "jit-org" | "jit-core")
         {
