@@ -5,7 +5,9 @@ use crate::{out_of_scope, DingTalkClient};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use jit_apiclient::{ApiError, FetchOptions, Progress, ProgressEvent};
-use jit_org::{CorpSnapshot, Dept, DeptMembership, FetchFailure, Member, Role, RoleGroup};
+use jit_org::{
+    CorpSnapshot, Dept, DeptMembership, FetchFailure, Member, ReadPart, Role, RoleGroup,
+};
 use std::collections::{BTreeMap, HashSet};
 
 /// 60003: the department vanished between discovering and reading it.
@@ -30,11 +32,8 @@ struct Walk {
     failures: Vec<FetchFailure>,
 }
 
-fn failure(what: String, e: &ApiError) -> FetchFailure {
-    FetchFailure {
-        what,
-        error: e.to_string(),
-    }
+fn failure(part: ReadPart, what: String, e: &ApiError) -> FetchFailure {
+    FetchFailure::new(part, what, e.to_string())
 }
 
 fn event(progress: &dyn Progress, unit: &str, discovered: bool) {
@@ -44,6 +43,33 @@ fn event(progress: &dyn Progress, unit: &str, discovered: bool) {
     } else {
         ProgressEvent::Done { unit, count }
     });
+}
+
+impl Walk {
+    /// Files a failed step: out of the contact scope (a note), gone (the
+    /// department is removed), or a failed read of `part`.
+    fn failed(
+        &mut self,
+        id: i64,
+        e: ApiError,
+        part: ReadPart,
+        what: &str,
+        first_error: &mut Option<ApiError>,
+    ) {
+        if out_of_scope(&e) {
+            self.notes.push(format!(
+                "department {id} is outside the app's contact scope ({e})"
+            ));
+        } else if e.errcode() == Some(DEPT_GONE) {
+            self.notes
+                .push(format!("department {id} disappeared during the read ({e})"));
+            self.gone.insert(id);
+        } else {
+            self.failures
+                .push(failure(part, format!("{what} dept_id={id}"), &e));
+            first_error.get_or_insert(e);
+        }
+    }
 }
 
 impl DingTalkClient {
@@ -58,9 +84,14 @@ impl DingTalkClient {
     /// wall time approaches the largest per-API call count / 20 instead of
     /// the sum over APIs.
     ///
-    /// Failed parts go into `snapshot.failures`; departments outside the
-    /// app's contact scope (50004, 60011) are notes. Only a read that got no
-    /// department at all is an error.
+    /// Failed parts go into `snapshot.failures`, each naming the part it
+    /// left unread (children, record or members of a department, the role
+    /// list, one role's holders), so the engine keeps exactly those as
+    /// stored. Departments outside the app's contact scope (50004) are notes.
+    /// The snapshot holds what was read as the platform said it — parent
+    /// links and memberships included; placing them against what was not
+    /// read is the engine's job ([`jit_org::Coverage`]). Only a read that got
+    /// no department at all is an error.
     pub async fn fetch_corp(
         &self,
         opts: &FetchOptions,
@@ -98,19 +129,10 @@ impl DingTalkClient {
         for id in &walk.gone {
             snap.depts.remove(id);
         }
-        let known: HashSet<i64> = snap.depts.keys().copied().collect();
-        for d in snap.depts.values_mut() {
-            if d.parent_id.is_some_and(|p| !known.contains(&p)) {
-                // A scope root (or a department whose parent is outside the
-                // contact scope) is a top level of what was read.
-                d.parent_id = None;
-            }
-        }
         for (id, (mut m, facts)) in walk.members {
             m.depts = m
                 .depts
                 .iter()
-                .filter(|d| known.contains(&d.dept_id))
                 .map(|d| {
                     let f = facts.get(&d.dept_id).copied().unwrap_or((None, None));
                     DeptMembership {
@@ -128,13 +150,15 @@ impl DingTalkClient {
                     for g in groups {
                         snap.role_groups.insert(g.group_id.clone(), g);
                     }
-                    for mut r in roles {
-                        r.members.retain(|u| snap.members.contains_key(u));
+                    for r in roles {
                         snap.roles.insert(r.role_id.clone(), r);
                     }
                     snap.failures.extend(failures);
                 }
-                Err(e) => snap.failures.push(failure("topapi/role/list".into(), &e)),
+                Err(e) => {
+                    snap.failures
+                        .push(failure(ReadPart::Roles, "topapi/role/list".into(), &e))
+                }
             }
         }
         match admins {
@@ -210,27 +234,27 @@ impl DingTalkClient {
                         }
                     }
                 }
-                Step::Children(id, Err(e))
-                | Step::Detail(id, Err(e))
-                | Step::Members(id, Err(e)) => {
-                    if out_of_scope(&e) {
-                        w.notes.push(format!(
-                            "department {id} is outside the app's contact scope ({e})"
-                        ));
-                    } else if e.errcode() == Some(DEPT_GONE) {
-                        w.notes
-                            .push(format!("department {id} disappeared during the read ({e})"));
-                        w.gone.insert(id);
-                    } else {
-                        let what = match e.path() {
-                            "/topapi/v2/department/listsubid" => "department/listsubid",
-                            "/topapi/v2/department/get" => "department/get",
-                            _ => "user/list",
-                        };
-                        w.failures.push(failure(format!("{what} dept_id={id}"), &e));
-                        first_error.get_or_insert(e);
-                    }
-                }
+                Step::Children(id, Err(e)) => w.failed(
+                    id,
+                    e,
+                    ReadPart::DeptChildren { dept_id: id },
+                    "department/listsubid",
+                    &mut first_error,
+                ),
+                Step::Detail(id, Err(e)) => w.failed(
+                    id,
+                    e,
+                    ReadPart::Dept { dept_id: id },
+                    "department/get",
+                    &mut first_error,
+                ),
+                Step::Members(id, Err(e)) => w.failed(
+                    id,
+                    e,
+                    ReadPart::DeptMembers { dept_id: id },
+                    "user/list",
+                    &mut first_error,
+                ),
             }
         }
         if w.depts.is_empty() {
@@ -275,6 +299,9 @@ impl DingTalkClient {
                 // Left out rather than stored with no members: the read is
                 // incomplete, so the planner keeps the stored role as it is.
                 Err(e) => failures.push(failure(
+                    ReadPart::RoleMembers {
+                        role_id: role.role_id.clone(),
+                    },
                     format!("role/simplelist role_id={}", role.role_id),
                     &e,
                 )),

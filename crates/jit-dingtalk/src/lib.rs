@@ -567,9 +567,18 @@ impl DingTalkClient {
     }
 }
 
-/// Whether an error means "outside the app's contact scope" (a note, not a failure).
+/// Whether an error means "this department is outside the app's contact
+/// scope": 50004 (企业部门不在授权范围, reference B.2/B.3). `listsubid` is not
+/// limited by the scope, so the walk lists such departments and only their
+/// reads say so; they are not the app's to sync, like a department WeCom's
+/// `department/list` does not return.
+///
+/// Every other refusal is a failed read, never "out of scope": 60011 means
+/// the app lacks the API permission point (reference B.1), 60020 that the
+/// caller's IP is not allow-listed, 43007 that the token lacks authorisation,
+/// 60019 that users cannot be read from the department.
 pub(crate) fn out_of_scope(e: &ApiError) -> bool {
-    matches!(e.code(), Some(ErrCode::Num(50004 | 60011 | 60019)))
+    matches!(e.code(), Some(ErrCode::Num(50004)))
 }
 
 #[async_trait::async_trait]

@@ -24,9 +24,13 @@
 //! assert_eq!(snap.members["zhangsan"].status, MemberStatus::Active);
 //! ```
 
+mod coverage;
+
+pub use coverage::{Coverage, ReadPart, Verdict};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 /// Which platform an organization (and its identities) comes from.
@@ -247,8 +251,12 @@ pub struct Admin {
     pub level: i32,
 }
 
-/// One part of an upstream read that did not load. Any failure makes the
-/// snapshot incomplete, and an incomplete snapshot never offlines anyone.
+/// One part of an upstream read that did not load.
+///
+/// The part it names is outside the read's [`Coverage`]: whatever the store
+/// holds of it is kept exactly as stored. A failure that is not a refusal as
+/// out of range also makes the snapshot incomplete, and an incomplete
+/// snapshot offlines nobody.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FetchFailure {
@@ -256,6 +264,14 @@ pub struct FetchFailure {
     pub what: String,
     /// Why it failed (API path, errcode, errmsg; never a secret).
     pub error: String,
+    /// The part of the organization left unread; `None` when unknown, which
+    /// leaves everything the read did not return as stored.
+    #[serde(default)]
+    pub part: Option<ReadPart>,
+    /// The platform refused the part as outside the app's visible range: it
+    /// is kept as stored, but the read still counts as complete.
+    #[serde(default)]
+    pub out_of_range: bool,
 }
 
 /// An organization at one moment: what a platform returned, or what the store holds.
@@ -294,9 +310,39 @@ impl CorpSnapshot {
         }
     }
 
-    /// True when every department and page loaded.
+    /// True when every department and page loaded (parts refused as out of
+    /// the app's visible range aside).
     pub fn is_complete(&self) -> bool {
-        self.failures.is_empty()
+        self.failures.iter().all(|f| f.out_of_range)
+    }
+
+    /// Limits an organization read as a whole (an export, a plugin's answer)
+    /// to the department subtrees under `scope`, as a platform reader does
+    /// when it reads only those subtrees: departments outside go, and so do
+    /// members with no department inside. Memberships and role holders are
+    /// left as read; the planner's [`Coverage`] decides what they change.
+    /// An empty `scope` keeps everything.
+    pub fn restrict_to_scope(&mut self, scope: &[i64]) {
+        if scope.is_empty() {
+            return;
+        }
+        let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
+        for d in self.depts.values() {
+            if let Some(p) = d.parent_id {
+                children.entry(p).or_default().push(d.dept_id);
+            }
+        }
+        let mut keep: HashSet<i64> = HashSet::new();
+        let mut stack: Vec<i64> = scope.to_vec();
+        while let Some(id) = stack.pop() {
+            if self.depts.contains_key(&id) && keep.insert(id) {
+                stack.extend(children.get(&id).into_iter().flatten().copied());
+            }
+        }
+        self.depts.retain(|id, _| keep.contains(id));
+        self.members
+            .retain(|_, m| m.depts.iter().any(|d| keep.contains(&d.dept_id)));
+        self.scope = scope.to_vec();
     }
 
     /// Number of members whose status is active.
@@ -375,6 +421,16 @@ impl CorpSnapshot {
         if let Some(f) = obj.get("failures").filter(|v| !v.is_null()) {
             snap.failures =
                 serde_json::from_value(f.clone()).map_err(|e| format!("corpData/failures: {e}"))?;
+        }
+        if let Some(n) = obj.get("notes").filter(|v| !v.is_null()) {
+            snap.notes =
+                serde_json::from_value(n.clone()).map_err(|e| format!("corpData/notes: {e}"))?;
+        }
+        // A scoped export re-imported must stay scoped: read as the whole
+        // org, everything outside its subtrees would look removed.
+        if let Some(s) = obj.get("scope").filter(|v| !v.is_null()) {
+            snap.scope =
+                serde_json::from_value(s.clone()).map_err(|e| format!("corpData/scope: {e}"))?;
         }
         Ok(snap)
     }
@@ -532,6 +588,32 @@ mod tests {
         let back = CorpSnapshot::from_corp_data(&v).unwrap();
         assert_eq!(back.members, snap.members);
         assert_eq!(back.depts, snap.depts);
+    }
+
+    #[test]
+    fn a_scoped_partial_export_keeps_its_scope_notes_and_failed_parts() {
+        let mut snap = CorpSnapshot::new("ww1");
+        snap.depts.insert(3, Dept::new(3, Some(1), "Sales"));
+        snap.scope = vec![3];
+        snap.notes.push("admin list refused".into());
+        snap.failures.push(FetchFailure::new(
+            ReadPart::DeptMembers { dept_id: 3 },
+            "user/list department_id=3",
+            "errcode -1",
+        ));
+        let back = CorpSnapshot::from_corp_data(&snap.to_corp_data()).unwrap();
+        assert_eq!(back.scope, vec![3]);
+        assert_eq!(back.notes, snap.notes);
+        assert_eq!(back.failures, snap.failures);
+        assert!(!back.is_complete());
+    }
+
+    #[test]
+    fn failures_without_a_part_from_older_exports_still_read() {
+        let v = serde_json::json!({"corpId": "c", "failures": [{"what": "x", "error": "y"}]});
+        let back = CorpSnapshot::from_corp_data(&v).unwrap();
+        assert_eq!(back.failures[0].part, None);
+        assert!(!back.failures[0].out_of_range);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use crate::{FetchOptions, OrgSource, Progress, ProgressEvent, SourceError};
 use jit_org::{CorpSnapshot, Provider};
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 /// Reads `CorpData` JSON (`corpId`, `userDict`, `deptDict`, `roleDict`,
@@ -28,40 +27,6 @@ impl JsonFileSource {
             corp_id: corp_id.into(),
         }
     }
-}
-
-/// Keeps only the departments under `scope` roots and the members in them.
-pub(crate) fn restrict_to_scope(snap: &mut CorpSnapshot, scope: &[i64]) {
-    if scope.is_empty() {
-        return;
-    }
-    let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
-    for d in snap.depts.values() {
-        if let Some(p) = d.parent_id {
-            children.entry(p).or_default().push(d.dept_id);
-        }
-    }
-    let mut keep: HashSet<i64> = HashSet::new();
-    let mut stack: Vec<i64> = scope.to_vec();
-    while let Some(id) = stack.pop() {
-        if snap.depts.contains_key(&id) && keep.insert(id) {
-            stack.extend(children.get(&id).into_iter().flatten().copied());
-        }
-    }
-    snap.depts.retain(|id, _| keep.contains(id));
-    for d in snap.depts.values_mut() {
-        if d.parent_id.is_some_and(|p| !keep.contains(&p)) {
-            d.parent_id = None;
-        }
-    }
-    snap.members.retain(|_, m| {
-        m.depts.retain(|d| keep.contains(&d.dept_id));
-        !m.depts.is_empty()
-    });
-    for r in snap.roles.values_mut() {
-        r.members.retain(|u| snap.members.contains_key(u));
-    }
-    snap.scope = scope.to_vec();
 }
 
 #[async_trait::async_trait]
@@ -96,7 +61,7 @@ impl OrgSource for JsonFileSource {
                 snap.corp_id, self.corp_id
             )));
         }
-        restrict_to_scope(&mut snap, &opts.scope);
+        snap.restrict_to_scope(&opts.scope);
         Ok(snap)
     }
 }

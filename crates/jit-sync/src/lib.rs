@@ -97,17 +97,23 @@ pub struct SyncOptions {
     /// Apply even if the safety checks refuse.
     #[serde(default)]
     pub force: bool,
-    /// Largest share of active local members one run may offline (0.10 = 10 %).
+    /// Largest share of the current local members one run may offline
+    /// (0.10 = 10 %); config `sync.maxOfflineRatio`.
     #[serde(default = "default_ratio")]
     pub max_offline_ratio: f64,
     /// Offlining up to this many members is always allowed, whatever the
-    /// ratio (0 = the ratio alone decides).
-    #[serde(default)]
-    pub offline_allowance: usize,
+    /// ratio; config `sync.maxOfflineCount`. The default, 1, lets a small
+    /// org (where 10 % rounds down to 0) lose one member per run.
+    #[serde(default = "default_count")]
+    pub max_offline_count: usize,
 }
 
 fn default_ratio() -> f64 {
     0.10
+}
+
+fn default_count() -> usize {
+    1
 }
 
 impl Default for SyncOptions {
@@ -117,7 +123,7 @@ impl Default for SyncOptions {
             dry_run: false,
             force: false,
             max_offline_ratio: default_ratio(),
-            offline_allowance: 0,
+            max_offline_count: default_count(),
         }
     }
 }

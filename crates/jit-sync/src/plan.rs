@@ -1,65 +1,14 @@
 //! The pure diff: local snapshot + remote snapshot → [`SyncPlan`].
+//!
+//! What the read covered is decided in one place, [`jit_org::Coverage`]; this
+//! module only asks it. Nothing outside coverage is changed.
 
 use crate::SyncOptions;
 use jit_org::{
-    Admin, Change, ChangeKind, CorpSnapshot, Dept, Member, MemberStatus, ObjectKind, Role, SyncPlan,
+    Admin, Change, ChangeKind, CorpSnapshot, Coverage, Dept, DeptMembership, Member, MemberStatus,
+    ObjectKind, Role, SyncPlan, Verdict,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-
-/// Which local objects a (possibly scoped) remote read speaks for.
-pub(crate) struct Scope {
-    scoped: bool,
-    /// Departments inside the synced subtrees (local and remote).
-    depts: HashSet<i64>,
-    /// Scope roots (their local parent is kept: the read cannot see above them).
-    roots: HashSet<i64>,
-}
-
-impl Scope {
-    pub(crate) fn new(local: &CorpSnapshot, remote: &CorpSnapshot) -> Scope {
-        if remote.scope.is_empty() {
-            let depts = local
-                .depts
-                .keys()
-                .chain(remote.depts.keys())
-                .copied()
-                .collect();
-            return Scope {
-                scoped: false,
-                depts,
-                roots: HashSet::new(),
-            };
-        }
-        let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
-        for d in local.depts.values() {
-            if let Some(p) = d.parent_id {
-                children.entry(p).or_default().push(d.dept_id);
-            }
-        }
-        let mut depts: HashSet<i64> = remote.depts.keys().copied().collect();
-        let mut seen = HashSet::new();
-        let mut stack: Vec<i64> = remote.scope.clone();
-        while let Some(id) = stack.pop() {
-            if !seen.insert(id) {
-                continue;
-            }
-            depts.insert(id);
-            if let Some(kids) = children.get(&id) {
-                stack.extend(kids.iter().copied());
-            }
-        }
-        Scope {
-            scoped: true,
-            depts,
-            roots: remote.scope.iter().copied().collect(),
-        }
-    }
-
-    /// Whether a local member is one the remote read speaks for.
-    pub(crate) fn covers_member(&self, m: &Member) -> bool {
-        !self.scoped || m.depts.iter().any(|d| self.depts.contains(&d.dept_id))
-    }
-}
 
 /// Whether a member counts as present upstream. WeCom status 5 ("left the
 /// company") arrives as [`MemberStatus::Offline`] and means the same as absent.
@@ -70,26 +19,34 @@ fn present(m: &Member) -> bool {
 /// Computes what a sync would change. Pure: no I/O, deterministic output.
 ///
 /// Rules:
+/// - Only what the read covered changes ([`Coverage`]): a department, a
+///   member list or a role that the read asked for and did not get (a failed
+///   or refused part) stays exactly as stored, and so do the memberships in
+///   such a department and the holders of such a role. Would-be removals and
+///   offlines outside coverage are reported as [`ChangeKind::Skipped`].
 /// - Unknown (`None`) upstream fields never count as changes and never wipe
 ///   stored values; the planned member carries the stored value instead.
 /// - A member absent upstream (or upstream `Offline`) that is not offline
-///   locally is offlined, never deleted; an offline local member present
-///   upstream is reactivated with the same identity.
-/// - With `remote.scope` set, only departments in the synced subtrees and
-///   members with a department there are considered; memberships and role
-///   holdings outside the subtrees are kept.
-/// - With an incomplete remote read nothing is offlined or removed: those
-///   would-be changes are reported as [`ChangeKind::Skipped`].
+///   locally is offlined, never deleted, when the read covered that member;
+///   an offline local member present upstream is reactivated with the same
+///   identity.
+/// - A department whose parent the read does not see becomes a top-level
+///   department when the parent is outside the app's visible range; its
+///   stored parent is kept when the parent could not be read or lies outside
+///   the syncScope; a new department whose parent could not be read (and is
+///   not stored) is skipped, with the memberships in it.
+/// - Memberships in departments the read does not see at all are dropped
+///   (the department is gone or out of range); those in departments it could
+///   not read, or outside the syncScope, are kept as stored.
 /// - Roles are left alone when `opts.fetch.include_roles` is false, admins
 ///   when `remote.admins` is `None`.
 pub fn plan(local: &CorpSnapshot, remote: &CorpSnapshot, opts: &SyncOptions) -> SyncPlan {
-    let scope = Scope::new(local, remote);
-    let complete = remote.is_complete();
+    let cov = Coverage::new(local, remote);
     let mut out = SyncPlan::default();
-    plan_depts(local, remote, &scope, complete, &mut out);
-    plan_members(local, remote, &scope, complete, &mut out);
+    let after = plan_depts(local, remote, &cov, &mut out);
+    plan_members(local, remote, &cov, &after, &mut out);
     if opts.fetch.include_roles {
-        plan_roles(local, remote, &scope, complete, &mut out);
+        plan_roles(local, remote, &cov, &mut out);
     }
     plan_admins(local, remote, &mut out);
     out
@@ -141,31 +98,94 @@ fn depths(depts: &BTreeMap<i64, Dept>) -> HashMap<i64, usize> {
     out
 }
 
+/// Where a read department goes: its parent as the store will hold it, or
+/// why it cannot be placed. `Ok((parent, note))`; the note explains a parent
+/// that differs from the one upstream gave.
+fn place(
+    d: &Dept,
+    local: &CorpSnapshot,
+    remote: &CorpSnapshot,
+    cov: &Coverage,
+    skipped: &HashSet<i64>,
+) -> Result<(Option<i64>, Option<String>), String> {
+    let old = local.depts.get(&d.dept_id);
+    if cov.is_scope_root(d.dept_id) {
+        // A scoped read cannot see above its roots.
+        return Ok((old.and_then(|o| o.parent_id), None));
+    }
+    let Some(p) = d.parent_id else {
+        return Ok((None, None));
+    };
+    if remote.depts.contains_key(&p) {
+        return if skipped.contains(&p) {
+            Err(format!("its parent department {p} was skipped"))
+        } else {
+            Ok((Some(p), None))
+        };
+    }
+    match cov.dept_record(p) {
+        Verdict::Covered => Ok((
+            None,
+            Some(format!(
+                "parent {p} is outside the app's visible range; stored as a top-level department"
+            )),
+        )),
+        Verdict::Unread | Verdict::OutsideScope => match old {
+            Some(o) => Ok((o.parent_id, None)),
+            None if local.depts.contains_key(&p) => Ok((Some(p), None)),
+            None if cov.dept_record(p) == Verdict::OutsideScope => Ok((None, None)),
+            None => Err(format!(
+                "its parent department {p} could not be read and is not stored"
+            )),
+        },
+    }
+}
+
+/// Plans departments; returns the ids that exist once the plan is applied.
 fn plan_depts(
     local: &CorpSnapshot,
     remote: &CorpSnapshot,
-    scope: &Scope,
-    complete: bool,
+    cov: &Coverage,
     out: &mut SyncPlan,
-) {
+) -> HashSet<i64> {
     let depth = depths(&remote.depts);
     let mut ids: Vec<i64> = remote.depts.keys().copied().collect();
-    // Parents before children, so stores with parent foreign keys can insert in order.
+    // Parents before children, so stores with parent foreign keys can insert
+    // in order, and a skipped parent is known before its children.
     ids.sort_by_key(|id| (depth.get(id).copied().unwrap_or(0), *id));
+    let mut skipped: HashSet<i64> = HashSet::new();
+    // Parent of every department that exists after the plan.
+    let mut parent_after: HashMap<i64, Option<i64>> = HashMap::new();
     for id in ids {
         let mut target = remote.depts[&id].clone();
         let old = local.depts.get(&id);
-        if scope.roots.contains(&id) {
-            if let Some(old) = old {
-                target.parent_id = old.parent_id;
+        let note = match place(&target, local, remote, cov, &skipped) {
+            Ok((parent, note)) => {
+                target.parent_id = parent;
+                note
             }
-        }
+            Err(why) => {
+                // Only a department the store does not hold gets here.
+                skipped.insert(id);
+                out.changes.push(change(
+                    ObjectKind::Dept,
+                    id,
+                    ChangeKind::Skipped,
+                    format!("new department \"{}\" not created: {why}", target.name),
+                ));
+                continue;
+            }
+        };
+        parent_after.insert(id, target.parent_id);
         let Some(old) = old else {
-            let reason = format!(
+            let mut reason = format!(
                 "new department \"{}\" under {}",
                 target.name,
                 parent_str(target.parent_id)
             );
+            if let Some(n) = note {
+                reason.push_str(&format!(" ({n})"));
+            }
             out.changes
                 .push(change(ObjectKind::Dept, id, ChangeKind::Created, reason));
             out.upsert_depts.push(target);
@@ -173,11 +193,15 @@ fn plan_depts(
         };
         let mut diffs = Vec::new();
         if old.parent_id != target.parent_id {
-            diffs.push(format!(
+            let mut d = format!(
                 "parent {} -> {}",
                 parent_str(old.parent_id),
                 parent_str(target.parent_id)
-            ));
+            );
+            if let Some(n) = note {
+                d.push_str(&format!(" ({n})"));
+            }
+            diffs.push(d);
         }
         if old.name != target.name {
             diffs.push(format!("name \"{}\" -> \"{}\"", old.name, target.name));
@@ -200,50 +224,110 @@ fn plan_depts(
             .push(change(ObjectKind::Dept, id, kind, diffs.join("; ")));
         out.upsert_depts.push(target);
     }
+
+    // Stored departments the read did not return.
+    let mut candidates: Vec<&Dept> = Vec::new();
+    for d in local.depts.values() {
+        if remote.depts.contains_key(&d.dept_id) {
+            continue;
+        }
+        match cov.dept_record(d.dept_id) {
+            Verdict::Covered => candidates.push(d),
+            Verdict::OutsideScope => {
+                parent_after.insert(d.dept_id, d.parent_id);
+            }
+            Verdict::Unread => {
+                parent_after.insert(d.dept_id, d.parent_id);
+                out.changes.push(change(
+                    ObjectKind::Dept,
+                    d.dept_id,
+                    ChangeKind::Skipped,
+                    format!(
+                        "department \"{}\" could not be read upstream; kept as stored",
+                        d.name
+                    ),
+                ));
+            }
+        }
+    }
+    // Children before parents; a department that keeps a child (one the read
+    // could not cover) is kept too, so no stored department loses its parent.
     let local_depth = depths(&local.depts);
-    let mut gone: Vec<&Dept> = local
-        .depts
-        .values()
-        .filter(|d| scope.depts.contains(&d.dept_id) && !remote.depts.contains_key(&d.dept_id))
-        .collect();
-    // Children before parents.
-    gone.sort_by_key(|d| {
+    candidates.sort_by_key(|d| {
         (
             std::cmp::Reverse(local_depth.get(&d.dept_id).copied().unwrap_or(0)),
             d.dept_id,
         )
     });
-    for d in gone {
-        if complete {
-            out.changes.push(change(
-                ObjectKind::Dept,
-                d.dept_id,
-                ChangeKind::Removed,
-                format!("department \"{}\" no longer exists upstream", d.name),
-            ));
-            out.remove_depts.push(d.dept_id);
-        } else {
+    let mut kept_children: HashMap<i64, usize> = HashMap::new();
+    for p in parent_after.values().flatten() {
+        *kept_children.entry(*p).or_default() += 1;
+    }
+    for d in candidates {
+        if kept_children.get(&d.dept_id).copied().unwrap_or(0) > 0 {
+            if let Some(p) = d.parent_id {
+                *kept_children.entry(p).or_default() += 1;
+            }
+            parent_after.insert(d.dept_id, d.parent_id);
             out.changes.push(change(
                 ObjectKind::Dept,
                 d.dept_id,
                 ChangeKind::Skipped,
                 format!(
-                    "department \"{}\" was not returned upstream, but the read was incomplete; kept",
+                    "department \"{}\" was not returned upstream, but departments below it could not be read; kept",
                     d.name
                 ),
             ));
+            continue;
         }
+        out.changes.push(change(
+            ObjectKind::Dept,
+            d.dept_id,
+            ChangeKind::Removed,
+            format!("department \"{}\" no longer exists upstream", d.name),
+        ));
+        out.remove_depts.push(d.dept_id);
     }
+    parent_after.into_keys().collect()
 }
 
-/// Fills the fields upstream withheld from the stored member, keeps
-/// memberships outside the scope, and lists what changed.
-fn merge_member(
-    remote: &Member,
+/// The memberships a read member gets: what the read says for departments
+/// whose members it covered, what the store holds for the departments it
+/// did not (failed, refused, outside the syncScope), nothing for departments
+/// that will not exist.
+fn memberships(
+    rm: &Member,
     old: Option<&Member>,
-    scope: &Scope,
-) -> (Member, Vec<String>, bool) {
-    let mut t = remote.clone();
+    remote: &CorpSnapshot,
+    cov: &Coverage,
+    after: &HashSet<i64>,
+) -> Vec<DeptMembership> {
+    let mut out: Vec<DeptMembership> = rm
+        .depts
+        .iter()
+        .filter(|d| {
+            remote.depts.contains_key(&d.dept_id)
+                && after.contains(&d.dept_id)
+                && cov.dept_members(d.dept_id).is_covered()
+        })
+        .cloned()
+        .collect();
+    if let Some(old) = old {
+        for d in &old.depts {
+            if !cov.dept_members(d.dept_id).is_covered()
+                && after.contains(&d.dept_id)
+                && !out.iter().any(|x| x.dept_id == d.dept_id)
+            {
+                out.push(d.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Fills the fields upstream withheld from the stored member and lists what
+/// changed; `t.depts` must already be the planned memberships.
+fn merge_member(mut t: Member, old: Option<&Member>) -> (Member, Vec<String>, bool) {
     let mut diffs = Vec::new();
     let Some(old) = old else {
         return (t, diffs, false);
@@ -286,14 +370,6 @@ fn merge_member(
     } else if t.extra != old.extra {
         diffs.push("extension attributes changed".to_string());
     }
-    if scope.scoped {
-        for d in &old.depts {
-            if !scope.depts.contains(&d.dept_id) && !t.depts.iter().any(|x| x.dept_id == d.dept_id)
-            {
-                t.depts.push(d.clone());
-            }
-        }
-    }
     let old_set: BTreeMap<i64, (i64, bool)> = old
         .depts
         .iter()
@@ -320,8 +396,8 @@ fn merge_member(
 fn plan_members(
     local: &CorpSnapshot,
     remote: &CorpSnapshot,
-    scope: &Scope,
-    complete: bool,
+    cov: &Coverage,
+    after: &HashSet<i64>,
     out: &mut SyncPlan,
 ) {
     for (id, rm) in &remote.members {
@@ -329,7 +405,9 @@ fn plan_members(
             continue;
         }
         let old = local.members.get(id);
-        let (target, diffs, moved) = merge_member(rm, old, scope);
+        let mut t = rm.clone();
+        t.depts = memberships(rm, old, remote, cov, after);
+        let (target, diffs, moved) = merge_member(t, old);
         let (kind, reason) = match old {
             None => (
                 ChangeKind::Created,
@@ -356,48 +434,58 @@ fn plan_members(
         out.upsert_members.push(target);
     }
     for (id, lm) in &local.members {
-        if lm.status == MemberStatus::Offline || !scope.covers_member(lm) {
+        if lm.status == MemberStatus::Offline {
             continue;
         }
         let why = match remote.members.get(id) {
             Some(rm) if present(rm) => continue,
-            Some(_) => "left the organization upstream",
+            // The read returned the member's own record saying so: proof
+            // whatever else failed.
+            Some(_) => {
+                out.changes.push(change(
+                    ObjectKind::Member,
+                    id,
+                    ChangeKind::Offlined,
+                    "left the organization upstream".to_string(),
+                ));
+                out.offline_members.push(id.clone());
+                continue;
+            }
             // A scoped read cannot tell a departure from a move out of the
             // scope: the scoped org is the subtree, so both leave it.
-            None if !remote.scope.is_empty() => {
+            None if cov.is_scoped() => {
                 "no longer in the synced departments (left the organization or moved outside syncScope)"
             }
             None => "no longer returned upstream",
         };
-        if complete {
-            out.changes.push(change(
-                ObjectKind::Member,
-                id,
-                ChangeKind::Offlined,
-                why.to_string(),
-            ));
-            out.offline_members.push(id.clone());
-        } else {
-            out.changes.push(change(
-                ObjectKind::Member,
-                id,
-                ChangeKind::Skipped,
-                format!(
-                    "{why}, but the upstream read was incomplete ({} part(s) failed); not offlined",
-                    remote.failures.len()
-                ),
-            ));
+        match cov.member(lm) {
+            Verdict::OutsideScope => {}
+            Verdict::Covered => {
+                out.changes.push(change(
+                    ObjectKind::Member,
+                    id,
+                    ChangeKind::Offlined,
+                    why.to_string(),
+                ));
+                out.offline_members.push(id.clone());
+            }
+            Verdict::Unread => {
+                let failed = remote.failures.iter().filter(|f| !f.out_of_range).count();
+                let reason = if cov.members_complete() {
+                    format!("{why}, but a department of theirs could not be read; not offlined")
+                } else {
+                    format!(
+                        "{why}, but the upstream read was incomplete ({failed} part(s) failed); not offlined"
+                    )
+                };
+                out.changes
+                    .push(change(ObjectKind::Member, id, ChangeKind::Skipped, reason));
+            }
         }
     }
 }
 
-fn plan_roles(
-    local: &CorpSnapshot,
-    remote: &CorpSnapshot,
-    scope: &Scope,
-    complete: bool,
-    out: &mut SyncPlan,
-) {
+fn plan_roles(local: &CorpSnapshot, remote: &CorpSnapshot, cov: &Coverage, out: &mut SyncPlan) {
     for (id, g) in &remote.role_groups {
         match local.role_groups.get(id) {
             Some(old) if old == g => {}
@@ -421,23 +509,11 @@ fn plan_roles(
             }
         }
     }
-    // Members the remote read speaks for; role holdings of anyone else are kept.
-    let covered: HashSet<&str> = remote
-        .members
-        .keys()
-        .map(String::as_str)
-        .chain(
-            local
-                .members
-                .values()
-                .filter(|m| scope.covers_member(m))
-                .map(|m| m.member_id.as_str()),
-        )
-        .collect();
     for (id, r) in &remote.roles {
-        // Holders who never became local members (e.g. WeCom status 5 on the
-        // first sync) would be dangling references.
-        let mut members: BTreeSet<String> = r
+        // The holder list was read whole, so it is the truth; holders who
+        // never became local members (e.g. WeCom status 5 on the first
+        // sync) would be dangling references.
+        let members: BTreeSet<String> = r
             .members
             .iter()
             .filter(|m| {
@@ -445,22 +521,11 @@ fn plan_roles(
             })
             .cloned()
             .collect();
-        let old = local.roles.get(id);
-        if scope.scoped {
-            if let Some(old) = old {
-                members.extend(
-                    old.members
-                        .iter()
-                        .filter(|m| !covered.contains(m.as_str()))
-                        .cloned(),
-                );
-            }
-        }
         let target = Role {
             members: members.into_iter().collect(),
             ..r.clone()
         };
-        let Some(old) = old else {
+        let Some(old) = local.roles.get(id) else {
             out.changes.push(change(
                 ObjectKind::Role,
                 id,
@@ -506,7 +571,7 @@ fn plan_roles(
         if remote.roles.contains_key(id) {
             continue;
         }
-        if complete {
+        if cov.role(id).is_covered() {
             out.changes.push(change(
                 ObjectKind::Role,
                 id,
@@ -520,7 +585,7 @@ fn plan_roles(
                 id,
                 ChangeKind::Skipped,
                 format!(
-                    "role \"{}\" was not returned, but the read was incomplete; kept",
+                    "role \"{}\" could not be read upstream (or not all its holders); kept as stored",
                     r.name
                 ),
             ));
@@ -530,7 +595,13 @@ fn plan_roles(
         if remote.role_groups.contains_key(id) {
             continue;
         }
-        if complete {
+        // A group still holding a kept role stays with it.
+        let holds_kept_role = local.roles.values().any(|r| {
+            r.group_id.as_deref() == Some(id.as_str())
+                && !remote.roles.contains_key(&r.role_id)
+                && !cov.role(&r.role_id).is_covered()
+        });
+        if cov.roles_listed() && !holds_kept_role {
             out.changes.push(change(
                 ObjectKind::RoleGroup,
                 id,
@@ -544,7 +615,7 @@ fn plan_roles(
                 id,
                 ChangeKind::Skipped,
                 format!(
-                    "role group \"{}\" was not returned, but the read was incomplete; kept",
+                    "role group \"{}\" was not returned, but the role list was not read whole; kept",
                     g.name
                 ),
             ));

@@ -268,9 +268,13 @@ fn incomplete_read_offlines_nobody_and_removes_nothing() {
     remote.members.retain(|id, _| id == "u0" || id == "u1");
     remote.depts.remove(&4);
     remote.roles.clear();
+    // A failure of unknown extent (`part: None`, as an older export or a
+    // plugin gives it) covers nothing that was not read.
     remote.failures.push(FetchFailure {
         what: "user/list department_id=3".into(),
         error: "-1 system busy".into(),
+        part: None,
+        out_of_range: false,
     });
     let p = plan(&org(), &remote, &opts());
     assert!(p.offline_members.is_empty());
@@ -459,13 +463,13 @@ fn force_turns_a_refusal_into_a_note() {
 }
 
 #[test]
-fn offline_allowance_permits_small_absolute_numbers() {
+fn max_offline_count_permits_small_absolute_numbers() {
     let mut remote = org();
     remote.members.remove("u5");
     remote.members.remove("u6");
     let local = org();
     let mut o = opts();
-    o.offline_allowance = 2;
+    o.max_offline_count = 2;
     let p = plan(&local, &remote, &o);
     assert!(safety::check(&local, &remote, &p, &o).refusal.is_none());
 }
@@ -512,4 +516,296 @@ fn role_holders_who_never_became_members_are_dropped() {
     let role = p.upsert_roles.iter().find(|r| r.role_id == "10").unwrap();
     assert_eq!(role.members, vec!["u1".to_string(), "u2".to_string()]);
     assert!(p.upsert_members.iter().all(|m| m.member_id != "left"));
+}
+
+// --- Read coverage: a sync changes only what its read covered. ---
+
+fn failed(part: ReadPart) -> FetchFailure {
+    FetchFailure::new(part, "a call", "errcode 60011: no permission")
+}
+
+fn holders(p: &SyncPlan, role: &str) -> Option<Vec<String>> {
+    p.upsert_roles
+        .iter()
+        .find(|r| r.role_id == role)
+        .map(|r| r.members.clone())
+}
+
+#[test]
+fn a_failed_member_list_keeps_its_members_their_roles_and_memberships() {
+    let mut local = org();
+    local.roles.get_mut("10").unwrap().members = vec!["u1".into(), "u7".into()];
+    // Department 4's user/list failed: u6, u7, u8 were not read. The tag's
+    // own holder list was read whole and still names u7.
+    let mut remote = local.clone();
+    remote
+        .members
+        .retain(|id, _| !["u6", "u7", "u8"].contains(&id.as_str()));
+    remote
+        .failures
+        .push(failed(ReadPart::DeptMembers { dept_id: 4 }));
+    let o = SyncOptions {
+        max_offline_ratio: 1.0,
+        ..opts()
+    };
+    let p = plan(&local, &remote, &o);
+    assert!(p.offline_members.is_empty(), "{:?}", p.changes);
+    assert_eq!(holders(&p, "10"), None, "the role is unchanged");
+    assert!(p.remove_depts.is_empty());
+    assert!(p.upsert_members.is_empty(), "{:?}", p.upsert_members);
+    assert_eq!(
+        kinds(&p, ObjectKind::Member, "u7"),
+        vec![ChangeKind::Skipped]
+    );
+}
+
+#[test]
+fn a_department_whose_record_failed_keeps_its_place_children_and_memberships() {
+    // DingTalk: department/get of 3 answered 60011; its children and members
+    // were still listed. The read says 4's parent is 3, as the platform does.
+    let local = org();
+    let mut remote = org();
+    remote.depts.remove(&3);
+    remote.failures.push(failed(ReadPart::Dept { dept_id: 3 }));
+    let p = plan(&local, &remote, &opts());
+    assert!(p.remove_depts.is_empty(), "{:?}", p.changes);
+    assert!(
+        p.upsert_depts.is_empty(),
+        "4 keeps parent 3: {:?}",
+        p.changes
+    );
+    assert!(p.upsert_members.is_empty(), "u4, u5 stay in 3");
+    assert_eq!(kinds(&p, ObjectKind::Dept, "3"), vec![ChangeKind::Skipped]);
+}
+
+#[test]
+fn permission_refused_on_every_department_record_changes_no_department_or_membership() {
+    let local = org();
+    let mut remote = org();
+    for id in [1, 2, 3, 4] {
+        remote.depts.remove(&id);
+        remote.failures.push(failed(ReadPart::Dept { dept_id: id }));
+    }
+    let o = SyncOptions {
+        max_offline_ratio: 1.0,
+        ..opts()
+    };
+    let p = plan(&local, &remote, &o);
+    assert!(p.remove_depts.is_empty());
+    assert!(p.upsert_depts.is_empty());
+    assert!(p.upsert_members.is_empty(), "{:?}", p.upsert_members);
+    assert!(p.offline_members.is_empty());
+}
+
+#[test]
+fn a_failed_children_listing_keeps_the_stored_subtree_and_its_people() {
+    let local = org();
+    let mut remote = org();
+    remote.depts.remove(&4);
+    remote
+        .members
+        .retain(|id, _| !["u6", "u7", "u8"].contains(&id.as_str()));
+    remote
+        .failures
+        .push(failed(ReadPart::DeptChildren { dept_id: 3 }));
+    let o = SyncOptions {
+        max_offline_ratio: 1.0,
+        ..opts()
+    };
+    let p = plan(&local, &remote, &o);
+    assert!(p.remove_depts.is_empty());
+    assert!(p.offline_members.is_empty());
+    assert!(p.upsert_members.is_empty());
+}
+
+#[test]
+fn a_new_department_under_an_unread_parent_is_skipped_with_its_memberships() {
+    let local = org();
+    let mut remote = org();
+    remote.depts.insert(9, dept(9, Some(8), "New team"));
+    remote.failures.push(failed(ReadPart::Dept { dept_id: 8 }));
+    let mut hire = member("new", &[9, 2]);
+    hire.name = "New".into();
+    remote.members.insert("new".into(), hire);
+    let p = plan(&local, &remote, &opts());
+    assert_eq!(kinds(&p, ObjectKind::Dept, "9"), vec![ChangeKind::Skipped]);
+    assert!(p.upsert_depts.is_empty());
+    let created = p
+        .upsert_members
+        .iter()
+        .find(|m| m.member_id == "new")
+        .unwrap();
+    assert_eq!(
+        created.depts.iter().map(|d| d.dept_id).collect::<Vec<_>>(),
+        vec![2],
+        "no membership in a department that will not exist"
+    );
+}
+
+#[test]
+fn a_new_department_under_a_stored_unread_parent_is_placed_under_it() {
+    let local = org();
+    let mut remote = org();
+    remote.depts.remove(&3);
+    remote.failures.push(failed(ReadPart::Dept { dept_id: 3 }));
+    remote.depts.insert(9, dept(9, Some(3), "New team"));
+    let p = plan(&local, &remote, &opts());
+    assert_eq!(p.upsert_depts.len(), 1);
+    assert_eq!(p.upsert_depts[0].parent_id, Some(3));
+}
+
+#[test]
+fn a_parent_outside_the_visible_range_makes_a_top_level_department() {
+    let mut remote = org();
+    remote.depts.remove(&1);
+    remote.members.retain(|id, _| id != "u0");
+    let p = plan(&CorpSnapshot::new("ww1"), &remote, &opts());
+    let two = p.upsert_depts.iter().find(|d| d.dept_id == 2).unwrap();
+    assert_eq!(two.parent_id, None);
+    let line = p
+        .changes
+        .iter()
+        .find(|c| c.object == ObjectKind::Dept && c.id == "2")
+        .unwrap();
+    assert!(
+        line.reason.contains("outside the app's visible range"),
+        "{}",
+        line.reason
+    );
+}
+
+#[test]
+fn memberships_in_a_department_that_is_gone_are_dropped() {
+    let local = org();
+    let mut remote = org();
+    remote.depts.remove(&4);
+    // u6 is still listed in 4 by its own record, but 4 is gone upstream.
+    for id in ["u6", "u7", "u8"] {
+        remote
+            .members
+            .get_mut(id)
+            .unwrap()
+            .depts
+            .push(DeptMembership {
+                dept_id: 3,
+                order: 0,
+                is_leader: false,
+            });
+    }
+    let p = plan(&local, &remote, &opts());
+    assert_eq!(p.remove_depts, vec![4]);
+    for m in &p.upsert_members {
+        assert!(m.depts.iter().all(|d| d.dept_id != 4), "{m:?}");
+    }
+}
+
+#[test]
+fn a_role_whose_holders_could_not_be_read_is_kept() {
+    let local = org();
+    let mut remote = org();
+    remote.roles.clear();
+    remote.failures.push(failed(ReadPart::RoleMembers {
+        role_id: "10".into(),
+    }));
+    let p = plan(&local, &remote, &opts());
+    assert!(p.remove_roles.is_empty());
+    assert!(p.remove_role_groups.is_empty());
+    assert_eq!(kinds(&p, ObjectKind::Role, "10"), vec![ChangeKind::Skipped]);
+}
+
+#[test]
+fn a_failed_role_read_does_not_stop_a_leaver_from_being_offlined() {
+    let local = org();
+    let mut remote = org();
+    remote.members.remove("u9");
+    remote.roles.clear();
+    remote.failures.push(failed(ReadPart::Roles));
+    let p = plan(&local, &remote, &opts());
+    assert_eq!(p.offline_members, vec!["u9".to_string()]);
+    assert!(p.remove_roles.is_empty());
+}
+
+#[test]
+fn a_refusal_as_out_of_range_keeps_its_department_but_offlines_other_leavers() {
+    let local = org();
+    let mut remote = org();
+    remote
+        .members
+        .retain(|id, _| !["u6", "u7", "u8", "u9"].contains(&id.as_str()));
+    remote.failures.push(FetchFailure::out_of_range(
+        ReadPart::DeptMembers { dept_id: 4 },
+        "tag/get",
+        "60011",
+    ));
+    assert!(remote.is_complete());
+    let p = plan(&local, &remote, &opts());
+    assert_eq!(p.offline_members, vec!["u9".to_string()]);
+}
+
+#[test]
+fn a_member_who_left_is_offlined_even_while_a_department_record_failed() {
+    let local = org();
+    let mut remote = org();
+    remote.members.remove("u1");
+    remote.depts.remove(&3);
+    remote.failures.push(failed(ReadPart::Dept { dept_id: 3 }));
+    let p = plan(&local, &remote, &opts());
+    assert_eq!(p.offline_members, vec!["u1".to_string()]);
+}
+
+// --- The offline guard. ---
+
+fn small_org(n: usize) -> CorpSnapshot {
+    let mut s = CorpSnapshot::new("ww1");
+    s.depts.insert(1, dept(1, None, "Tiny"));
+    for i in 0..n {
+        let m = member(&format!("p{i}"), &[1]);
+        s.members.insert(m.member_id.clone(), m);
+    }
+    s
+}
+
+#[test]
+fn a_five_person_org_can_lose_one_member_by_default() {
+    let local = small_org(5);
+    let mut remote = small_org(5);
+    remote.members.remove("p3");
+    remote.members.insert("hire".into(), member("hire", &[1]));
+    let p = plan(&local, &remote, &opts());
+    let v = safety::check(&local, &remote, &p, &opts());
+    assert!(v.refusal.is_none(), "{:?}", v.refusal);
+    assert_eq!(p.offline_members, vec!["p3".to_string()]);
+}
+
+#[test]
+fn a_five_person_org_losing_two_is_refused_by_default() {
+    let local = small_org(5);
+    let mut remote = small_org(5);
+    remote.members.remove("p3");
+    remote.members.remove("p4");
+    let p = plan(&local, &remote, &opts());
+    let r = safety::check(&local, &remote, &p, &opts()).refusal.unwrap();
+    assert!(r.reason.contains("offline 2 of 5"), "{}", r.reason);
+    assert!(r.reason.contains("sync.maxOfflineCount 1"), "{}", r.reason);
+}
+
+#[test]
+fn not_activated_members_count_on_both_sides_of_the_ratio() {
+    // 20 members, half of them not yet activated: the limit is 10 % of all
+    // 20 current members (2), and offlining a not-activated member counts.
+    let mut local = small_org(20);
+    for i in 0..10 {
+        local.members.get_mut(&format!("p{i}")).unwrap().status = MemberStatus::NotActivated;
+    }
+    let mut remote = local.clone();
+    remote.members.remove("p0");
+    remote.members.remove("p1");
+    let p = plan(&local, &remote, &opts());
+    assert!(safety::check(&local, &remote, &p, &opts())
+        .refusal
+        .is_none());
+    remote.members.remove("p2");
+    let p = plan(&local, &remote, &opts());
+    let r = safety::check(&local, &remote, &p, &opts()).refusal.unwrap();
+    assert!(r.reason.contains("offline 3 of 20"), "{}", r.reason);
 }

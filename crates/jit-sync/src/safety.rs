@@ -1,8 +1,7 @@
 //! Safety checks run on a plan before anything is written.
 
-use crate::plan::Scope;
 use crate::SyncOptions;
-use jit_org::{CorpSnapshot, MemberStatus, SyncPlan};
+use jit_org::{CorpSnapshot, Coverage, MemberStatus, SyncPlan, Verdict};
 
 /// Why a plan must not be applied, and how to override.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +21,21 @@ pub struct SafetyVerdict {
     pub notes: Vec<String>,
 }
 
+/// The most members one run may offline: `max_offline_count`, or
+/// `max_offline_ratio` of the `current` members, whichever allows more.
+pub fn offline_limit(opts: &SyncOptions, current: usize) -> usize {
+    let by_ratio = (opts.max_offline_ratio * current as f64).floor() as usize;
+    by_ratio.max(opts.max_offline_count)
+}
+
 /// Checks a plan:
 /// - an upstream read without a single present member while the store has
-///   active members (in the synced scope) is refused;
-/// - offlining more than `opts.max_offline_ratio` of the active local members
-///   (and more than `opts.offline_allowance`) is refused.
+///   current members (in the synced scope) is refused;
+/// - offlining more than [`offline_limit`] members is refused.
+///
+/// Both counts are over the same members: the current ones (every status
+/// but offline — not-activated and disabled members are employees too) that
+/// the synced scope contains.
 ///
 /// `opts.force` turns refusals into notes.
 pub fn check(
@@ -35,11 +44,11 @@ pub fn check(
     plan: &SyncPlan,
     opts: &SyncOptions,
 ) -> SafetyVerdict {
-    let scope = Scope::new(local, remote);
+    let cov = Coverage::new(local, remote);
     let local_active = local
         .members
         .values()
-        .filter(|m| m.status == MemberStatus::Active && scope.covers_member(m))
+        .filter(|m| m.status != MemberStatus::Offline && cov.member(m) != Verdict::OutsideScope)
         .count();
     let remote_present = remote
         .members
@@ -50,7 +59,7 @@ pub fn check(
     if remote_present == 0 && local_active > 0 {
         refusal = Some(Refusal {
             reason: format!(
-                "the upstream read returned no members while the store has {local_active} active member(s); \
+                "the upstream read returned no members while the store has {local_active} current member(s); \
                  this usually means the app cannot see the contacts (visible range, permissions) or the read failed"
             ),
             hint: "Check the app's visible range and contact permissions; if the organization really is empty, \
@@ -59,8 +68,8 @@ pub fn check(
         });
     } else {
         let offlined = plan.offline_members.len();
-        let limit = (opts.max_offline_ratio * local_active as f64).floor() as usize;
-        if offlined > limit.max(opts.offline_allowance) {
+        let limit = offline_limit(opts, local_active);
+        if offlined > limit {
             let share = if local_active == 0 {
                 100.0
             } else {
@@ -68,13 +77,14 @@ pub fn check(
             };
             refusal = Some(Refusal {
                 reason: format!(
-                    "the plan would offline {offlined} of {local_active} active member(s) ({share:.1}%), \
-                     more than the limit of {:.1}% ({} member(s))",
+                    "the plan would offline {offlined} of {local_active} current member(s) ({share:.1}%), \
+                     more than the limit of {limit} member(s) (sync.maxOfflineRatio {:.1}%, sync.maxOfflineCount {})",
                     opts.max_offline_ratio * 100.0,
-                    limit.max(opts.offline_allowance)
+                    opts.max_offline_count
                 ),
-                hint: "Inspect the plan with a dry run (--dry-run); if these members really left, re-run with \
-                       --force (SyncOptions::force) or raise max_offline_ratio"
+                hint: "Inspect the plan with a dry run (--dry-run, or syncCorp {\"dryRun\": true}); if these members \
+                       really left, re-run with --force (syncCorp {\"force\": true}) or raise sync.maxOfflineRatio / \
+                       sync.maxOfflineCount"
                     .to_string(),
             });
         }

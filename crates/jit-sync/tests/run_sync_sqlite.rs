@@ -171,10 +171,11 @@ async fn incomplete_read_applies_updates_but_offlines_nobody() {
     .unwrap();
     let mut partial = org(18);
     partial.members.get_mut("e000").unwrap().name = "Renamed".into();
-    partial.failures.push(FetchFailure {
-        what: "user/list department_id=3".into(),
-        error: "errcode -1: system busy".into(),
-    });
+    partial.failures.push(FetchFailure::new(
+        jit_org::ReadPart::DeptMembers { dept_id: 3 },
+        "user/list department_id=3",
+        "errcode -1: system busy",
+    ));
     write(&source.path, &partial);
     let r = run_sync(
         &source,

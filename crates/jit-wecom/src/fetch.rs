@@ -3,11 +3,16 @@
 use crate::WecomClient;
 use futures_util::stream::{self, StreamExt};
 use jit_apiclient::{ApiError, FetchOptions, Progress, ProgressEvent};
-use jit_org::{Admin, CorpSnapshot, FetchFailure, Member, Role, RoleGroup};
+use jit_org::{Admin, CorpSnapshot, FetchFailure, Member, ReadPart, Role, RoleGroup};
 use std::collections::BTreeMap;
 
-/// "No privilege" for a department/member/tag outside the app's visible range.
-const OUT_OF_RANGE: [i64; 2] = [60011, 60020];
+/// 60011, "no privilege for the given member/department/tag (outside the
+/// visible range)" (reference A.8). Only an answer about something the app
+/// named itself — a `syncScope` root, a tag — can mean "outside the range":
+/// a department that `department/list` returned is inside it, so 60011 on
+/// its members is a failed read. 60020 (caller IP not allow-listed) and
+/// 48002 (API not permitted) always are.
+const OUT_OF_RANGE: i64 = 60011;
 /// The department vanished between listing it and reading its members.
 const DEPT_GONE: i64 = 60003;
 
@@ -24,11 +29,8 @@ fn count(progress: &dyn Progress, unit: &str, n: usize, discovered: bool) {
     });
 }
 
-fn failure(what: String, e: &ApiError) -> FetchFailure {
-    FetchFailure {
-        what,
-        error: e.to_string(),
-    }
+fn failure(part: ReadPart, what: String, e: &ApiError) -> FetchFailure {
+    FetchFailure::new(part, what, e.to_string())
 }
 
 impl WecomClient {
@@ -44,10 +46,15 @@ impl WecomClient {
     /// page's "low performance" remark concerns the server, and the call is
     /// made once per sync.
     ///
-    /// Parts that fail go into `snapshot.failures` (the sync then offlines
-    /// nobody); departments outside the app's visible range (60011) are
-    /// notes, not failures. Only a failed read of the department tree itself
-    /// is an error.
+    /// Parts that fail go into `snapshot.failures`, each naming the part it
+    /// left unread (a scope root's tree, a department's members, the tag
+    /// list, one tag's members), so the engine keeps exactly those as
+    /// stored; a scope root or tag refused as outside the visible range
+    /// (60011) is such a part too, but does not make the read incomplete.
+    /// The snapshot holds what was read as the platform said it — parent
+    /// links and memberships included; placing them against what was not
+    /// read is the engine's job ([`jit_org::Coverage`]). Only a failed read
+    /// of the department tree itself is an error.
     pub async fn fetch_corp(
         &self,
         opts: &FetchOptions,
@@ -84,12 +91,7 @@ impl WecomClient {
         }
         snap.notes.extend(notes);
         snap.failures.extend(failures);
-        for (id, mut m) in members {
-            // Memberships in departments the read did not cover (outside the
-            // visible range or the scope) are not ours to write.
-            m.depts.retain(|d| snap.depts.contains_key(&d.dept_id));
-            snap.members.insert(id, m);
-        }
+        snap.members = members;
 
         if let Some((roles, notes, failures)) = tags {
             snap.role_groups.insert(
@@ -99,8 +101,7 @@ impl WecomClient {
                     name: "Tags".into(),
                 },
             );
-            for mut r in roles {
-                r.members.retain(|u| snap.members.contains_key(u));
+            for r in roles {
                 snap.roles.insert(r.role_id.clone(), r);
             }
             snap.notes.extend(notes);
@@ -142,39 +143,34 @@ impl WecomClient {
                             snap.depts.insert(d.dept_id, d);
                         }
                     }
-                    Err(e) if e.errcode().is_some_and(|c| OUT_OF_RANGE.contains(&c)) => {
+                    Err(e) if e.errcode() == Some(OUT_OF_RANGE) => {
                         snap.notes.push(format!(
-                            "syncScope department {root} is outside the app's visible range and was skipped ({e})"
+                            "syncScope department {root} is outside the app's visible range; what is stored of it is kept ({e})"
+                        ));
+                        snap.failures.push(FetchFailure::out_of_range(
+                            ReadPart::DeptTree { root: Some(root) },
+                            format!("department/list id={root}"),
+                            e.to_string(),
                         ));
                     }
-                    Err(e) => snap
-                        .failures
-                        .push(failure(format!("department/list id={root}"), &e)),
+                    Err(e) => snap.failures.push(failure(
+                        ReadPart::DeptTree { root: Some(root) },
+                        format!("department/list id={root}"),
+                        &e,
+                    )),
                 }
             }
-            if snap.depts.is_empty() && !snap.failures.is_empty() {
+            if let Some(f) = snap
+                .failures
+                .iter()
+                .find(|f| !f.out_of_range)
+                .filter(|_| snap.depts.is_empty())
+            {
                 // Nothing at all could be read: that is an error, not a partial read.
-                let f = &snap.failures[0];
                 return Err(ApiError::Malformed {
                     path: "/cgi-bin/department/list".into(),
                     message: format!("no syncScope department could be read: {}", f.error),
                 });
-            }
-        }
-        let known: Vec<i64> = snap.depts.keys().copied().collect();
-        for d in snap.depts.values_mut() {
-            if let Some(p) = d.parent_id {
-                if !known.contains(&p) {
-                    // The parent is outside the visible range or the scope:
-                    // this department is a root of what we can see.
-                    if opts.scope.is_empty() {
-                        snap.notes.push(format!(
-                            "department {} has parent {p} outside the app's visible range; stored as a top-level department",
-                            d.dept_id
-                        ));
-                    }
-                    d.parent_id = None;
-                }
             }
         }
         Ok(())
@@ -212,16 +208,17 @@ impl WecomClient {
                         members.entry(m.member_id.clone()).or_insert(m);
                     }
                 }
-                Err(e) if e.errcode().is_some_and(|c| OUT_OF_RANGE.contains(&c)) => {
-                    notes.push(format!(
-                        "members of department {d} are outside the app's visible range ({e})"
-                    ));
-                }
                 Err(e) if e.errcode() == Some(DEPT_GONE) => {
                     notes.push(format!("department {d} disappeared during the read ({e})"));
                     gone.push(d);
                 }
-                Err(e) => failures.push(failure(format!("user/list department_id={d}"), &e)),
+                // department/list returned it, so whatever the code (60011
+                // included) this is a failed read, not an empty department.
+                Err(e) => failures.push(failure(
+                    ReadPart::DeptMembers { dept_id: d },
+                    format!("user/list department_id={d}"),
+                    &e,
+                )),
             }
         }
         count(progress, "members", members.len(), false);
@@ -236,7 +233,13 @@ impl WecomClient {
         phase(progress, "roles");
         let tags = match self.tag_list().await {
             Ok(t) => t,
-            Err(e) => return (Vec::new(), Vec::new(), vec![failure("tag/list".into(), &e)]),
+            Err(e) => {
+                return (
+                    Vec::new(),
+                    Vec::new(),
+                    vec![failure(ReadPart::Roles, "tag/list".into(), &e)],
+                )
+            }
         };
         count(progress, "roles", tags.len(), true);
         let mut roles = Vec::new();
@@ -267,13 +270,21 @@ impl WecomClient {
                         members,
                     });
                 }
-                Err(e) if e.errcode().is_some_and(|c| OUT_OF_RANGE.contains(&c)) => {
-                    notes.push(format!(
-                        "tag {} is outside the app's visible range ({e})",
-                        tag.tag_id
-                    ));
+                Err(e) => {
+                    let part = ReadPart::RoleMembers {
+                        role_id: tag.tag_id.to_string(),
+                    };
+                    let what = format!("tag/get tagid={}", tag.tag_id);
+                    if e.errcode() == Some(OUT_OF_RANGE) {
+                        notes.push(format!(
+                            "tag {} is outside the app's visible range; what is stored of it is kept ({e})",
+                            tag.tag_id
+                        ));
+                        failures.push(FetchFailure::out_of_range(part, what, e.to_string()));
+                    } else {
+                        failures.push(failure(part, what, &e));
+                    }
                 }
-                Err(e) => failures.push(failure(format!("tag/get tagid={}", tag.tag_id), &e)),
             }
         }
         if !department_tags.is_empty() {
