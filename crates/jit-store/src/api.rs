@@ -41,6 +41,17 @@ pub enum StoreError {
     /// Bad input (e.g. an unknown role id).
     #[error("{0}")]
     Invalid(String),
+    /// Another holder (this or another process, on this or another host)
+    /// has the org's sync lock; see [`OrgStore::lock_sync`].
+    #[error("a sync of {corp} is already running{}", crate::lock::busy_detail(*run_id, *started_at))]
+    SyncBusy {
+        /// Corp fullName.
+        corp: String,
+        /// The newest `running` run of the corp, if one is recorded.
+        run_id: Option<i64>,
+        /// When that run started, milliseconds since the epoch.
+        started_at: Option<i64>,
+    },
     /// A database operation failed; the transaction was rolled back.
     #[error("store {operation} failed: {message}")]
     Database {
@@ -206,6 +217,26 @@ pub trait OrgStore: Send + Sync + 'static {
 
     /// One run by id (`None` if there is no such run).
     async fn get_run(&self, run_id: i64) -> StoreResult<Option<SyncRun>>;
+
+    /// Takes the org's sync lock, which excludes every other holder of the
+    /// same store: other processes and other hosts too (PostgreSQL: a
+    /// session advisory lock on a connection of its own; SQLite: an OS file
+    /// lock on `<db file>.sync-<corp>.lock`; in-memory SQLite: a
+    /// process-wide table). The lock is held until the returned guard is
+    /// dropped, or its process dies.
+    ///
+    /// Busy: tries again every ~50 ms for up to `wait` (`Duration::ZERO`:
+    /// one attempt), then fails with [`StoreError::SyncBusy`] naming the
+    /// newest `running` run of the org. Once taken, every run of the org
+    /// still `running` is marked [`RunOutcome::Failed`] with the error
+    /// "interrupted: the process running this sync stopped before it
+    /// finished" (whoever ran it no longer holds the lock), so take the lock
+    /// before [`OrgStore::begin_run`].
+    async fn lock_sync(
+        &self,
+        full_name: &str,
+        wait: std::time::Duration,
+    ) -> StoreResult<crate::SyncLock>;
 
     /// Creates or updates local users and auth bindings for the given members
     /// (`bulkRegister`); returns identity conflicts.

@@ -76,6 +76,7 @@
 //! ```
 
 mod api;
+mod lock;
 mod logic;
 mod postgres;
 mod schema;
@@ -83,6 +84,7 @@ mod sqlite;
 pub mod synthetic;
 
 pub use api::*;
+pub use lock::SyncLock;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

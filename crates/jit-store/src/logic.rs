@@ -748,6 +748,11 @@ pub(crate) mod sql {
     /// Finishes a begun run; `started_at` and `corp` stay as recorded.
     pub const FINISH_RUN: &str = "UPDATE sync_runs SET finished_at = $1, outcome = $2, counts = $3, error = $4, notes = $5, \
         rows_written = $6 WHERE run_id = $7 AND corp = $8";
+    pub const NEWEST_RUNNING_RUN: &str = "SELECT run_id, started_at FROM sync_runs \
+        WHERE corp = $1 AND outcome = 'running' ORDER BY run_id DESC LIMIT 1";
+    /// Runs left `running` by a process that no longer holds the sync lock.
+    pub const FAIL_RUNNING_RUNS: &str =
+        "UPDATE sync_runs SET outcome = 'failed', error = $1 WHERE corp = $2 AND outcome = 'running'";
     pub const CLEAR_RUN_CHANGES: &str = "DELETE FROM run_changes WHERE run_id = $1";
     pub const SELECT_RUN: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes FROM sync_runs \
         WHERE run_id = $1";

@@ -4,6 +4,7 @@
 //! a 100,000-member plan is a few dozen statements, all in one transaction.
 
 use crate::api::*;
+use crate::lock::{self, SyncLock};
 use crate::logic::{self, pg_message, sql, Ctx, ExistingBindings, MembershipRow, OrgRows};
 use crate::schema::{self, Dialect};
 use jit_org::{
@@ -25,6 +26,11 @@ const BATCH: usize = 10_000;
 pub(crate) struct PgStore {
     client: tokio::sync::Mutex<Client>,
     location: String,
+    /// The connection URL, for the sync lock's own sessions. May hold a
+    /// password: never put it in a message.
+    url: String,
+    /// The schema the tables live in, part of every lock key.
+    schema: String,
 }
 
 fn check_schema_name(schema: &str) -> Result<(), String> {
@@ -82,10 +88,12 @@ impl PgStore {
             check_schema_name(s).map_err(open_err)?;
         }
         let mut client = connect(url, &location).await?;
-        migrate(&mut client, schema, &location).await?;
+        let schema = migrate(&mut client, schema, &location).await?;
         Ok(PgStore {
             client: tokio::sync::Mutex::new(client),
             location,
+            url: url.to_string(),
+            schema,
         })
     }
 }
@@ -121,7 +129,8 @@ async fn read_version(c: &impl GenericClient) -> Result<i64, tokio_postgres::Err
 /// replicas opening one fresh schema together queue on that lock, and each
 /// one re-reads the version after getting it, so all but the first find
 /// nothing left to do. A newer schema is refused before anything is written.
-async fn migrate(client: &mut Client, schema: Option<&str>, location: &str) -> StoreResult<()> {
+/// Returns the schema the tables live in.
+async fn migrate(client: &mut Client, schema: Option<&str>, location: &str) -> StoreResult<String> {
     let op = format!("migrate {location}");
     let open_err = |e: tokio_postgres::Error| StoreError::Open {
         location: location.to_string(),
@@ -164,7 +173,8 @@ async fn migrate(client: &mut Client, schema: Option<&str>, location: &str) -> S
     }
     if found == known {
         // Nothing to migrate; commit keeps the search path.
-        return tx.commit().await.ctx(&op);
+        tx.commit().await.ctx(&op)?;
+        return Ok(name);
     }
     tx.batch_execute(schema::VERSION_TABLE).await.ctx(&op)?;
     for m in schema::MIGRATIONS.iter().filter(|m| m.version > found) {
@@ -180,7 +190,8 @@ async fn migrate(client: &mut Client, schema: Option<&str>, location: &str) -> S
         .await
         .ctx(&op)?;
     }
-    tx.commit().await.ctx(&op)
+    tx.commit().await.ctx(&op)?;
+    Ok(name)
 }
 
 async fn count(
@@ -1141,6 +1152,50 @@ impl OrgStore for PgStore {
         let id = write_run(&tx, &run, &[], 0, &op).await?;
         tx.commit().await.ctx(&op)?;
         Ok(id)
+    }
+
+    async fn lock_sync(&self, full_name: &str, wait: std::time::Duration) -> StoreResult<SyncLock> {
+        let op = format!("lock sync of {full_name}");
+        let key = logic::lock_key(&["sync", &self.schema, full_name]);
+        // A session of its own: advisory locks are re-entrant within one
+        // session, so on the shared connection a second lock_sync of this
+        // store would succeed; and the lock must live exactly as long as
+        // the guard, not as long as the store.
+        let session = connect(&self.url, &self.location).await?;
+        let held = lock::poll(wait, || async {
+            let got: bool = session
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await
+                .ctx(&op)?
+                .get(0);
+            Ok(got.then_some(()))
+        })
+        .await?;
+        if held.is_none() {
+            let newest = self
+                .client
+                .lock()
+                .await
+                .query_opt(sql::NEWEST_RUNNING_RUN, &[&full_name])
+                .await
+                .ctx(&format!("read the running run of {full_name}"))?
+                .map(|r| (r.get(0), r.get(1)));
+            return Err(lock::busy(full_name, newest));
+        }
+        let guard = SyncLock::new(
+            full_name,
+            lock::Held::Postgres {
+                _client: session,
+                key,
+            },
+        );
+        self.client
+            .lock()
+            .await
+            .execute(sql::FAIL_RUNNING_RUNS, &[&lock::INTERRUPTED, &full_name])
+            .await
+            .ctx(&format!("fail interrupted runs of {full_name}"))?;
+        Ok(guard)
     }
 
     async fn get_run(&self, run_id: i64) -> StoreResult<Option<SyncRun>> {

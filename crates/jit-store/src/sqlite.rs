@@ -4,6 +4,7 @@
 //! is fastest at (no network round trips to batch away).
 
 use crate::api::*;
+use crate::lock::{self, SyncLock};
 use crate::logic::{self, sql, Ctx, ExistingBindings, MembershipRow, OrgRows};
 use crate::schema::{self, Dialect};
 use jit_org::{
@@ -21,6 +22,19 @@ use std::time::Duration;
 pub(crate) struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     location: String,
+    /// The database file; `None` for an in-memory database.
+    file: Option<PathBuf>,
+    /// Tells in-memory stores apart in the process-wide sync-lock table.
+    instance: u64,
+}
+
+/// Source of [`SqliteStore::instance`].
+static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Whether `path` names an in-memory database rather than a file.
+fn in_memory(path: &std::path::Path) -> bool {
+    let s = path.to_string_lossy();
+    s.is_empty() || s == ":memory:" || s.starts_with("file::memory:")
 }
 
 impl SqliteStore {
@@ -28,6 +42,7 @@ impl SqliteStore {
     pub(crate) async fn open(path: PathBuf) -> StoreResult<SqliteStore> {
         let location = path.display().to_string();
         let loc = location.clone();
+        let file = (!in_memory(&path)).then(|| path.clone());
         let conn = tokio::task::spawn_blocking(move || open_blocking(&path, &loc))
             .await
             .map_err(|e| StoreError::Open {
@@ -37,6 +52,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             location,
+            file,
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -965,6 +982,53 @@ impl OrgStore for SqliteStore {
 
     async fn get_run(&self, run_id: i64) -> StoreResult<Option<SyncRun>> {
         self.with("read run", move |c| read_run(c, run_id)).await
+    }
+
+    async fn lock_sync(&self, full_name: &str, wait: Duration) -> StoreResult<SyncLock> {
+        let corp = full_name.to_string();
+        let op = format!("lock sync of {corp}");
+        let held = match &self.file {
+            Some(db) => {
+                let path = lock::lock_file_path(db, &corp);
+                lock::poll(wait, || {
+                    let (path, op) = (path.clone(), op.clone());
+                    async move {
+                        lock::try_file_lock(&path).map_err(|e| StoreError::Database {
+                            operation: op,
+                            message: format!("cannot lock {}: {e}", path.display()),
+                        })
+                    }
+                })
+                .await?
+            }
+            None => {
+                lock::poll(wait, || async {
+                    Ok(lock::try_memory_lock(self.instance, &corp))
+                })
+                .await?
+            }
+        };
+        let c = corp.clone();
+        let Some(held) = held else {
+            let newest = self
+                .with("read running run", move |conn| {
+                    conn.query_row(sql::NEWEST_RUNNING_RUN, [&c], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()
+                    .ctx(&format!("read the running run of {c}"))
+                })
+                .await?;
+            return Err(lock::busy(&corp, newest));
+        };
+        // Dropped (released) if marking fails.
+        let guard = SyncLock::new(&corp, held);
+        self.with("fail interrupted runs", move |conn| {
+            conn.execute(sql::FAIL_RUNNING_RUNS, [lock::INTERRUPTED, &c])
+                .ctx(&format!("fail interrupted runs of {c}"))
+        })
+        .await?;
+        Ok(guard)
     }
 
     async fn bulk_register(

@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use jit_org::{Admin, ChangeKind, Member, MemberStatus, ObjectKind, Provider, SyncPlan};
 use jit_store::{RunOutcome, StoreError, SyncRun};
+use std::time::{Duration, Instant};
 
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -62,6 +63,12 @@ suite!(
     recording_a_begun_run_finishes_it_with_its_change_lines,
     finishing_a_run_that_is_not_stored_is_invalid,
     get_run_of_an_unknown_id_is_none,
+    second_sync_lock_of_a_corp_is_busy_naming_the_running_run,
+    busy_sync_lock_without_a_running_run_names_only_the_corp,
+    sync_lock_of_another_corp_is_not_blocked,
+    dropping_the_sync_lock_frees_it,
+    waiting_sync_lock_gets_it_when_the_holder_drops_it,
+    taking_the_sync_lock_fails_runs_left_running,
 );
 
 async fn migrations_are_idempotent(t: &TestStore) {
@@ -916,4 +923,139 @@ async fn finishing_a_run_that_is_not_stored_is_invalid(t: &TestStore) {
 
 async fn get_run_of_an_unknown_id_is_none(t: &TestStore) {
     assert_eq!(t.store.get_run(424242).await.unwrap(), None);
+}
+
+async fn second_sync_lock_of_a_corp_is_busy_naming_the_running_run(t: &TestStore) {
+    let _held = t
+        .store
+        .lock_sync("corps.Acme", Duration::ZERO)
+        .await
+        .unwrap();
+    let id = t
+        .store
+        .begin_run(&run_for(&wecom_corp("corps.Acme")))
+        .await
+        .unwrap();
+    // The same store and a second one (another process, as far as the
+    // database can tell) are both turned away.
+    let other = t.reopen().await.unwrap();
+    for store in [&t.store, &other] {
+        match store
+            .lock_sync("corps.Acme", Duration::from_millis(150))
+            .await
+        {
+            Err(e @ StoreError::SyncBusy { .. }) => {
+                let StoreError::SyncBusy {
+                    corp,
+                    run_id,
+                    started_at,
+                } = &e
+                else {
+                    unreachable!()
+                };
+                assert_eq!(corp, "corps.Acme");
+                assert_eq!(*run_id, Some(id));
+                assert_eq!(*started_at, Some(run_for(&wecom_corp("x")).started_at));
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "a sync of corps.Acme is already running (run {id}, started at 2023-11-14T22:13:20Z)"
+                    )
+                );
+            }
+            other => panic!("expected SyncBusy, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        t.store.get_run(id).await.unwrap().unwrap().outcome,
+        RunOutcome::Running,
+        "a refused lock does not touch the running run"
+    );
+}
+
+async fn busy_sync_lock_without_a_running_run_names_only_the_corp(t: &TestStore) {
+    let _held = t
+        .store
+        .lock_sync("corps.Acme", Duration::ZERO)
+        .await
+        .unwrap();
+    let e = t
+        .store
+        .lock_sync("corps.Acme", Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "a sync of corps.Acme is already running");
+}
+
+async fn sync_lock_of_another_corp_is_not_blocked(t: &TestStore) {
+    let _acme = t
+        .store
+        .lock_sync("corps.Acme", Duration::ZERO)
+        .await
+        .unwrap();
+    let other = t
+        .store
+        .lock_sync("corps.Other", Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(other.corp(), "corps.Other");
+}
+
+async fn dropping_the_sync_lock_frees_it(t: &TestStore) {
+    let held = t
+        .store
+        .lock_sync("corps.Acme", Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(format!("{held:?}").contains("corps.Acme"));
+    drop(held);
+    // A closed PostgreSQL session is released by the server a moment later.
+    t.store
+        .lock_sync("corps.Acme", Duration::from_secs(5))
+        .await
+        .expect("the lock is free again");
+}
+
+async fn waiting_sync_lock_gets_it_when_the_holder_drops_it(t: &TestStore) {
+    let held = t
+        .store
+        .lock_sync("corps.Acme", Duration::ZERO)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(held);
+    });
+    t.store
+        .lock_sync("corps.Acme", Duration::from_secs(10))
+        .await
+        .expect("the waiting lock gets it once the holder drops it");
+    assert!(start.elapsed() >= Duration::from_millis(250));
+}
+
+async fn taking_the_sync_lock_fails_runs_left_running(t: &TestStore) {
+    let corp = wecom_corp("corps.Acme");
+    let orphan = t.store.begin_run(&run_for(&corp)).await.unwrap();
+    let elsewhere = t
+        .store
+        .begin_run(&run_for(&wecom_corp("corps.Other")))
+        .await
+        .unwrap();
+    let _held = t
+        .store
+        .lock_sync("corps.Acme", Duration::ZERO)
+        .await
+        .unwrap();
+    let run = t.store.get_run(orphan).await.unwrap().unwrap();
+    assert_eq!(run.outcome, RunOutcome::Failed);
+    assert_eq!(
+        run.error.as_deref(),
+        Some("interrupted: the process running this sync stopped before it finished")
+    );
+    assert_eq!(
+        t.store.get_run(elsewhere).await.unwrap().unwrap().outcome,
+        RunOutcome::Running,
+        "only the locked org's runs"
+    );
 }
