@@ -438,7 +438,7 @@ impl CorpElement {
     pub async fn local_corp_data(&self) -> Result<Value, CorpError> {
         let store = self.store().await?;
         store
-            .local_corp_data(&self.full_name)
+            .local_corp_data(&self.full_name, false)
             .await
             .map_err(|e| self.store_err(e))
     }

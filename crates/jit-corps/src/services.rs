@@ -103,7 +103,7 @@ impl CorpServices for EngineCorpServices {
     async fn local_corp_data(&self, corp: &CorpContext) -> Result<Value, String> {
         let store = self.store(corp).await?;
         store
-            .local_corp_data(&corp.full_name)
+            .local_corp_data(&corp.full_name, false)
             .await
             .map_err(|e| e.to_string())
     }

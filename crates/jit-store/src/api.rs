@@ -246,12 +246,18 @@ pub trait OrgStore: Send + Sync + 'static {
         members: &[Member],
     ) -> StoreResult<Vec<IdentityConflict>>;
 
-    /// The `getLocalCorpData` view: `corp`, `userList` (active members with
-    /// their local user id), `deptList` (with `path`), `deptMemberList`,
-    /// `roleList`, `roleGroupList`, `roleMemberSet`, `adminList`. Only active
-    /// members (and their memberships) are listed; lists are in key order.
+    /// The `getLocalCorpData` view: `corp`, `userList` (members with their
+    /// local user id and `status`), `deptList` (with `path`),
+    /// `deptMemberList`, `roleList`, `roleGroupList`, `roleMemberSet`,
+    /// `adminList`; lists are in key order.
+    ///
+    /// `userList` and `deptMemberList` hold every current member: whatever
+    /// the status but `offline`, so disabled members and members who have not
+    /// activated their account (DingTalk `active: false`, WeCom status 4),
+    /// who are real employees, are listed. With `include_offline` those who
+    /// left (`offline`) are listed too, with their kept memberships.
     /// [`StoreError::UnknownCorp`] for an org not in the store.
-    async fn local_corp_data(&self, full_name: &str) -> StoreResult<Value>;
+    async fn local_corp_data(&self, full_name: &str, include_offline: bool) -> StoreResult<Value>;
 
     /// Replaces a member's roles; returns the member's role rows afterwards
     /// (sorted by role id). Unknown org, member or role: an error, and nothing

@@ -70,7 +70,7 @@
 //! };
 //! let report = store.apply_plan(&corp, &plan, &run).await?;
 //! assert_eq!(report.rows_written, 1);
-//! let view = store.local_corp_data("corps.Acme").await?;
+//! let view = store.local_corp_data("corps.Acme", false).await?;
 //! assert_eq!(view["deptList"][0]["path"], "/1/");
 //! # Ok(()) }
 //! ```

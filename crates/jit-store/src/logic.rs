@@ -498,11 +498,13 @@ impl OrgRows {
     }
 
     /// The `getLocalCorpData` view (camelCase keys, deterministic order).
-    pub(crate) fn into_local_corp_data(self) -> Value {
+    /// Members listed: every current one (active, disabled, not activated),
+    /// and those who left (offline) only with `include_offline`.
+    pub(crate) fn into_local_corp_data(self, include_offline: bool) -> Value {
         let active: HashSet<&str> = self
             .members
             .iter()
-            .filter(|m| m.member.status == MemberStatus::Active)
+            .filter(|m| include_offline || m.member.status != MemberStatus::Offline)
             .map(|m| m.member.member_id.as_str())
             .collect();
         let corp = json!({

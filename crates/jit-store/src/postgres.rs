@@ -1010,7 +1010,7 @@ impl OrgStore for PgStore {
         Ok(conflicts)
     }
 
-    async fn local_corp_data(&self, full_name: &str) -> StoreResult<Value> {
+    async fn local_corp_data(&self, full_name: &str, include_offline: bool) -> StoreResult<Value> {
         let mut c = self.client.lock().await;
         let tx = c
             .build_transaction()
@@ -1022,7 +1022,7 @@ impl OrgStore for PgStore {
         let rows = load_rows(&tx, full_name).await?;
         tx.commit().await.ctx("end read")?;
         match rows {
-            Some(rows) => Ok(rows.into_local_corp_data()),
+            Some(rows) => Ok(rows.into_local_corp_data(include_offline)),
             None => Err(StoreError::UnknownCorp(full_name.to_string())),
         }
     }

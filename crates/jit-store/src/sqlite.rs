@@ -1057,10 +1057,10 @@ impl OrgStore for SqliteStore {
         .await
     }
 
-    async fn local_corp_data(&self, full_name: &str) -> StoreResult<Value> {
+    async fn local_corp_data(&self, full_name: &str, include_offline: bool) -> StoreResult<Value> {
         let f = full_name.to_string();
         self.with("read local corp data", move |c| match load_rows(c, &f)? {
-            Some(rows) => Ok(rows.into_local_corp_data()),
+            Some(rows) => Ok(rows.into_local_corp_data(include_offline)),
             None => Err(StoreError::UnknownCorp(f)),
         })
         .await

@@ -69,6 +69,8 @@ suite!(
     dropping_the_sync_lock_frees_it,
     waiting_sync_lock_gets_it_when_the_holder_drops_it,
     taking_the_sync_lock_fails_runs_left_running,
+    local_corp_data_lists_members_who_are_not_active_yet,
+    local_corp_data_lists_members_who_left_only_when_asked,
 );
 
 async fn migrations_are_idempotent(t: &TestStore) {
@@ -345,7 +347,7 @@ async fn identity_conflicts_are_reported_not_merged(t: &TestStore) {
             .unwrap(),
         None
     );
-    let view = t.store.local_corp_data("corps.DingB").await.unwrap();
+    let view = t.store.local_corp_data("corps.DingB", false).await.unwrap();
     let q_row = view["userList"]
         .as_array()
         .unwrap()
@@ -533,7 +535,7 @@ async fn subtree_query_follows_department_moves(t: &TestStore) {
         report.rows_written, 2,
         "dept 2 updated, dept 3's path rewritten"
     );
-    let view = t.store.local_corp_data("corps.Acme").await.unwrap();
+    let view = t.store.local_corp_data("corps.Acme", false).await.unwrap();
     let path = |id: i64| {
         view["deptList"]
             .as_array()
@@ -632,7 +634,7 @@ async fn runs_are_recorded_with_their_changes(t: &TestStore) {
 
 async fn local_corp_data_has_the_documented_shape(t: &TestStore) {
     let (corp, _) = seeded(t).await;
-    let v = t.store.local_corp_data("corps.Acme").await.unwrap();
+    let v = t.store.local_corp_data("corps.Acme", false).await.unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
@@ -655,12 +657,13 @@ async fn local_corp_data_has_the_documented_shape(t: &TestStore) {
         .iter()
         .map(|u| u["memberId"].as_str().unwrap())
         .collect();
-    assert_eq!(users, ["alice", "carol"], "only active members");
+    assert_eq!(users, ["alice", "bob", "carol"], "every current member");
     let alice = &v["userList"][0];
     assert!(alice["userId"].as_i64().unwrap() > 0);
     assert_eq!(alice["jobNumber"], "0007");
     assert_eq!(alice["mainDeptId"], 2);
-    assert!(v["userList"][1]["mobile"].is_null());
+    assert_eq!(alice["status"], "active");
+    assert!(v["userList"][2]["mobile"].is_null());
     assert_eq!(v["deptList"][1]["path"], "/1/2/");
     assert_eq!(v["deptList"][1]["leaders"], serde_json::json!(["alice"]));
     assert_eq!(
@@ -668,6 +671,8 @@ async fn local_corp_data_has_the_documented_shape(t: &TestStore) {
         serde_json::json!([
             {"deptId": 1, "memberId": "carol", "order": 0, "isLeader": true},
             {"deptId": 2, "memberId": "alice", "order": 1, "isLeader": true},
+            {"deptId": 3, "memberId": "bob", "order": 5, "isLeader": false},
+            {"deptId": 4, "memberId": "bob", "order": 2, "isLeader": false},
         ])
     );
     assert_eq!(
@@ -687,7 +692,7 @@ async fn local_corp_data_has_the_documented_shape(t: &TestStore) {
         serde_json::json!([{"memberId": "carol", "level": 1}, {"memberId": "alice", "level": 2}])
     );
     assert_eq!(
-        t.store.local_corp_data("corps.Acme").await.unwrap(),
+        t.store.local_corp_data("corps.Acme", false).await.unwrap(),
         v,
         "deterministic"
     );
@@ -764,7 +769,7 @@ async fn removed_department_takes_its_memberships(t: &TestStore) {
 
 async fn unknown_org_is_reported(t: &TestStore) {
     assert!(matches!(
-        t.store.local_corp_data("corps.Nope").await,
+        t.store.local_corp_data("corps.Nope", false).await,
         Err(StoreError::UnknownCorp(ref c)) if c == "corps.Nope"
     ));
     assert!(matches!(
@@ -1058,4 +1063,66 @@ async fn taking_the_sync_lock_fails_runs_left_running(t: &TestStore) {
         RunOutcome::Running,
         "only the locked org's runs"
     );
+}
+
+async fn local_corp_data_lists_members_who_are_not_active_yet(t: &TestStore) {
+    let (corp, _) = seeded(t).await;
+    let mut erin = Member::new("erin", "Erin");
+    erin.status = MemberStatus::Disabled;
+    erin.depts = vec![jit_org::DeptMembership {
+        dept_id: 3,
+        order: 1,
+        is_leader: false,
+    }];
+    apply(t, &corp, &members_plan(vec![erin])).await;
+    let v = t.store.local_corp_data("corps.Acme", false).await.unwrap();
+    let status = |id: &str| {
+        v["userList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["memberId"] == id)
+            .map(|u| u["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("bob").as_deref(), Some("not_activated"));
+    assert_eq!(status("erin").as_deref(), Some("disabled"));
+    assert_eq!(status("dave"), None, "offline members are left out");
+    let in_dept_3: Vec<&str> = v["deptMemberList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["deptId"] == 3)
+        .map(|m| m["memberId"].as_str().unwrap())
+        .collect();
+    assert_eq!(in_dept_3, ["bob", "erin"]);
+}
+
+async fn local_corp_data_lists_members_who_left_only_when_asked(t: &TestStore) {
+    seeded(t).await;
+    let v = t.store.local_corp_data("corps.Acme", true).await.unwrap();
+    let users: Vec<(&str, &str)> = v["userList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["memberId"].as_str().unwrap(),
+                u["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [
+            ("alice", "active"),
+            ("bob", "not_activated"),
+            ("carol", "active"),
+            ("dave", "offline")
+        ]
+    );
+    assert!(v["deptMemberList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["memberId"] == "dave" && m["deptId"] == 4));
 }
