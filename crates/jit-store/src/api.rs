@@ -144,6 +144,27 @@ pub struct ApplyReport {
     pub conflicts: Vec<IdentityConflict>,
 }
 
+/// Where a role holding or an admin row comes from. A sync replaces only
+/// upstream rows and never sees local ones, so local assignments survive it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Written by a sync's plan (the platform's own data).
+    Upstream,
+    /// Written locally (`setUserRole`, `setAdmin`).
+    Local,
+}
+
+impl Origin {
+    /// The stored form (`upstream`, `local`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Upstream => "upstream",
+            Origin::Local => "local",
+        }
+    }
+}
+
 /// A row of the role-member table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -152,6 +173,20 @@ pub struct RoleMemberRow {
     pub member_id: String,
     /// Role id.
     pub role_id: String,
+    /// Who assigned it.
+    pub origin: Origin,
+}
+
+/// A row of the admin table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminRow {
+    /// Member id.
+    pub member_id: String,
+    /// Platform level (see [`Admin::level`]); 0 when set locally.
+    pub level: i32,
+    /// Who made the member an admin.
+    pub origin: Origin,
 }
 
 /// The organization store.
@@ -171,6 +206,8 @@ pub trait OrgStore: Send + Sync + 'static {
 
     /// The stored state of the corp as a snapshot (all members, offline ones
     /// included; `admins` is `Some`). An unknown corp gives an empty snapshot.
+    /// Only upstream role holdings and admins are in it: it is what a sync
+    /// diffs against, and a sync must neither see nor remove local ones.
     async fn load_snapshot(&self, full_name: &str) -> StoreResult<CorpSnapshot>;
 
     /// Applies a plan in one transaction, binds every upserted member to a
@@ -184,7 +221,9 @@ pub trait OrgStore: Send + Sync + 'static {
     ///
     /// Every department membership must name a department that is stored or
     /// upserted by the same plan (a foreign key): otherwise the whole plan
-    /// fails and nothing is written. Role holders and admins are not checked
+    /// fails and nothing is written. Role member sets and the admin list of
+    /// the plan replace only upstream rows; local ones stay (a role the plan
+    /// removes takes its local holdings with it). Role holders and admins are not checked
     /// (they may lie outside a sync scope). Duplicate upserts of one id are
     /// applied as if in sequence (the last wins).
     ///
@@ -249,7 +288,8 @@ pub trait OrgStore: Send + Sync + 'static {
     /// The `getLocalCorpData` view: `corp`, `userList` (members with their
     /// local user id and `status`), `deptList` (with `path`),
     /// `deptMemberList`, `roleList`, `roleGroupList`, `roleMemberSet`,
-    /// `adminList`; lists are in key order.
+    /// `adminList`; lists are in key order. `roleMemberSet` and `adminList`
+    /// hold upstream and local rows, each with its `origin`.
     ///
     /// `userList` and `deptMemberList` hold every current member: whatever
     /// the status but `offline`, so disabled members and members who have not
@@ -259,9 +299,11 @@ pub trait OrgStore: Send + Sync + 'static {
     /// [`StoreError::UnknownCorp`] for an org not in the store.
     async fn local_corp_data(&self, full_name: &str, include_offline: bool) -> StoreResult<Value>;
 
-    /// Replaces a member's roles; returns the member's role rows afterwards
-    /// (sorted by role id). Unknown org, member or role: an error, and nothing
-    /// changes.
+    /// Replaces the member's LOCAL role holdings with exactly `role_ids`
+    /// (roles the member holds upstream stay: they cannot be removed
+    /// locally); returns every role row of the member afterwards, upstream
+    /// and local (sorted by role id, upstream first). Unknown org, member or
+    /// role: an error, and nothing changes.
     async fn set_member_roles(
         &self,
         full_name: &str,
@@ -285,12 +327,15 @@ pub trait OrgStore: Send + Sync + 'static {
         signature: &str,
     ) -> StoreResult<()>;
 
-    /// Replaces the admin list (order kept). Every admin must be a member of
-    /// the org, else [`StoreError::UnknownMember`] and nothing changes.
+    /// Replaces the LOCAL admin list (order kept; upstream admins stay).
+    /// Every admin must be a member of the org, else
+    /// [`StoreError::UnknownMember`] and nothing changes.
     async fn set_admins(&self, full_name: &str, admins: &[Admin]) -> StoreResult<()>;
 
-    /// The admin list, in stored order ([`StoreError::UnknownCorp`] if unknown).
-    async fn get_admins(&self, full_name: &str) -> StoreResult<Vec<Admin>>;
+    /// Every admin row: the upstream list, then the local one, each in
+    /// stored order (a member may appear once per origin).
+    /// [`StoreError::UnknownCorp`] if the org is unknown.
+    async fn get_admins(&self, full_name: &str) -> StoreResult<Vec<AdminRow>>;
 
     /// Recent runs, newest first.
     async fn list_runs(&self, full_name: &str, limit: usize) -> StoreResult<Vec<SyncRun>>;

@@ -2,7 +2,7 @@
 //! paths, identity binding decisions, and assembling what reads return.
 //! The backends only move rows in and out of their database.
 
-use crate::api::{IdentityConflict, StoreError, StoreResult};
+use crate::api::{AdminRow, IdentityConflict, Origin, StoreError, StoreResult};
 use jit_org::{
     Admin, CorpRecord, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, Provider, Role,
     RoleGroup, SyncPlan,
@@ -453,10 +453,10 @@ pub(crate) struct OrgRows {
     pub role_groups: Vec<RoleGroup>,
     /// Ordered by role id, members empty.
     pub roles: Vec<Role>,
-    /// (role id, member id) ordered by role then member.
-    pub role_members: Vec<(String, String)>,
-    /// In stored order.
-    pub admins: Vec<Admin>,
+    /// (role id, member id, origin) ordered by role, member, origin.
+    pub role_members: Vec<(String, String, Origin)>,
+    /// Upstream rows then local ones, each in stored order.
+    pub admins: Vec<AdminRow>,
 }
 
 impl OrgRows {
@@ -488,12 +488,27 @@ impl OrgRows {
             .into_iter()
             .map(|r| (r.role_id.clone(), r))
             .collect();
-        for (role, member) in self.role_members {
+        // Only what syncs wrote: the planner must neither see nor remove
+        // local rows.
+        for (role, member, _) in self
+            .role_members
+            .into_iter()
+            .filter(|r| r.2 == Origin::Upstream)
+        {
             if let Some(r) = snap.roles.get_mut(&role) {
                 r.members.push(member);
             }
         }
-        snap.admins = Some(self.admins);
+        snap.admins = Some(
+            self.admins
+                .into_iter()
+                .filter(|a| a.origin == Origin::Upstream)
+                .map(|a| Admin {
+                    member_id: a.member_id,
+                    level: a.level,
+                })
+                .collect(),
+        );
         snap
     }
 
@@ -584,12 +599,14 @@ impl OrgRows {
         let role_member_set: Vec<Value> = self
             .role_members
             .iter()
-            .map(|(r, m)| json!({"memberId": m, "roleId": r}))
+            .map(|(r, m, o)| json!({"memberId": m, "roleId": r, "origin": o.as_str()}))
             .collect();
         let admin_list: Vec<Value> = self
             .admins
             .iter()
-            .map(|a| json!({"memberId": a.member_id, "level": a.level}))
+            .map(
+                |a| json!({"memberId": a.member_id, "level": a.level, "origin": a.origin.as_str()}),
+            )
             .collect();
         json!({
             "corp": corp,
@@ -602,6 +619,21 @@ impl OrgRows {
             "adminList": admin_list,
         })
     }
+}
+
+/// Admin rows in reading order: upstream then local, each by position.
+pub(crate) fn sort_admins(rows: &mut [(AdminRow, i64)]) {
+    rows.sort_by_key(|(a, seq)| (a.origin, *seq));
+}
+
+/// Parses a stored origin.
+pub(crate) fn origin_parse(s: &str) -> StoreResult<Origin> {
+    enum_parse(s, "origin")
+}
+
+/// A member's role rows in reading order: by role, upstream first.
+pub(crate) fn sort_role_rows(rows: &mut [crate::api::RoleMemberRow]) {
+    rows.sort_by(|a, b| (&a.role_id, a.origin).cmp(&(&b.role_id, b.origin)));
 }
 
 /// Counts per change kind as stored in a run (JSON object text).
@@ -702,9 +734,10 @@ pub(crate) mod sql {
     pub const SELECT_ROLE_GROUPS: &str = "SELECT group_id, name FROM role_groups WHERE corp = $1";
     pub const SELECT_ROLES: &str = "SELECT role_id, group_id, name FROM roles WHERE corp = $1";
     pub const SELECT_ROLE_MEMBERS: &str =
-        "SELECT role_id, member_id FROM role_members WHERE corp = $1";
+        "SELECT role_id, member_id, origin FROM role_members WHERE corp = $1";
+    /// Ordered by [`super::sort_admins`].
     pub const SELECT_ADMINS: &str =
-        "SELECT member_id, level FROM admins WHERE corp = $1 ORDER BY seq";
+        "SELECT member_id, level, origin, seq FROM admins WHERE corp = $1";
     pub const SELECT_CORP_BINDINGS: &str =
         "SELECT member_id, user_id, union_id FROM auth_bindings WHERE provider = $1 AND corp_id = $2";
     pub const SELECT_UNION_USERS: &str = "SELECT union_id, MIN(user_id) FROM auth_bindings WHERE provider = $1 AND union_id IS NOT NULL GROUP BY union_id";
@@ -738,13 +771,14 @@ pub(crate) mod sql {
     pub const ROLE_UPSERT: &str = "INSERT INTO roles (corp, role_id, group_id, name) VALUES ($1, $2, $3, $4) \
         ON CONFLICT (corp, role_id) DO UPDATE SET group_id = excluded.group_id, name = excluded.name";
     pub const ROLE_DELETE: &str = "DELETE FROM roles WHERE corp = $1 AND role_id = $2";
+    /// A sync replaces only the upstream holders of a role.
     pub const ROLE_MEMBERS_CLEAR: &str =
-        "DELETE FROM role_members WHERE corp = $1 AND role_id = $2";
+        "DELETE FROM role_members WHERE corp = $1 AND role_id = $2 AND origin = 'upstream'";
     pub const ROLE_MEMBER_INSERT: &str =
-        "INSERT INTO role_members (corp, role_id, member_id) VALUES ($1, $2, $3)";
-    pub const ADMINS_CLEAR: &str = "DELETE FROM admins WHERE corp = $1";
+        "INSERT INTO role_members (corp, role_id, member_id, origin) VALUES ($1, $2, $3, $4)";
+    pub const ADMINS_CLEAR: &str = "DELETE FROM admins WHERE corp = $1 AND origin = $2";
     pub const ADMIN_INSERT: &str =
-        "INSERT INTO admins (corp, member_id, level, seq) VALUES ($1, $2, $3, $4)";
+        "INSERT INTO admins (corp, member_id, level, seq, origin) VALUES ($1, $2, $3, $4, $5)";
     pub const INSERT_RUN: &str = "INSERT INTO sync_runs (corp, started_at, finished_at, outcome, counts, error, notes, rows_written) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING run_id";
     /// Finishes a begun run; `started_at` and `corp` stay as recorded.
@@ -765,11 +799,12 @@ pub(crate) mod sql {
     pub const MEMBER_EXISTS: &str =
         "SELECT COUNT(*) FROM members WHERE corp = $1 AND member_id = $2";
     pub const CORP_EXISTS: &str = "SELECT COUNT(*) FROM corps WHERE full_name = $1";
+    /// `setUserRole` replaces only the member's local holdings.
     pub const MEMBER_ROLES_CLEAR: &str =
-        "DELETE FROM role_members WHERE corp = $1 AND member_id = $2";
+        "DELETE FROM role_members WHERE corp = $1 AND member_id = $2 AND origin = 'local'";
     pub const ROLE_EXISTS: &str = "SELECT COUNT(*) FROM roles WHERE corp = $1 AND role_id = $2";
     pub const MEMBER_ROLES: &str =
-        "SELECT role_id FROM role_members WHERE corp = $1 AND member_id = $2";
+        "SELECT role_id, origin FROM role_members WHERE corp = $1 AND member_id = $2";
     pub const SIGNATURE_GET: &str =
         "SELECT signature FROM signatures WHERE corp = $1 AND member_id = $2";
     pub const SIGNATURE_SAVE: &str = "INSERT INTO signatures (corp, member_id, signature, updated_at) VALUES ($1, $2, $3, $4) \

@@ -246,16 +246,29 @@ async fn read_corp(
     }))
 }
 
-async fn read_admins(c: &impl GenericClient, full_name: &str, op: &str) -> StoreResult<Vec<Admin>> {
-    Ok(c.query(sql::SELECT_ADMINS, &[&full_name])
+async fn read_admins(
+    c: &impl GenericClient,
+    full_name: &str,
+    op: &str,
+) -> StoreResult<Vec<AdminRow>> {
+    let mut rows = c
+        .query(sql::SELECT_ADMINS, &[&full_name])
         .await
         .ctx(op)?
         .iter()
-        .map(|r| Admin {
-            member_id: r.get(0),
-            level: r.get(1),
+        .map(|r| {
+            Ok((
+                AdminRow {
+                    member_id: r.get(0),
+                    level: r.get(1),
+                    origin: logic::origin_parse(r.get::<_, &str>(2))?,
+                },
+                r.get::<_, i64>(3),
+            ))
         })
-        .collect())
+        .collect::<StoreResult<Vec<_>>>()?;
+    logic::sort_admins(&mut rows);
+    Ok(rows.into_iter().map(|(a, _)| a).collect())
 }
 
 async fn load_rows(c: &impl GenericClient, full_name: &str) -> StoreResult<Option<OrgRows>> {
@@ -343,8 +356,14 @@ async fn load_rows(c: &impl GenericClient, full_name: &str) -> StoreResult<Optio
         .await
         .ctx(op)?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .map(|r| {
+            Ok((
+                r.get(0),
+                r.get(1),
+                logic::origin_parse(r.get::<_, &str>(2))?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
     let admins = read_admins(c, full_name, op).await?;
     let mut rows = OrgRows {
         corp,
@@ -595,13 +614,18 @@ async fn write_run(
     Ok(run_id)
 }
 
+/// Replaces the admin rows of one origin.
 async fn write_admins(
     tx: &impl GenericClient,
     fname: &str,
     admins: &[Admin],
+    origin: Origin,
     op: &str,
 ) -> StoreResult<u64> {
-    let mut rows = tx.execute(sql::ADMINS_CLEAR, &[&fname]).await.ctx(op)?;
+    let mut rows = tx
+        .execute(sql::ADMINS_CLEAR, &[&fname, &origin.as_str()])
+        .await
+        .ctx(op)?;
     let admins = logic::dedup_admins(admins);
     if !admins.is_empty() {
         let m: Vec<&str> = admins.iter().map(|a| a.member_id.as_str()).collect();
@@ -609,9 +633,9 @@ async fn write_admins(
         let seq: Vec<i64> = (0..admins.len() as i64).collect();
         rows += tx
             .execute(
-                "INSERT INTO admins (corp, member_id, level, seq) \
-                 SELECT $1::text, * FROM UNNEST($2::text[], $3::int4[], $4::int8[])",
-                &[&fname, &m, &level, &seq],
+                "INSERT INTO admins (corp, member_id, level, seq, origin) \
+                 SELECT $1::text, u.*, $5::text FROM UNNEST($2::text[], $3::int4[], $4::int8[]) AS u",
+                &[&fname, &m, &level, &seq, &origin.as_str()],
             )
             .await
             .ctx(op)?;
@@ -886,7 +910,7 @@ async fn apply(
         if !ids.is_empty() {
             rows += tx
                 .execute(
-                    "INSERT INTO role_members (corp, role_id, member_id) SELECT $1::text, $2::text, * FROM UNNEST($3::text[])",
+                    "INSERT INTO role_members (corp, role_id, member_id, origin) SELECT $1::text, $2::text, u.m, 'upstream' FROM UNNEST($3::text[]) AS u(m)",
                     &[&fname, &r.role_id, &ids],
                 )
                 .await
@@ -900,7 +924,7 @@ async fn apply(
         rows += tx.execute(sql::GROUP_DELETE, &[&fname, id]).await.ctx(op)?;
     }
     if let Some(admins) = &n.admins {
-        rows += write_admins(&tx, fname, admins, op).await?;
+        rows += write_admins(&tx, fname, admins, Origin::Upstream, op).await?;
     }
     tx.execute(sql::STAMP_SYNC, &[&logic::sync_stamp(run), &fname])
         .await
@@ -1051,21 +1075,27 @@ impl OrgStore for PgStore {
         sorted.sort();
         sorted.dedup();
         for r in &sorted {
-            tx.execute(sql::ROLE_MEMBER_INSERT, &[&full_name, r, &member_id])
-                .await
-                .ctx(&op)?;
+            tx.execute(
+                sql::ROLE_MEMBER_INSERT,
+                &[&full_name, r, &member_id, &Origin::Local.as_str()],
+            )
+            .await
+            .ctx(&op)?;
         }
-        let mut out: Vec<RoleMemberRow> = tx
+        let mut out = tx
             .query(sql::MEMBER_ROLES, &[&full_name, &member_id])
             .await
             .ctx(&op)?
             .iter()
-            .map(|r| RoleMemberRow {
-                member_id: member_id.to_string(),
-                role_id: r.get(0),
+            .map(|r| {
+                Ok(RoleMemberRow {
+                    member_id: member_id.to_string(),
+                    role_id: r.get(0),
+                    origin: logic::origin_parse(r.get::<_, &str>(1))?,
+                })
             })
-            .collect();
-        out.sort_by(|a, b| a.role_id.cmp(&b.role_id));
+            .collect::<StoreResult<Vec<_>>>()?;
+        logic::sort_role_rows(&mut out);
         tx.commit().await.ctx(&op)?;
         Ok(out)
     }
@@ -1121,11 +1151,11 @@ impl OrgStore for PgStore {
         for a in admins {
             require_member(&tx, full_name, &a.member_id, &op).await?;
         }
-        write_admins(&tx, full_name, admins, &op).await?;
+        write_admins(&tx, full_name, admins, Origin::Local, &op).await?;
         tx.commit().await.ctx(&op)
     }
 
-    async fn get_admins(&self, full_name: &str) -> StoreResult<Vec<Admin>> {
+    async fn get_admins(&self, full_name: &str) -> StoreResult<Vec<AdminRow>> {
         let c = self.client.lock().await;
         let op = format!("read admins of {full_name}");
         require_corp(&*c, full_name, &op).await?;

@@ -36,9 +36,10 @@ pub(crate) const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS jit_schema_ve
     applied_at BIGINT NOT NULL
 )";
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: r#"
 -- Foreign keys are declared on the small tables only. On the bulk tables
 -- (members, memberships, bindings, run changes) each would cost an index
 -- lookup per row on a 100,000-member apply; the store writes those rows
@@ -192,7 +193,47 @@ CREATE TABLE run_changes (
     PRIMARY KEY (run_id, seq)
 ) {without_rowid}
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        sql: r#"
+-- Role holdings and admins get an origin: 'upstream' (written by a sync's
+-- plan) or 'local' (setUserRole / setAdmin). A sync replaces only upstream
+-- rows, so local assignments survive it. One member may hold a role (or be
+-- an admin) both ways, so the origin is part of the key; SQLite cannot
+-- change a key in place, hence new tables. Existing rows came from syncs
+-- or from local calls indistinguishably; they become 'upstream', which is
+-- what they were treated as until now.
+CREATE TABLE role_members_v2 (
+    corp TEXT NOT NULL,
+    role_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('upstream', 'local')),
+    PRIMARY KEY (corp, role_id, member_id, origin),
+    FOREIGN KEY (corp, role_id) REFERENCES roles (corp, role_id) ON DELETE CASCADE
+);
+INSERT INTO role_members_v2 (corp, role_id, member_id, origin)
+    SELECT corp, role_id, member_id, 'upstream' FROM role_members;
+DROP TABLE role_members;
+ALTER TABLE role_members_v2 RENAME TO role_members;
+CREATE INDEX role_members_member ON role_members (corp, member_id);
+
+CREATE TABLE admins_v2 (
+    corp TEXT NOT NULL REFERENCES corps (full_name) ON DELETE CASCADE,
+    member_id TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    -- Position within the rows of the same origin.
+    seq BIGINT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('upstream', 'local')),
+    PRIMARY KEY (corp, origin, member_id)
+);
+INSERT INTO admins_v2 (corp, member_id, level, seq, origin)
+    SELECT corp, member_id, level, seq, 'upstream' FROM admins;
+DROP TABLE admins;
+ALTER TABLE admins_v2 RENAME TO admins
+"#,
+    },
+];
 
 /// Highest version the binary knows.
 pub(crate) fn latest_version() -> i64 {
@@ -234,6 +275,34 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version, i as i64 + 1);
         }
+    }
+
+    #[test]
+    fn rows_from_before_origins_become_upstream() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for s in statements(&MIGRATIONS[0], Dialect::Sqlite) {
+            c.execute_batch(&s).unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO corps VALUES ('corps.A', 'A', 't', 'wecom', 'ww', NULL);
+             INSERT INTO roles VALUES ('corps.A', 'r1', NULL, 'Role');
+             INSERT INTO role_members VALUES ('corps.A', 'r1', 'alice');
+             INSERT INTO admins VALUES ('corps.A', 'bob', 1, 0);",
+        )
+        .unwrap();
+        for s in statements(&MIGRATIONS[1], Dialect::Sqlite) {
+            c.execute_batch(&s).unwrap();
+        }
+        let origin = |sql: &str| c.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap();
+        assert_eq!(origin("SELECT origin FROM role_members"), "upstream");
+        assert_eq!(origin("SELECT origin FROM admins"), "upstream");
+        // The role's foreign key still holds on the rebuilt table.
+        c.execute_batch("DELETE FROM roles").unwrap();
+        let left: i64 = c
+            .query_row("SELECT COUNT(*) FROM role_members", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

@@ -389,11 +389,15 @@ fn load_rows(conn: &Connection, full_name: &str) -> StoreResult<Option<OrgRows>>
         .collect::<Result<Vec<_>, _>>()
         .ctx(op)?;
     let mut st = conn.prepare_cached(sql::SELECT_ROLE_MEMBERS).ctx(op)?;
-    let role_members = st
-        .query_map([full_name], |r| Ok((r.get(0)?, r.get(1)?)))
+    let raw: Vec<(String, String, String)> = st
+        .query_map([full_name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .ctx(op)?
         .collect::<Result<Vec<_>, _>>()
         .ctx(op)?;
+    let role_members = raw
+        .into_iter()
+        .map(|(r, m, o)| Ok((r, m, logic::origin_parse(&o)?)))
+        .collect::<StoreResult<Vec<_>>>()?;
     let admins = read_admins(conn, full_name, op)?;
     let mut rows = OrgRows {
         corp,
@@ -410,19 +414,36 @@ fn load_rows(conn: &Connection, full_name: &str) -> StoreResult<Option<OrgRows>>
     Ok(Some(rows))
 }
 
-fn read_admins(conn: &Connection, full_name: &str, op: &str) -> StoreResult<Vec<Admin>> {
+fn read_admins(conn: &Connection, full_name: &str, op: &str) -> StoreResult<Vec<AdminRow>> {
     let mut st = conn.prepare_cached(sql::SELECT_ADMINS).ctx(op)?;
-    let admins = st
+    let raw = st
         .query_map([full_name], |r| {
-            Ok(Admin {
-                member_id: r.get(0)?,
-                level: r.get(1)?,
-            })
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i32>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
         })
         .ctx(op)?
         .collect::<Result<Vec<_>, _>>()
         .ctx(op)?;
-    Ok(admins)
+    let mut rows = raw
+        .into_iter()
+        .map(|(member_id, level, origin, seq)| {
+            let origin = logic::origin_parse(&origin)?;
+            Ok((
+                AdminRow {
+                    member_id,
+                    level,
+                    origin,
+                },
+                seq,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    logic::sort_admins(&mut rows);
+    Ok(rows.into_iter().map(|(a, _)| a).collect())
 }
 
 fn upsert_corp(tx: &Connection, corp: &CorpRecord, op: &str) -> StoreResult<()> {
@@ -792,7 +813,9 @@ fn apply(
             .ctx(op)? as u64;
         let mut st = tx.prepare_cached(sql::ROLE_MEMBER_INSERT).ctx(op)?;
         for m in logic::role_member_ids(r) {
-            rows += st.execute(params![fname, r.role_id, m]).ctx(op)? as u64;
+            rows += st
+                .execute(params![fname, r.role_id, m, Origin::Upstream.as_str()])
+                .ctx(op)? as u64;
         }
     }
     for id in &plan.remove_roles {
@@ -810,7 +833,7 @@ fn apply(
             .ctx(op)? as u64;
     }
     if let Some(admins) = &n.admins {
-        rows += write_admins(&tx, fname, admins, op)?;
+        rows += write_admins(&tx, fname, admins, Origin::Upstream, op)?;
     }
     tx.prepare_cached(sql::STAMP_SYNC)
         .ctx(op)?
@@ -829,16 +852,29 @@ fn apply(
     })
 }
 
-fn write_admins(tx: &Connection, fname: &str, admins: &[Admin], op: &str) -> StoreResult<u64> {
+/// Replaces the admin rows of one origin.
+fn write_admins(
+    tx: &Connection,
+    fname: &str,
+    admins: &[Admin],
+    origin: Origin,
+    op: &str,
+) -> StoreResult<u64> {
     let mut rows = tx
         .prepare_cached(sql::ADMINS_CLEAR)
         .ctx(op)?
-        .execute([fname])
+        .execute([fname, origin.as_str()])
         .ctx(op)? as u64;
     let mut st = tx.prepare_cached(sql::ADMIN_INSERT).ctx(op)?;
     for (i, a) in logic::dedup_admins(admins).iter().enumerate() {
         rows += st
-            .execute(params![fname, a.member_id, a.level, i as i64])
+            .execute(params![
+                fname,
+                a.member_id,
+                a.level,
+                i as i64,
+                origin.as_str()
+            ])
             .ctx(op)? as u64;
     }
     Ok(rows)
@@ -1095,21 +1131,27 @@ impl OrgStore for SqliteStore {
             sorted.sort();
             sorted.dedup();
             for r in &sorted {
-                tx.execute(sql::ROLE_MEMBER_INSERT, [&f, r, &m]).ctx(&op)?;
+                tx.execute(sql::ROLE_MEMBER_INSERT, [&f, r, &m, Origin::Local.as_str()])
+                    .ctx(&op)?;
             }
-            let mut out: Vec<RoleMemberRow> = tx
+            let raw: Vec<(String, String)> = tx
                 .prepare(sql::MEMBER_ROLES)
                 .ctx(&op)?
-                .query_map([&f, &m], |r| {
-                    Ok(RoleMemberRow {
-                        member_id: m.clone(),
-                        role_id: r.get(0)?,
-                    })
-                })
+                .query_map([&f, &m], |r| Ok((r.get(0)?, r.get(1)?)))
                 .ctx(&op)?
                 .collect::<Result<_, _>>()
                 .ctx(&op)?;
-            out.sort_by(|a, b| a.role_id.cmp(&b.role_id));
+            let mut out = raw
+                .into_iter()
+                .map(|(role_id, origin)| {
+                    Ok(RoleMemberRow {
+                        member_id: m.clone(),
+                        role_id,
+                        origin: logic::origin_parse(&origin)?,
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            logic::sort_role_rows(&mut out);
             tx.commit().ctx(&op)?;
             Ok(out)
         })
@@ -1177,13 +1219,13 @@ impl OrgStore for SqliteStore {
             for a in &admins {
                 require_member(&tx, &f, &a.member_id, &op)?;
             }
-            write_admins(&tx, &f, &admins, &op)?;
+            write_admins(&tx, &f, &admins, Origin::Local, &op)?;
             tx.commit().ctx(&op)
         })
         .await
     }
 
-    async fn get_admins(&self, full_name: &str) -> StoreResult<Vec<Admin>> {
+    async fn get_admins(&self, full_name: &str) -> StoreResult<Vec<AdminRow>> {
         let f = full_name.to_string();
         self.with("get admins", move |c| {
             let op = format!("read admins of {f}");

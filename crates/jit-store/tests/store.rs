@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use jit_org::{Admin, ChangeKind, Member, MemberStatus, ObjectKind, Provider, SyncPlan};
-use jit_store::{RunOutcome, StoreError, SyncRun};
+use jit_store::{AdminRow, Origin, RoleMemberRow, RunOutcome, StoreError, SyncRun};
 use std::time::{Duration, Instant};
 
 macro_rules! suite {
@@ -71,6 +71,11 @@ suite!(
     taking_the_sync_lock_fails_runs_left_running,
     local_corp_data_lists_members_who_are_not_active_yet,
     local_corp_data_lists_members_who_left_only_when_asked,
+    upstream_role_holdings_cannot_be_removed_locally,
+    local_role_holding_and_admin_survive_a_sync,
+    a_sync_plan_never_removes_local_rows,
+    a_sync_never_sees_local_rows,
+    a_role_removed_upstream_takes_its_local_holdings,
 );
 
 async fn migrations_are_idempotent(t: &TestStore) {
@@ -436,39 +441,70 @@ async fn signatures_are_saved_per_member(t: &TestStore) {
     ));
 }
 
+/// An admin row as `get_admins` returns it.
+fn admin_row(member_id: &str, level: i32, origin: Origin) -> AdminRow {
+    AdminRow {
+        member_id: member_id.into(),
+        level,
+        origin,
+    }
+}
+
+/// A role row as `set_member_roles` returns it.
+fn role_row(member_id: &str, role_id: &str, origin: Origin) -> RoleMemberRow {
+    RoleMemberRow {
+        member_id: member_id.into(),
+        role_id: role_id.into(),
+        origin,
+    }
+}
+
+/// Admins without levels, as `setAdmin` passes them.
+fn local_admins(ids: &[&str]) -> Vec<Admin> {
+    ids.iter()
+        .map(|m| Admin {
+            member_id: m.to_string(),
+            level: 0,
+        })
+        .collect()
+}
+
 async fn admins_are_replaced_and_read_in_order(t: &TestStore) {
-    let (corp, snap) = seeded(t).await;
-    assert_eq!(
-        t.store.get_admins("corps.Acme").await.unwrap(),
-        snap.admins.clone().unwrap()
-    );
-    // A plan without an admin list keeps the stored one.
-    apply(t, &corp, &members_plan(vec![snap.members["bob"].clone()])).await;
-    assert_eq!(
-        t.store.get_admins("corps.Acme").await.unwrap(),
-        snap.admins.clone().unwrap()
-    );
-    let new = vec![
-        Admin {
-            member_id: "bob".into(),
-            level: 0,
-        },
-        Admin {
-            member_id: "alice".into(),
-            level: 0,
-        },
+    let (corp, _) = seeded(t).await;
+    let upstream = vec![
+        admin_row("carol", 1, Origin::Upstream),
+        admin_row("alice", 2, Origin::Upstream),
     ];
-    t.store.set_admins("corps.Acme", &new).await.unwrap();
-    assert_eq!(t.store.get_admins("corps.Acme").await.unwrap(), new);
-    let bad = vec![Admin {
-        member_id: "ghost".into(),
-        level: 0,
-    }];
+    assert_eq!(t.store.get_admins("corps.Acme").await.unwrap(), upstream);
+    // A plan without an admin list keeps the stored one.
+    apply(t, &corp, &members_plan(vec![Member::new("bob", "Bob")])).await;
+    assert_eq!(t.store.get_admins("corps.Acme").await.unwrap(), upstream);
+    t.store
+        .set_admins("corps.Acme", &local_admins(&["bob", "alice"]))
+        .await
+        .unwrap();
+    let both = [
+        upstream.clone(),
+        vec![
+            admin_row("bob", 0, Origin::Local),
+            admin_row("alice", 0, Origin::Local),
+        ],
+    ]
+    .concat();
+    assert_eq!(t.store.get_admins("corps.Acme").await.unwrap(), both);
     assert!(matches!(
-        t.store.set_admins("corps.Acme", &bad).await,
+        t.store
+            .set_admins("corps.Acme", &local_admins(&["ghost"]))
+            .await,
         Err(StoreError::UnknownMember { .. })
     ));
-    assert_eq!(t.store.get_admins("corps.Acme").await.unwrap(), new);
+    assert_eq!(t.store.get_admins("corps.Acme").await.unwrap(), both);
+    t.store.set_admins("corps.Acme", &[]).await.unwrap();
+    assert_eq!(
+        t.store.get_admins("corps.Acme").await.unwrap(),
+        upstream,
+        "clearing the local list leaves the upstream one"
+    );
 }
 
 async fn set_member_roles_replaces_and_returns_rows(t: &TestStore) {
@@ -478,22 +514,25 @@ async fn set_member_roles_replaces_and_returns_rows(t: &TestStore) {
         .set_member_roles("corps.Acme", "carol", &["r2".into(), "r1".into()])
         .await
         .unwrap();
-    let ids: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (r.member_id.as_str(), r.role_id.as_str()))
-        .collect();
-    assert_eq!(ids, vec![("carol", "r1"), ("carol", "r2")]);
+    assert_eq!(
+        rows,
+        vec![
+            role_row("carol", "r1", Origin::Local),
+            role_row("carol", "r2", Origin::Local)
+        ]
+    );
     let err = t
         .store
         .set_member_roles("corps.Acme", "carol", &["r404".into()])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("r404")));
-    let snap = t.store.load_snapshot("corps.Acme").await.unwrap();
-    assert_eq!(
-        snap.roles["r2"].members,
-        vec!["carol".to_string()],
-        "failed call changed nothing"
+    let set = t.store.local_corp_data("corps.Acme", false).await.unwrap()["roleMemberSet"].clone();
+    assert!(
+        set.as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"memberId": "carol", "roleId": "r2", "origin": "local"})),
+        "failed call changed nothing: {set}"
     );
     assert!(t
         .store
@@ -506,6 +545,147 @@ async fn set_member_roles_replaces_and_returns_rows(t: &TestStore) {
         snap.roles["r1"].members,
         vec!["alice".to_string(), "bob".to_string()]
     );
+}
+
+async fn upstream_role_holdings_cannot_be_removed_locally(t: &TestStore) {
+    seeded(t).await;
+    // alice holds r1 upstream.
+    let rows = t
+        .store
+        .set_member_roles("corps.Acme", "alice", &["r2".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            role_row("alice", "r1", Origin::Upstream),
+            role_row("alice", "r2", Origin::Local)
+        ]
+    );
+    let rows = t
+        .store
+        .set_member_roles("corps.Acme", "alice", &["r1".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            role_row("alice", "r1", Origin::Upstream),
+            role_row("alice", "r1", Origin::Local)
+        ],
+        "a role may be held both ways"
+    );
+}
+
+async fn local_role_holding_and_admin_survive_a_sync(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    t.store
+        .set_member_roles("corps.Acme", "carol", &["r1".into()])
+        .await
+        .unwrap();
+    t.store
+        .set_admins("corps.Acme", &local_admins(&["bob"]))
+        .await
+        .unwrap();
+    // The platform now says r1 is held by bob alone and alice is the only admin.
+    let mut r1 = snap.roles["r1"].clone();
+    r1.members = vec!["bob".into()];
+    let plan = SyncPlan {
+        upsert_roles: vec![r1],
+        set_admins: Some(vec![Admin {
+            member_id: "alice".into(),
+            level: 1,
+        }]),
+        ..SyncPlan::default()
+    };
+    apply(t, &corp, &plan).await;
+    let v = t.store.local_corp_data("corps.Acme", false).await.unwrap();
+    assert_eq!(
+        v["roleMemberSet"],
+        serde_json::json!([
+            {"memberId": "bob", "roleId": "r1", "origin": "upstream"},
+            {"memberId": "carol", "roleId": "r1", "origin": "local"},
+        ])
+    );
+    assert_eq!(
+        v["adminList"],
+        serde_json::json!([
+            {"memberId": "alice", "level": 1, "origin": "upstream"},
+            {"memberId": "bob", "level": 0, "origin": "local"},
+        ])
+    );
+}
+
+async fn a_sync_plan_never_removes_local_rows(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    t.store
+        .set_member_roles("corps.Acme", "alice", &["r1".into(), "r2".into()])
+        .await
+        .unwrap();
+    t.store
+        .set_admins("corps.Acme", &local_admins(&["carol"]))
+        .await
+        .unwrap();
+    // Every upstream holder and admin goes away.
+    let mut r1 = snap.roles["r1"].clone();
+    r1.members.clear();
+    let mut r2 = snap.roles["r2"].clone();
+    r2.members.clear();
+    let plan = SyncPlan {
+        upsert_roles: vec![r1, r2],
+        set_admins: Some(Vec::new()),
+        ..SyncPlan::default()
+    };
+    apply(t, &corp, &plan).await;
+    let rows = t
+        .store
+        .set_member_roles("corps.Acme", "alice", &["r1".into(), "r2".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            role_row("alice", "r1", Origin::Local),
+            role_row("alice", "r2", Origin::Local)
+        ]
+    );
+    assert_eq!(
+        t.store.get_admins("corps.Acme").await.unwrap(),
+        vec![admin_row("carol", 0, Origin::Local)]
+    );
+}
+
+async fn a_sync_never_sees_local_rows(t: &TestStore) {
+    let (_, snap) = seeded(t).await;
+    t.store
+        .set_member_roles("corps.Acme", "carol", &["r2".into()])
+        .await
+        .unwrap();
+    t.store
+        .set_admins("corps.Acme", &local_admins(&["bob"]))
+        .await
+        .unwrap();
+    let loaded = t.store.load_snapshot("corps.Acme").await.unwrap();
+    assert_eq!(loaded, snap, "the snapshot is the upstream state only");
+}
+
+async fn a_role_removed_upstream_takes_its_local_holdings(t: &TestStore) {
+    let (corp, _) = seeded(t).await;
+    t.store
+        .set_member_roles("corps.Acme", "carol", &["r2".into()])
+        .await
+        .unwrap();
+    let plan = SyncPlan {
+        remove_roles: vec!["r2".into()],
+        ..SyncPlan::default()
+    };
+    apply(t, &corp, &plan).await;
+    let v = t.store.local_corp_data("corps.Acme", false).await.unwrap();
+    assert!(!v["roleMemberSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["roleId"] == "r2"));
 }
 
 async fn subtree_query_follows_department_moves(t: &TestStore) {
@@ -685,11 +865,17 @@ async fn local_corp_data_has_the_documented_shape(t: &TestStore) {
     );
     assert_eq!(
         v["roleMemberSet"],
-        serde_json::json!([{"memberId": "alice", "roleId": "r1"}, {"memberId": "bob", "roleId": "r1"}])
+        serde_json::json!([
+            {"memberId": "alice", "roleId": "r1", "origin": "upstream"},
+            {"memberId": "bob", "roleId": "r1", "origin": "upstream"}
+        ])
     );
     assert_eq!(
         v["adminList"],
-        serde_json::json!([{"memberId": "carol", "level": 1}, {"memberId": "alice", "level": 2}])
+        serde_json::json!([
+            {"memberId": "carol", "level": 1, "origin": "upstream"},
+            {"memberId": "alice", "level": 2, "origin": "upstream"}
+        ])
     );
     assert_eq!(
         t.store.local_corp_data("corps.Acme", false).await.unwrap(),
