@@ -23,7 +23,8 @@ pub enum FaultKind {
     /// platform invalidated them early), and the call itself is refused as
     /// the platform refuses a revoked token: WeCom and DingTalk oapi 40014,
     /// DingTalk new family HTTP 400 `InvalidAuthentication`. Not injected on
-    /// token calls.
+    /// token calls, and at most once per round ([`FaultSettings::round`]):
+    /// a later draw of this kind in the same round is no fault.
     RevokeToken,
     /// The app is refused one department: WeCom `user/list` answers 60011
     /// (no privilege) or 60020 (caller IP not allow-listed); DingTalk

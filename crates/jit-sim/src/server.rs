@@ -186,6 +186,8 @@ pub(crate) struct Shared {
     /// How often each request (keyed by round and identity) was seen: the
     /// attempt number of a fault draw.
     pub seen: Mutex<HashMap<u64, u64>>,
+    /// Whether this round's token revocation has happened (one per round).
+    pub revoked_this_round: Mutex<bool>,
     pub info: OnceLock<SimInfo>,
     pub events: events::Events,
     /// Fault rate and kinds, and latency: changeable while serving.
@@ -301,6 +303,7 @@ impl Shared {
             start: Instant::now(),
             seq: AtomicU64::new(1),
             seen: Mutex::new(HashMap::new()),
+            revoked_this_round: Mutex::new(false),
             info: OnceLock::new(),
             events,
         }
@@ -566,6 +569,7 @@ impl Shared {
         let mut c = self.chaos.write().expect("chaos lock");
         if c.faults.round != f.round {
             self.seen.lock().expect("seen lock").clear();
+            *self.revoked_this_round.lock().expect("revocation lock") = false;
         }
         c.faults = f;
         Ok(())
@@ -607,7 +611,17 @@ impl Shared {
         };
         let kind = kinds[(mix(h, 5) % kinds.len() as u64) as usize];
         let applies = match kind {
-            FaultKind::RevokeToken => !TOKEN_PATHS.contains(&path),
+            // One revocation per round: every call in flight with the old
+            // token is refused once and retried with a fresh one. More would
+            // make which calls fail twice a matter of timing, not of the
+            // seed (and real platforms do not revoke tokens every second).
+            FaultKind::RevokeToken => {
+                !TOKEN_PATHS.contains(&path)
+                    && !std::mem::replace(
+                        &mut *self.revoked_this_round.lock().expect("revocation lock"),
+                        true,
+                    )
+            }
             FaultKind::Permission => refusable_dept(path, req).is_some(),
             _ => true,
         };
