@@ -20,6 +20,11 @@ struct Sim {
 
 impl Sim {
     fn start() -> Sim {
+        Sim::start_with(0)
+    }
+
+    /// A simulator answering every call after `latency_ms`.
+    fn start_with(latency_ms: u64) -> Sim {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -32,6 +37,7 @@ impl Sim {
                 users: 40,
                 dingtalk_depts: Some(5),
                 dingtalk_users: Some(25),
+                latency_ms,
                 ..SimConfig::default()
             }))
             .expect("simulator starts");
@@ -293,9 +299,24 @@ fn call_get_local_corp_data_prints_the_synced_org() {
     assert_no_secret(&sim, &out);
     let v = json_out(&out);
     let truth = sim.handle.dingtalk_truth(0);
-    assert_eq!(
-        v["userList"].as_array().unwrap().len(),
-        truth.active_count()
+    // Every current member is listed, not only the active ones: DingTalk
+    // members not yet activated (`active: false`) are employees too.
+    let users = v["userList"].as_array().unwrap();
+    let current = truth
+        .members
+        .values()
+        .filter(|m| m.status != MemberStatus::Offline);
+    assert_eq!(users.len(), current.clone().count());
+    for m in current {
+        let listed = users
+            .iter()
+            .find(|u| u["memberId"] == m.member_id.as_str())
+            .unwrap_or_else(|| panic!("{} is listed", m.member_id));
+        assert_eq!(listed["status"], m.status.as_str(), "{listed}");
+    }
+    assert!(
+        truth.active_count() < users.len(),
+        "the simulated org has members who are not active, so this test means something"
     );
     assert_eq!(v["deptList"].as_array().unwrap().len(), truth.depts.len());
     assert_eq!(v["corp"]["fullName"], "corps.Nail");
@@ -402,4 +423,255 @@ fn demo_syncs_the_example_app_and_its_store_then_answers_calls() {
     ]));
     let n = users["userList"].as_array().unwrap().len();
     assert!(n > 250 && n <= 300, "{n} active members of 300");
+}
+
+// --- Two syncs of one org never interleave (the per-org sync lock). ---
+
+/// Starts `n` `jit sync corps.Acme` processes together (with `extra`
+/// flags, against `database_url` or the app's SQLite store) and waits.
+fn syncs_started_together(
+    f: &Fixture,
+    n: usize,
+    database_url: Option<&str>,
+    extra: &[&str],
+) -> Vec<Output> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_jit"));
+            c.args([
+                "sync",
+                "corps.Acme",
+                "--app",
+                app_arg(f),
+                "--format",
+                "json",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("DATABASE_URL");
+            if let Some(url) = database_url {
+                c.env("DATABASE_URL", url);
+            }
+            c.spawn().expect("run jit")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("jit finishes"))
+        .collect()
+}
+
+/// The org's recorded runs, oldest first.
+fn runs_of(location: &str) -> Vec<jit_store::SyncRun> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = jit_store::open(location).await.expect("store opens");
+        let mut runs = store.list_runs("corps.Acme", 100).await.unwrap();
+        runs.reverse();
+        runs
+    })
+}
+
+/// Every process either applied or was refused because another sync was
+/// running: never a database error. Exactly one run created the org; any
+/// other applied run found nothing left to do. Returns how many were busy.
+fn assert_one_sync_applied(outputs: &[Output], runs: &[jit_store::SyncRun]) -> usize {
+    let mut busy = 0;
+    for o in outputs {
+        let err = text(&o.stderr);
+        if o.status.success() {
+            assert_eq!(json_out(o)["outcome"], "applied", "{err}");
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("a sync of corps.Acme is already running (run "),
+                "a refusal names the running run, not a database error: {err}"
+            );
+            assert_eq!(json_out(o)["outcome"], "busy");
+            busy += 1;
+        }
+    }
+    let applied: Vec<_> = runs
+        .iter()
+        .filter(|r| r.outcome == jit_store::RunOutcome::Applied)
+        .collect();
+    assert_eq!(applied.len(), outputs.len() - busy, "{runs:?}");
+    let creators: Vec<_> = applied
+        .iter()
+        .filter(|r| r.counts.get("created").copied().unwrap_or(0) > 0)
+        .collect();
+    assert_eq!(
+        creators.len(),
+        1,
+        "exactly one run created the org: {runs:?}"
+    );
+    for r in &applied {
+        if r.run_id != creators[0].run_id {
+            assert!(r.counts.is_empty(), "a later run had nothing to do: {r:?}");
+        }
+        assert!(r.finished_at >= r.started_at);
+    }
+    // Applied runs never overlap in time.
+    for w in applied.windows(2) {
+        assert!(w[0].finished_at <= w[1].started_at, "{runs:?}");
+    }
+    busy
+}
+
+/// A fresh PostgreSQL database for one test (dropped at the end).
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        let admin_url = std::env::var("JIT_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!(
+            "jit_cli_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        PgDatabase { admin_url, name }
+    }
+
+    fn url(&self) -> String {
+        match self.admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{}", self.name),
+            None => unreachable!("a PostgreSQL URL has a path"),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Runs one statement with `psql` as the test database's user; the
+/// PostgreSQL tests fail, not skip, when the server is unreachable.
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .expect("psql is installed (the PostgreSQL client)");
+    assert!(
+        out.status.success(),
+        "psql {url} -c {sql:?} failed (is PostgreSQL running? set JIT_TEST_PG_URL): {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn three_syncs_of_one_org_started_together_on_sqlite_apply_once() {
+    let sim = Sim::start_with(300);
+    let f = org_app(&sim);
+    let outputs = syncs_started_together(&f, 3, None, &[]);
+    let db = f.path().join(".jit/org.db");
+    let busy = assert_one_sync_applied(&outputs, &runs_of(db.to_str().unwrap()));
+    assert!(
+        busy >= 1,
+        "the syncs overlapped, so at least one was refused"
+    );
+}
+
+#[test]
+fn syncs_started_together_with_wait_run_one_after_another() {
+    let sim = Sim::start_with(300);
+    let f = org_app(&sim);
+    let outputs = syncs_started_together(&f, 3, None, &["--wait", "60"]);
+    let db = f.path().join(".jit/org.db");
+    let busy = assert_one_sync_applied(&outputs, &runs_of(db.to_str().unwrap()));
+    assert_eq!(busy, 0, "every sync waited for the one before it");
+}
+
+#[test]
+fn three_syncs_on_a_fresh_postgresql_database_migrate_once_and_apply_once() {
+    let pg = PgDatabase::create();
+    let sim = Sim::start_with(300);
+    let f = org_app(&sim);
+    let outputs = syncs_started_together(&f, 3, Some(&pg.url()), &[]);
+    let busy = assert_one_sync_applied(&outputs, &runs_of(&pg.url()));
+    assert!(
+        busy >= 1,
+        "the syncs overlapped, so at least one was refused"
+    );
+}
+
+#[test]
+fn three_syncs_on_a_migrated_postgresql_database_apply_once() {
+    let pg = PgDatabase::create();
+    let sim = Sim::start_with(300);
+    let f = org_app(&sim);
+    // Migrate (and record the corp) first, with a dry run that writes no org rows.
+    let first = syncs_started_together(&f, 1, Some(&pg.url()), &["--dry-run"]);
+    assert!(first[0].status.success(), "{}", text(&first[0].stderr));
+    let outputs = syncs_started_together(&f, 3, Some(&pg.url()), &[]);
+    let runs: Vec<_> = runs_of(&pg.url())
+        .into_iter()
+        .filter(|r| r.outcome != jit_store::RunOutcome::DryRun)
+        .collect();
+    let busy = assert_one_sync_applied(&outputs, &runs);
+    assert!(
+        busy >= 1,
+        "the syncs overlapped, so at least one was refused"
+    );
+}
+
+#[test]
+fn dynamic_sync_corp_takes_dry_run_and_force() {
+    let sim = Sim::start();
+    let f = org_app(&sim);
+    let dry = json_out(&jit(&[
+        "call",
+        "corps.Acme",
+        "syncCorp",
+        "--app",
+        app_arg(&f),
+        "--args",
+        r#"{"dryRun": true}"#,
+    ]));
+    assert_eq!(dry["outcome"], "dry_run");
+    assert_eq!(dry["rowsWritten"], 0);
+    assert!(jit(&["sync", "corps.Acme", "--app", app_arg(&f)])
+        .status
+        .success());
+    for id in sim.present_members().into_iter().take(12) {
+        sim.handle
+            .mutate(OrgRef::Wecom, Mutation::RemoveMember { userid: id })
+            .unwrap();
+    }
+    let refused = jit(&["call", "corps.Acme", "syncCorp", "--app", app_arg(&f)]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("refused"));
+    let forced = json_out(&jit(&[
+        "call",
+        "corps.Acme",
+        "syncCorp",
+        "--app",
+        app_arg(&f),
+        "--args",
+        r#"{"force": true}"#,
+    ]));
+    assert_eq!(forced["counts"]["offlined"], 12);
+    let bad = jit(&[
+        "call",
+        "corps.Acme",
+        "syncCorp",
+        "--app",
+        app_arg(&f),
+        "--args",
+        r#"{"force": "yes"}"#,
+    ]);
+    assert!(text(&bad.stderr).contains("force"), "{}", text(&bad.stderr));
 }

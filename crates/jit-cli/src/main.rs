@@ -87,6 +87,10 @@ enum Command {
         /// Apply even when the safety checks refuse (e.g. more than the offline threshold).
         #[arg(long)]
         force: bool,
+        /// Wait up to SECS for another sync of the same org (any process or
+        /// host) to finish, instead of the config's `sync.lockWaitSecs`.
+        #[arg(long, value_name = "SECS", value_parser = parse_wait)]
+        wait: Option<f64>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -148,8 +152,18 @@ fn main() -> ExitCode {
             app_dir,
             dry_run,
             force,
+            wait,
             format,
-        } => sync(&app_dir, &full_name, dry_run, force, format),
+        } => sync(
+            &app_dir,
+            &full_name,
+            sync::Flags {
+                dry_run,
+                force,
+                wait,
+            },
+            format,
+        ),
         Command::Sim(args) => runtime().and_then(|rt| {
             rt.block_on(jit_sim::cli::run(args))
                 .map(|()| ExitCode::SUCCESS)
@@ -406,13 +420,23 @@ fn call(app_dir: &Path, full_name: &str, method: &str, args: &str) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--wait SECS`: a number of seconds between 0 and one hour.
+fn parse_wait(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
 fn sync(
     app_dir: &Path,
     full_name: &str,
-    dry_run: bool,
-    force: bool,
+    flags: sync::Flags,
     format: Format,
 ) -> Result<ExitCode, String> {
+    let sync::Flags { dry_run, force, .. } = flags;
     let app = load(app_dir, true)?;
     let errors: Vec<Diagnostic> = app
         .diagnostics()
@@ -442,7 +466,7 @@ fn sync(
         return Ok(ExitCode::SUCCESS);
     };
     let rt = runtime()?;
-    let complete = rt.block_on(sync::sync_one(corp, dry_run, force, format == Format::Json))?;
+    let complete = rt.block_on(sync::sync_one(corp, flags, format == Format::Json))?;
     // A partial read is not a success: say so in the exit code.
     Ok(if complete {
         ExitCode::SUCCESS

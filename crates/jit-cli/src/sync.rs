@@ -86,16 +86,25 @@ impl Progress for TerminalProgress {
     }
 }
 
+/// The `jit sync` flags that change the engine's options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags {
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--force`.
+    pub force: bool,
+    /// `--wait SECS`, overriding `sync.lockWaitSecs`.
+    pub wait: Option<f64>,
+}
+
 /// Runs a sync of one org element and prints the result.
-pub async fn sync_one(
-    corp: &CorpElement,
-    dry_run: bool,
-    force: bool,
-    json_out: bool,
-) -> Result<bool, String> {
+pub async fn sync_one(corp: &CorpElement, flags: Flags, json_out: bool) -> Result<bool, String> {
     let mut opts = corp.sync_options();
-    opts.dry_run = dry_run;
-    opts.force = force;
+    opts.dry_run = flags.dry_run;
+    opts.force = flags.force;
+    if let Some(w) = flags.wait {
+        opts.lock_wait_secs = w;
+    }
     let progress = TerminalProgress::new(corp.client().ok());
     let result = corp.sync_corp(&opts, &progress).await;
     progress.finish();
@@ -124,6 +133,17 @@ pub async fn sync_one(
                 );
             }
             Err(e.to_string())
+        }
+        Err(jit_corps::CorpError::Sync(e @ SyncError::Busy(_))) => {
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"org": corp.full_name(), "outcome": "busy", "error": e.to_string()})
+                );
+            }
+            Err(format!(
+                "{e}; nothing was read or written (wait for it, or pass --wait SECS)"
+            ))
         }
         Err(e) => {
             if json_out {

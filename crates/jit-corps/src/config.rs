@@ -120,8 +120,12 @@ impl AuthConfig {
 pub struct CorpSettings {
     /// Department subtrees to sync; empty = the whole visible org.
     pub sync_scope: Vec<i64>,
-    /// Offline threshold (default 0.10).
+    /// Offline threshold as a share of the current members (default 0.10).
     pub max_offline_ratio: f64,
+    /// Offlines always allowed per run, whatever the ratio (default 1).
+    pub max_offline_count: usize,
+    /// Seconds to wait for another sync of the org to finish (default 0).
+    pub lock_wait_secs: f64,
     /// Simultaneous requests.
     pub concurrency: Option<usize>,
     /// Timeout of one request.
@@ -139,6 +143,8 @@ impl CorpSettings {
                 ..FetchOptions::default()
             },
             max_offline_ratio: self.max_offline_ratio,
+            max_offline_count: self.max_offline_count,
+            lock_wait_secs: self.lock_wait_secs,
             ..SyncOptions::default()
         }
     }
@@ -196,6 +202,7 @@ pub(crate) fn parse(
     };
     let sync = root.get("sync").and_then(Value::as_object);
     let get = |k: &str| sync.and_then(|s| s.get(k));
+    let defaults = SyncOptions::default();
     let settings = CorpSettings {
         sync_scope: get("syncScope")
             .and_then(Value::as_array)
@@ -203,7 +210,13 @@ pub(crate) fn parse(
             .unwrap_or_default(),
         max_offline_ratio: get("maxOfflineRatio")
             .and_then(Value::as_f64)
-            .unwrap_or(0.10),
+            .unwrap_or(defaults.max_offline_ratio),
+        max_offline_count: get("maxOfflineCount")
+            .and_then(Value::as_u64)
+            .map_or(defaults.max_offline_count, |n| n as usize),
+        lock_wait_secs: get("lockWaitSecs")
+            .and_then(Value::as_f64)
+            .unwrap_or(defaults.lock_wait_secs),
         concurrency: get("concurrency")
             .and_then(Value::as_u64)
             .map(|n| n as usize),
@@ -247,6 +260,20 @@ mod tests {
         let (_, s) = parse(Platform::Wecom, Some(&c), "corps.A").unwrap();
         assert_eq!(s.sync_scope, vec![3, 4]);
         assert_eq!(s.sync_options().max_offline_ratio, 0.5);
+        assert_eq!(
+            s.sync_options().max_offline_count,
+            1,
+            "the engine's default"
+        );
+    }
+
+    #[test]
+    fn the_offline_count_and_lock_wait_come_from_the_sync_object() {
+        let c = json!({"corpId": "ww", "agentId": "1", "secret": "s",
+                       "sync": {"maxOfflineCount": 3, "lockWaitSecs": 2.5}});
+        let (_, s) = parse(Platform::Wecom, Some(&c), "corps.A").unwrap();
+        assert_eq!(s.sync_options().max_offline_count, 3);
+        assert_eq!(s.sync_options().lock_wait_secs, 2.5);
     }
 
     #[test]

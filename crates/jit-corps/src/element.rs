@@ -311,10 +311,6 @@ impl CorpElement {
     ) -> Result<SyncReport, CorpError> {
         let client = self.client()?;
         let store = self.store().await?;
-        store
-            .upsert_corp(&self.corp_record())
-            .await
-            .map_err(|e| self.store_err(e))?;
         Ok(run_sync(
             client.source(),
             store.as_ref(),
@@ -416,10 +412,6 @@ impl CorpElement {
             provider: self.platform.provider(),
         };
         let store = self.store().await?;
-        store
-            .upsert_corp(&self.corp_record())
-            .await
-            .map_err(|e| self.store_err(e))?;
         let mut report =
             run_sync(&source, store.as_ref(), &self.corp_record(), opts, progress).await?;
         // The engine saw a pre-read snapshot: report the real read.
@@ -434,18 +426,20 @@ impl CorpElement {
         Ok((report, conflicts))
     }
 
-    /// `getLocalCorpData()`.
-    pub async fn local_corp_data(&self) -> Result<Value, CorpError> {
+    /// `getLocalCorpData(includeOffline=False)`: every current member (any
+    /// status but offline, each with its `status`), with members who left
+    /// too when `include_offline` is true.
+    pub async fn local_corp_data(&self, include_offline: bool) -> Result<Value, CorpError> {
         let store = self.store().await?;
         store
-            .local_corp_data(&self.full_name, false)
+            .local_corp_data(&self.full_name, include_offline)
             .await
             .map_err(|e| self.store_err(e))
     }
 
     /// `getRootDept()`: `deptId`, `name`, `corpFullName` (plus `order`, `path`).
     pub async fn get_root_dept(&self) -> Result<Value, CorpError> {
-        let data = self.local_corp_data().await?;
+        let data = self.local_corp_data(false).await?;
         let depts = data["deptList"].as_array().cloned().unwrap_or_default();
         let root = depts
             .iter()
@@ -581,6 +575,21 @@ impl CorpElement {
         })
     }
 
+    /// The config's sync options with a dynamic call's `dryRun` / `force`.
+    fn call_options(&self, args: &Value) -> Result<SyncOptions, CorpError> {
+        let mut opts = self.sync_options();
+        let flag = |name: &str| match args.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(CorpError::Invalid(format!(
+                "`{name}` must be true or false"
+            ))),
+        };
+        opts.dry_run = flag("dryRun")?;
+        opts.force = flag("force")?;
+        Ok(opts)
+    }
+
     async fn dispatch(&self, method: &str, args: &Value) -> Result<Value, CorpError> {
         let arg = |name: &str| args.get(name).cloned().unwrap_or(Value::Null);
         let text = |name: &str| -> Result<String, CorpError> {
@@ -591,12 +600,15 @@ impl CorpElement {
         };
         Ok(match method {
             "initCorp" => {
-                let (report, conflicts) = self.init_corp(&self.sync_options(), &NoProgress).await?;
+                let opts = self.call_options(args)?;
+                let (report, conflicts) = self.init_corp(&opts, &NoProgress).await?;
                 json!({"sync": report_summary(&self.full_name, &report), "registrationConflicts": conflicts})
             }
             "syncCorp" => report_summary(
                 &self.full_name,
-                &self.sync_corp(&self.sync_options(), &NoProgress).await?,
+                &self
+                    .sync_corp(&self.call_options(args)?, &NoProgress)
+                    .await?,
             ),
             "getThirdCorpData" => self.get_third_corp_data().await?.to_corp_data(),
             "bulkRegister" => {
@@ -618,7 +630,18 @@ impl CorpElement {
                 );
                 json!({"registered": registered, "conflicts": conflicts})
             }
-            "getLocalCorpData" => self.local_corp_data().await?,
+            "getLocalCorpData" => {
+                let include_offline = match arg("includeOffline") {
+                    Value::Null => false,
+                    Value::Bool(b) => b,
+                    _ => {
+                        return Err(CorpError::Invalid(
+                            "`includeOffline` must be true or false".into(),
+                        ))
+                    }
+                };
+                self.local_corp_data(include_offline).await?
+            }
             "getRootDept" => self.get_root_dept().await?,
             "setUserRole" => {
                 let roles = member_ids(&arg("roleIdList"), "roleIdList")?;

@@ -58,6 +58,12 @@ fn options_from(v: &Value) -> SyncOptions {
     if let Some(r) = v.get("maxOfflineRatio").and_then(Value::as_f64) {
         o.max_offline_ratio = r;
     }
+    if let Some(n) = v.get("maxOfflineCount").and_then(Value::as_u64) {
+        o.max_offline_count = n as usize;
+    }
+    if let Some(w) = v.get("lockWaitSecs").and_then(Value::as_f64) {
+        o.lock_wait_secs = w;
+    }
     o.dry_run = v.get("dryRun").and_then(Value::as_bool).unwrap_or(false);
     o.force = v.get("force").and_then(Value::as_bool).unwrap_or(false);
     o
@@ -83,10 +89,6 @@ impl CorpServices for EngineCorpServices {
             corp_id: snapshot.corp_id.clone(),
         };
         let store = self.store(corp).await?;
-        store
-            .upsert_corp(&record)
-            .await
-            .map_err(|e| e.to_string())?;
         let source = SnapshotSource { snapshot, provider };
         let report = run_sync(
             &source,

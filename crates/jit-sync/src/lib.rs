@@ -101,6 +101,11 @@ pub struct SyncOptions {
     /// (0.10 = 10 %); config `sync.maxOfflineRatio`.
     #[serde(default = "default_ratio")]
     pub max_offline_ratio: f64,
+    /// How long to wait for another sync of the same org to finish before
+    /// giving up with [`SyncError::Busy`], in seconds (0: refuse at once);
+    /// config `sync.lockWaitSecs`.
+    #[serde(default)]
+    pub lock_wait_secs: f64,
     /// Offlining up to this many members is always allowed, whatever the
     /// ratio; config `sync.maxOfflineCount`. The default, 1, lets a small
     /// org (where 10 % rounds down to 0) lose one member per run.
@@ -124,6 +129,7 @@ impl Default for SyncOptions {
             force: false,
             max_offline_ratio: default_ratio(),
             max_offline_count: default_count(),
+            lock_wait_secs: 0.0,
         }
     }
 }
@@ -184,10 +190,20 @@ impl SyncReport {
 }
 
 /// Why a sync did not apply.
+///
+/// Each message embeds its cause (so `to_string()` alone says everything);
+/// the typed cause stays in a field for callers that match on it, and is not
+/// also returned by `source()`, so chain-printing reporters show it once.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    /// Another sync of the same org holds its lock (this or another
+    /// process, this or another host); nothing was read or written.
+    /// The message names the running run: "a sync of corps.X is already
+    /// running (run N, started at T)".
+    #[error(transparent)]
+    Busy(StoreError),
     /// The upstream read failed; nothing was written but the run record.
-    #[error("sync of {corp} failed reading {provider}: {source}; nothing was changed{}", run_note(*run_id))]
+    #[error("sync of {corp} failed reading {provider}: {error}; nothing was changed{}", run_note(*run_id))]
     Fetch {
         /// Corp fullName.
         corp: String,
@@ -196,7 +212,7 @@ pub enum SyncError {
         /// The recorded run, if recording worked.
         run_id: Option<i64>,
         /// What failed.
-        source: SourceError,
+        error: SourceError,
     },
     /// The safety checks refused the plan; nothing was written but the run record.
     #[error("sync of {corp} refused: {reason}; nothing was changed{}. {hint}", run_note(*run_id))]
@@ -213,7 +229,7 @@ pub enum SyncError {
         plan: Box<SyncPlan>,
     },
     /// The store failed; its transaction was rolled back.
-    #[error("sync of {corp} failed in the store while {operation}: {source}{}", run_note(*run_id))]
+    #[error("sync of {corp} failed in the store while {operation}: {error}{}", run_note(*run_id))]
     Store {
         /// Corp fullName.
         corp: String,
@@ -222,7 +238,7 @@ pub enum SyncError {
         /// The recorded run, if recording worked.
         run_id: Option<i64>,
         /// The store's error.
-        source: StoreError,
+        error: StoreError,
     },
 }
 
@@ -242,9 +258,13 @@ fn ms(d: Duration) -> u64 {
 
 /// Runs one sync of `corp` from `source` into `store`.
 ///
-/// Order: fetch → load local snapshot → [`plan`] → [`safety::check`] →
-/// dry-run (record the plan, write nothing) or apply in one transaction.
-/// Refusals and failures are recorded as runs and returned as errors.
+/// Order: take the org's sync lock (held across processes and hosts, so two
+/// syncs of one org never interleave) → record the run as `running` →
+/// fetch → load local snapshot → [`plan`] → [`safety::check`] → dry-run
+/// (record the plan, write nothing) or apply in one transaction, finishing
+/// the same run record. Refusals and failures finish the run record too and
+/// are returned as errors; a busy lock is [`SyncError::Busy`] and records
+/// nothing.
 pub async fn run_sync(
     source: &dyn OrgSource,
     store: &dyn OrgStore,
@@ -253,41 +273,59 @@ pub async fn run_sync(
     progress: &dyn Progress,
 ) -> Result<SyncReport, SyncError> {
     let t0 = Instant::now();
-    let started_at = now_ms();
     let name = corp.full_name.clone();
-    let store_err = |operation: &str, run_id: Option<i64>, source: StoreError| SyncError::Store {
+    let store_err = |operation: &str, run_id: Option<i64>, error: StoreError| SyncError::Store {
         corp: name.clone(),
         operation: operation.to_string(),
         run_id,
-        source,
-    };
-    let base_run = |outcome: RunOutcome, error: Option<String>, notes: Vec<String>| SyncRun {
-        run_id: 0,
-        corp: name.clone(),
-        started_at,
-        finished_at: now_ms(),
-        outcome,
-        counts: BTreeMap::new(),
         error,
-        notes,
     };
     store
         .upsert_corp(corp)
         .await
         .map_err(|e| store_err("recording the organization", None, e))?;
+    let wait = Duration::try_from_secs_f64(opts.lock_wait_secs).unwrap_or(Duration::ZERO);
+    let mut attempt = store.lock_sync(&corp.full_name, wait).await;
+    if let Err(StoreError::SyncBusy { run_id: None, .. }) = attempt {
+        // The holder took the lock but has not recorded its run yet (it
+        // does so right after): look once more, so the refusal can name it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        attempt = store.lock_sync(&corp.full_name, Duration::ZERO).await;
+    }
+    let _lock = match attempt {
+        Ok(lock) => lock,
+        Err(e @ StoreError::SyncBusy { .. }) => return Err(SyncError::Busy(e)),
+        Err(e) => return Err(store_err("taking the org's sync lock", None, e)),
+    };
+    let started_at = now_ms();
+    let base_run =
+        |run_id: i64, outcome: RunOutcome, error: Option<String>, notes: Vec<String>| SyncRun {
+            run_id,
+            corp: name.clone(),
+            started_at,
+            finished_at: now_ms(),
+            outcome,
+            counts: BTreeMap::new(),
+            error,
+            notes,
+        };
+    let run_id = store
+        .begin_run(&base_run(0, RunOutcome::Running, None, Vec::new()))
+        .await
+        .map_err(|e| store_err("recording the start of the run", None, e))?;
 
     progress.on_event(&ProgressEvent::Phase("fetch".into()));
     let stats_before = source.stats();
     let remote = match source.fetch(&opts.fetch, progress).await {
         Ok(r) => r,
         Err(e) => {
-            let run = base_run(RunOutcome::Failed, Some(e.to_string()), Vec::new());
-            let run_id = store.record_run(&run, &[]).await.ok();
+            let run = base_run(run_id, RunOutcome::Failed, Some(e.to_string()), Vec::new());
+            let recorded = store.record_run(&run, &[]).await.ok();
             return Err(SyncError::Fetch {
                 corp: name.clone(),
                 provider: source.provider().to_string(),
-                run_id,
-                source: e,
+                run_id: recorded,
+                error: e,
             });
         }
     };
@@ -299,12 +337,13 @@ pub async fn run_sync(
         Ok(l) => l,
         Err(e) => {
             let run = base_run(
+                run_id,
                 RunOutcome::Failed,
                 Some(format!("loading the stored organization: {e}")),
                 remote.notes.clone(),
             );
-            let run_id = store.record_run(&run, &[]).await.ok();
-            return Err(store_err("loading the stored organization", run_id, e));
+            let recorded = store.record_run(&run, &[]).await.ok();
+            return Err(store_err("loading the stored organization", recorded, e));
         }
     };
     let load_ms = ms(t_load.elapsed());
@@ -323,12 +362,17 @@ pub async fn run_sync(
         .collect();
 
     if let Some(refusal) = verdict.refusal {
-        let mut run = base_run(RunOutcome::Refused, Some(refusal.reason.clone()), notes);
+        let mut run = base_run(
+            run_id,
+            RunOutcome::Refused,
+            Some(refusal.reason.clone()),
+            notes,
+        );
         run.counts = counts;
-        let run_id = store.record_run(&run, &the_plan.changes).await.ok();
+        let recorded = store.record_run(&run, &the_plan.changes).await.ok();
         return Err(SyncError::Refused {
             corp: name.clone(),
-            run_id,
+            run_id: recorded,
             reason: refusal.reason,
             hint: refusal.hint,
             plan: Box::new(the_plan),
@@ -336,7 +380,7 @@ pub async fn run_sync(
     }
 
     let mut report = SyncReport {
-        run_id: 0,
+        run_id,
         outcome: RunOutcome::DryRun,
         counts: counts.clone(),
         // Filled from the plan once it is applied: a copy held during the
@@ -358,10 +402,10 @@ pub async fn run_sync(
         upstream_members: remote.members.len(),
         upstream_depts: remote.depts.len(),
     };
-    let failure_note = (!remote.failures.is_empty()).then(|| {
+    let failed_parts = remote.failures.iter().filter(|f| !f.out_of_range).count();
+    let failure_note = (failed_parts > 0).then(|| {
         format!(
-            "upstream read incomplete ({} part(s) failed): nobody was offlined and nothing removed",
-            remote.failures.len()
+            "upstream read incomplete ({failed_parts} part(s) failed): what those parts hold was kept as stored and nobody was offlined"
         )
     });
     if let Some(n) = &failure_note {
@@ -374,12 +418,17 @@ pub async fn run_sync(
     drop(local);
 
     if opts.dry_run {
-        let mut run = base_run(RunOutcome::DryRun, failure_note, report.notes.clone());
+        let mut run = base_run(
+            run_id,
+            RunOutcome::DryRun,
+            failure_note,
+            report.notes.clone(),
+        );
         run.counts = counts;
-        report.run_id = store
+        store
             .record_run(&run, &the_plan.changes)
             .await
-            .map_err(|e| store_err("recording the dry run", None, e))?;
+            .map_err(|e| store_err("recording the dry run", Some(run_id), e))?;
         report.changes = the_plan.changes.clone();
         report.plan = the_plan;
         report.durations.total_ms = ms(t0.elapsed());
@@ -388,7 +437,12 @@ pub async fn run_sync(
 
     progress.on_event(&ProgressEvent::Phase("apply".into()));
     let t_apply = Instant::now();
-    let mut run = base_run(RunOutcome::Applied, failure_note, report.notes.clone());
+    let mut run = base_run(
+        run_id,
+        RunOutcome::Applied,
+        failure_note,
+        report.notes.clone(),
+    );
     run.counts = counts;
     let applied = match store.apply_plan(corp, &the_plan, &run).await {
         Ok(a) => a,
@@ -397,8 +451,8 @@ pub async fn run_sync(
             failed.outcome = RunOutcome::Failed;
             failed.error = Some(format!("applying the plan: {e}"));
             failed.finished_at = now_ms();
-            let run_id = store.record_run(&failed, &the_plan.changes).await.ok();
-            return Err(store_err("applying the plan", run_id, e));
+            let recorded = store.record_run(&failed, &the_plan.changes).await.ok();
+            return Err(store_err("applying the plan", recorded, e));
         }
     };
     report.outcome = RunOutcome::Applied;
