@@ -54,16 +54,53 @@ pub enum CallError {
         method: String,
         /// What went wrong, with context (API path, errcode, file...).
         message: String,
+        /// What kind of failure it is, for hosts that answer differently
+        /// (an HTTP status, a retry); the message stays the whole story.
+        kind: FailureKind,
+    },
+}
+
+/// Why a method that ran failed, as far as a host needs to tell causes
+/// apart: the typed cause of a Type's error cannot cross [`CallError`]
+/// (it is carried as its message), so its kind travels beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Anything else: a bug, a plugin failure, a store failure.
+    #[default]
+    Internal,
+    /// The implementation rejected its input (beyond the declared argument
+    /// types): an unknown member, a malformed value.
+    InvalidInput,
+    /// Another run holds what the call needs (e.g. another sync of the
+    /// same org is running); trying again later may work.
+    Busy,
+    /// A safety check refused the operation; it needs an explicit override.
+    Refused,
+    /// An upstream platform (WeCom, DingTalk) failed or refused the call.
+    Upstream {
+        /// The platform's error code (`errcode`, or a DingTalk `code`), if it sent one.
+        errcode: Option<String>,
     },
 }
 
 impl CallError {
-    /// Shorthand for [`CallError::Failed`].
+    /// Shorthand for [`CallError::Failed`] of kind [`FailureKind::Internal`].
     pub fn failed(element: &str, method: &str, message: impl Into<String>) -> CallError {
+        CallError::failed_with(element, method, FailureKind::Internal, message)
+    }
+
+    /// Shorthand for [`CallError::Failed`] of a given kind.
+    pub fn failed_with(
+        element: &str,
+        method: &str,
+        kind: FailureKind,
+        message: impl Into<String>,
+    ) -> CallError {
         CallError::Failed {
             element: element.to_string(),
             method: method.to_string(),
             message: message.into(),
+            kind,
         }
     }
 }

@@ -8,7 +8,9 @@
 
 use crate::config::{self, AuthConfig, CorpSettings, Platform};
 use jit_apiclient::{FetchStats, NoProgress, Progress, RateLimit};
-use jit_core::{mask_secrets, AppServices, CallError, CallFuture, Element, InstanceContext};
+use jit_core::{
+    mask_secrets, AppServices, CallError, CallFuture, Element, FailureKind, InstanceContext,
+};
 use jit_dingtalk::{DingTalkClient, DingTalkConfig, TokenSource};
 use jit_org::{Admin, CorpRecord, CorpSnapshot, Member, MemberStatus};
 use jit_store::{IdentityConflict, OrgStore, RoleMemberRow};
@@ -56,6 +58,34 @@ pub enum CorpError {
     /// Bad input from the caller.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl CorpError {
+    /// The kind a host tells apart (busy, refused, upstream, bad input);
+    /// it travels with the message through the dynamic call.
+    pub fn failure_kind(&self) -> FailureKind {
+        use jit_store::StoreError as S;
+        let upstream = |e: &SourceError| FailureKind::Upstream {
+            errcode: match e {
+                SourceError::Api(api) => api.code().map(ToString::to_string),
+                SourceError::Other(_) => None,
+            },
+        };
+        match self {
+            CorpError::Fetch { source, .. } => upstream(source),
+            CorpError::Sync(SyncError::Fetch { error, .. }) => upstream(error),
+            CorpError::Sync(SyncError::Busy(_)) => FailureKind::Busy,
+            CorpError::Sync(SyncError::Refused { .. }) => FailureKind::Refused,
+            CorpError::Invalid(_)
+            | CorpError::Store {
+                source: S::UnknownCorp(_) | S::UnknownMember { .. } | S::Invalid(_),
+                ..
+            } => FailureKind::InvalidInput,
+            CorpError::Client { .. } | CorpError::Store { .. } | CorpError::Sync(_) => {
+                FailureKind::Internal
+            }
+        }
+    }
 }
 
 /// The platform client of an org, as `getClient()` returns it to Rust hosts.
@@ -461,7 +491,11 @@ impl CorpElement {
         }))
     }
 
-    /// `setUserRole(memberId, roleIdList)`: replaces the member's roles.
+    /// `setUserRole(memberId, roleIdList)`: replaces the member's LOCAL role
+    /// assignments with `roleIdList` and returns every role row of the
+    /// member with its `origin`. Local assignments live beside the ones a
+    /// sync writes: the next sync neither sees nor undoes them, and a role
+    /// the member holds upstream stays (only the platform can take it away).
     pub async fn set_user_role(
         &self,
         member_id: &str,
@@ -511,7 +545,9 @@ impl CorpElement {
             .map_err(|e| self.store_err(e))
     }
 
-    /// `setAdmin(memberIdList)`: replaces the org's administrators.
+    /// `setAdmin(memberIdList)`: replaces the org's LOCAL administrators.
+    /// The platform's own admins (written by syncs) stay beside them, and
+    /// the next sync leaves the local ones alone.
     pub async fn set_admin(&self, member_ids: &[String]) -> Result<(), CorpError> {
         let admins: Vec<Admin> = member_ids
             .iter()
@@ -527,14 +563,20 @@ impl CorpElement {
             .map_err(|e| self.store_err(e))
     }
 
-    /// `getAdmin()`: the administrators' member ids.
+    /// `getAdmin()`: the administrators' member ids, upstream and local,
+    /// each once, in stored order.
     pub async fn get_admin(&self) -> Result<Vec<String>, CorpError> {
         let store = self.store().await?;
         let admins = store
             .get_admins(&self.full_name)
             .await
             .map_err(|e| self.store_err(e))?;
-        Ok(admins.into_iter().map(|a| a.member_id).collect())
+        let mut seen = std::collections::HashSet::new();
+        Ok(admins
+            .into_iter()
+            .map(|a| a.member_id)
+            .filter(|m| seen.insert(m.clone()))
+            .collect())
     }
 
     /// `getCorpInfo()`.
@@ -710,9 +752,9 @@ pub(crate) fn report_summary(full_name: &str, r: &SyncReport) -> Value {
 impl Element for CorpElement {
     fn call<'a>(&'a self, method: &'a str, args: Value) -> CallFuture<'a> {
         Box::pin(async move {
-            self.dispatch(method, &args)
-                .await
-                .map_err(|e| CallError::failed(&self.full_name, method, e.to_string()))
+            self.dispatch(method, &args).await.map_err(|e| {
+                CallError::failed_with(&self.full_name, method, e.failure_kind(), e.to_string())
+            })
         })
     }
 
@@ -760,6 +802,36 @@ mod tests {
         assert!(!is_http_url("https://"));
         assert!(!is_http_url("javascript:alert(1)"));
         assert!(!is_http_url("https://exa mple.com"));
+    }
+
+    #[test]
+    fn errors_carry_the_kind_a_host_answers_by() {
+        let busy = CorpError::Sync(SyncError::Busy(jit_store::StoreError::SyncBusy {
+            corp: "corps.X".into(),
+            run_id: Some(3),
+            started_at: None,
+        }));
+        assert_eq!(busy.failure_kind(), FailureKind::Busy);
+        let api = jit_apiclient::ApiError::Platform {
+            path: "/cgi-bin/gettoken".into(),
+            http_status: 200,
+            code: jit_apiclient::ErrCode::Num(40001),
+            message: "invalid credential".into(),
+        };
+        let fetch = CorpError::Fetch {
+            corp: "corps.X".into(),
+            source: SourceError::Api(api),
+        };
+        assert_eq!(
+            fetch.failure_kind(),
+            FailureKind::Upstream {
+                errcode: Some("40001".into())
+            }
+        );
+        assert_eq!(
+            CorpError::Invalid("x".into()).failure_kind(),
+            FailureKind::InvalidInput
+        );
     }
 
     #[test]

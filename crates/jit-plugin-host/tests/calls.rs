@@ -93,6 +93,7 @@ async fn a_panicking_plugin_call_is_an_error_and_every_element_keeps_serving() {
         element,
         method,
         message,
+        ..
     } = &err
     else {
         panic!("expected Failed, got {err:?}")
