@@ -132,6 +132,14 @@ pub enum ProgressEvent {
 pub trait Progress: Send + Sync {
     /// One event.
     fn on_event(&self, event: &ProgressEvent);
+
+    /// The sync engine recorded its run (as `running`) under this id, before
+    /// reading anything: a host that started the sync in the background can
+    /// name the run while it is still going. Called at most once per sync;
+    /// fetch-only callers never see it.
+    fn on_run_started(&self, run_id: i64) {
+        let _ = run_id;
+    }
 }
 
 /// A [`Progress`] that ignores everything.

@@ -313,6 +313,7 @@ pub async fn run_sync(
         .begin_run(&base_run(0, RunOutcome::Running, None, Vec::new()))
         .await
         .map_err(|e| store_err("recording the start of the run", None, e))?;
+    progress.on_run_started(run_id);
 
     progress.on_event(&ProgressEvent::Phase("fetch".into()));
     let stats_before = source.stats();
