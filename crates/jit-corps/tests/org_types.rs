@@ -390,11 +390,15 @@ async fn get_local_corp_data_lists_users_depts_with_paths_memberships_and_roles(
         assert!(data[key].is_array(), "{key} missing: {data}");
     }
     let truth = present(sim.dingtalk_truth(0));
+    // Every current member, not only the active ones; each with its status.
+    let current = |m: &&jit_org::Member| m.status != MemberStatus::Offline;
     assert_eq!(
         data["userList"].as_array().unwrap().len(),
-        truth.active_count()
+        truth.members.values().filter(current).count()
     );
+    assert!(truth.active_count() < truth.members.values().filter(current).count());
     assert!(data["userList"][0]["userId"].is_i64());
+    assert!(data["userList"][0]["status"].is_string());
     let depts = data["deptList"].as_array().unwrap();
     assert_eq!(depts.len(), truth.depts.len());
     let root = depts.iter().find(|d| d["parentId"].is_null()).unwrap();
@@ -410,7 +414,7 @@ async fn get_local_corp_data_lists_users_depts_with_paths_memberships_and_roles(
     let memberships: usize = truth
         .members
         .values()
-        .filter(|m| m.status == MemberStatus::Active)
+        .filter(current)
         .map(|m| m.depts.len())
         .sum();
     assert_eq!(
@@ -597,15 +601,40 @@ async fn bulk_register_refuses_corp_data_of_another_corp() {
 
 // ---------------------------------------------------------------- local edits
 
+/// The member's role holdings as getLocalCorpData lists them: (roleId, origin).
+async fn holdings(corp: &ElementHandle, member: &str, seen: &mut String) -> Vec<(String, String)> {
+    let data = call(corp, "getLocalCorpData", Value::Null, seen).await;
+    let mut out: Vec<(String, String)> = data["roleMemberSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["memberId"] == member)
+        .map(|r| {
+            (
+                r["roleId"].as_str().unwrap().to_string(),
+                r["origin"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_user_role_replaces_the_member_roles_and_returns_the_rows() {
+async fn set_user_role_sets_local_roles_that_the_next_sync_keeps() {
     let sim = start_sim().await;
     let (_f, store, app) = both_orgs(&sim).await;
     let mut seen = String::new();
     let corp = app.get_element("corps.Wecom").unwrap();
     call(&corp, "syncCorp", Value::Null, &mut seen).await;
     let snap = store.load_snapshot("corps.Wecom").await.unwrap();
-    let member = snap.members.keys().next().unwrap().clone();
+    // A member who holds no tag upstream, given two tags locally.
+    let member = snap
+        .members
+        .keys()
+        .find(|m| snap.roles.values().all(|r| !r.members.contains(m)))
+        .unwrap()
+        .clone();
     let roles: Vec<String> = snap.roles.keys().take(2).cloned().collect();
     let rows = call(
         &corp,
@@ -616,13 +645,15 @@ async fn set_user_role_replaces_the_member_roles_and_returns_the_rows() {
     .await;
     let expected: Vec<Value> = roles
         .iter()
-        .map(|r| json!({"memberId": member, "roleId": r}))
+        .map(|r| json!({"memberId": member, "roleId": r, "origin": "local"}))
         .collect();
     assert_eq!(rows, json!(expected));
-    let after = store.load_snapshot("corps.Wecom").await.unwrap();
-    for (id, role) in &after.roles {
-        assert_eq!(role.members.contains(&member), roles.contains(id), "{id}");
-    }
+    let local: Vec<(String, String)> = roles.iter().map(|r| (r.clone(), "local".into())).collect();
+    assert_eq!(holdings(&corp, &member, &mut seen).await, local);
+    // The next sync neither sees nor undoes them.
+    let report = call(&corp, "syncCorp", Value::Null, &mut seen).await;
+    assert_eq!(report["rowsWritten"], 0, "{report}");
+    assert_eq!(holdings(&corp, &member, &mut seen).await, local);
     // An unknown role changes nothing.
     let err = call_err(
         &corp,
@@ -632,10 +663,10 @@ async fn set_user_role_replaces_the_member_roles_and_returns_the_rows() {
     )
     .await;
     assert!(err.contains("no-such-role"), "{err}");
-    assert_eq!(
-        store.load_snapshot("corps.Wecom").await.unwrap().roles,
-        after.roles
-    );
+    assert_eq!(holdings(&corp, &member, &mut seen).await, local);
+    // An empty list removes the local roles only.
+    call(&corp, "setUserRole", json!([member, []]), &mut seen).await;
+    assert!(holdings(&corp, &member, &mut seen).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -777,7 +808,7 @@ async fn user_signatures_are_http_urls_and_others_are_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_admin_replaces_the_admins_and_get_admin_lists_them() {
+async fn set_admin_adds_local_admins_beside_the_platform_ones_and_syncs_keep_them() {
     let sim = start_sim().await;
     let (_f, store, app) = both_orgs(&sim).await;
     let mut seen = String::new();
@@ -809,13 +840,29 @@ async fn set_admin_replaces_the_admins_and_get_admin_lists_them() {
         )
         .await;
         assert_eq!(out, json!({}));
+        // Local admins stand beside the platform's, each listed once.
+        let mut both = expected.clone();
+        both.extend(picked.iter().filter(|p| !expected.contains(p)).cloned());
+        both.sort();
+        let admins_now = |v: Value| {
+            let mut v: Vec<String> = serde_json::from_value(v).unwrap();
+            v.sort();
+            v
+        };
         let now = call(&corp, "getAdmin", Value::Null, &mut seen).await;
-        assert_eq!(now, json!(picked));
+        assert_eq!(admins_now(now), both);
         let err = call_err(&corp, "setAdmin", json!([["ghost"]]), &mut seen).await;
         assert!(err.contains("ghost"), "{err}");
         assert_eq!(
-            call(&corp, "getAdmin", Value::Null, &mut seen).await,
-            json!(picked)
+            admins_now(call(&corp, "getAdmin", Value::Null, &mut seen).await),
+            both
+        );
+        // The next sync keeps them.
+        call(&corp, "syncCorp", Value::Null, &mut seen).await;
+        assert_eq!(
+            admins_now(call(&corp, "getAdmin", Value::Null, &mut seen).await),
+            both,
+            "{name}: a sync never undoes setAdmin"
         );
     }
 }
