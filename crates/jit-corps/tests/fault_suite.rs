@@ -403,6 +403,8 @@ struct Synced {
     notes: Vec<String>,
 }
 
+/// One seed's world: the simulator, the fixture app with its store, the
+/// client the syncs read with, and what the scenario has set upstream.
 struct Scenario {
     platform: Platform,
     seed: u64,
@@ -1168,8 +1170,9 @@ fn suite(platform: Platform) {
         }
     }
     let faults: u64 = total.faults.values().sum();
+    // A leading newline: `cargo test -q` leaves its progress dots on the line.
     let line = format!(
-        "fault suite {}: {} seeds ({} failed{}), {} syncs ({} complete, {} partial reads), {} calls, {} faults injected ({:.1}% of the calls of faulted rounds; {}), {:.1}s{}\n",
+        "\nfault suite {}: {} seeds ({} failed{}), {} syncs ({} complete, {} partial reads), {} calls, {} faults injected ({:.1}% of the calls of faulted rounds; {}), {:.1}s{}\n",
         platform.label(),
         total.seeds,
         total.failed_seeds.len(),
