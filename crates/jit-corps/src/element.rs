@@ -98,7 +98,9 @@ pub enum CorpClient {
 }
 
 impl CorpClient {
-    fn source(&self) -> &dyn OrgSource {
+    /// The client as the engine's [`OrgSource`] (to read the org with other
+    /// fetch options than the config's, or to run the engine directly).
+    pub fn source(&self) -> &dyn OrgSource {
         match self {
             CorpClient::Wecom(c) => c.as_ref(),
             CorpClient::DingTalk(c) => c.as_ref(),

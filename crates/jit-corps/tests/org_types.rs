@@ -1303,3 +1303,208 @@ async fn a_locally_offlined_member_who_also_left_upstream_stays_offline_without_
         "kept, not deleted"
     );
 }
+
+// ---------------------------------------------------------------- read coverage
+
+/// Syncs `name` with the offline guard fully open (only read coverage
+/// protects the store) and returns the run report.
+async fn sync_with_guard_open(app: &App, name: &str) -> jit_sync::SyncReport {
+    let handle = app.get_element(name).unwrap();
+    let corp = handle.downcast_ref::<jit_corps::CorpElement>().unwrap();
+    let mut opts = corp.sync_options();
+    opts.max_offline_ratio = 1.0;
+    corp.sync_corp(&opts, &jit_sync::NoProgress)
+        .await
+        .expect("a partial read still applies what it covered")
+}
+
+/// Departments with their parents, (member, dept) memberships, role holdings.
+type Facts = (
+    BTreeMap<i64, Option<i64>>,
+    BTreeSet<(String, i64)>,
+    BTreeSet<(String, String)>,
+    BTreeMap<String, MemberStatus>,
+);
+
+fn facts(s: &CorpSnapshot) -> Facts {
+    (
+        s.depts.values().map(|d| (d.dept_id, d.parent_id)).collect(),
+        s.members
+            .values()
+            .flat_map(|m| m.depts.iter().map(|d| (m.member_id.clone(), d.dept_id)))
+            .collect(),
+        s.roles
+            .values()
+            .flat_map(|r| r.members.iter().map(|m| (r.role_id.clone(), m.clone())))
+            .collect(),
+        s.members
+            .values()
+            .map(|m| (m.member_id.clone(), m.status))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dingtalk_permission_errors_on_two_departments_lose_nothing() {
+    let sim = start_sim().await;
+    let (_f, store, app) = both_orgs(&sim).await;
+    sync_with_guard_open(&app, "corps.Nail").await;
+    let before = store.load_snapshot("corps.Nail").await.unwrap();
+    // The app lacks the permission point (60011 on department/get, user/list
+    // and listsubid) for: a department with children (its whole subtree
+    // goes unread), then two leaf departments with members.
+    let with_kids = before
+        .depts
+        .values()
+        .find(|d| {
+            d.parent_id.is_some()
+                && before
+                    .depts
+                    .values()
+                    .any(|c| c.parent_id == Some(d.dept_id))
+        })
+        .expect("a department with children")
+        .dept_id;
+    let has_members = |id: i64| {
+        before
+            .members
+            .values()
+            .any(|m| m.depts.iter().any(|x| x.dept_id == id))
+    };
+    let leaves: Vec<i64> = before
+        .depts
+        .values()
+        .filter(|d| {
+            before
+                .depts
+                .values()
+                .all(|c| c.parent_id != Some(d.dept_id))
+        })
+        .map(|d| d.dept_id)
+        .filter(|id| has_members(*id))
+        .take(2)
+        .collect();
+    assert_eq!(leaves.len(), 2, "{:?}", facts(&before).0);
+    for refused in [vec![with_kids], leaves] {
+        let refusals = refused
+            .iter()
+            .map(|&dept_id| jit_sim::DeptRefusal {
+                dept_id,
+                errcode: 60011,
+            })
+            .collect();
+        sim.set_refused_depts(OrgRef::Dingtalk(0), refusals)
+            .unwrap();
+        let report = sync_with_guard_open(&app, "corps.Nail").await;
+        assert!(!report.is_complete(), "a permission error is a failed read");
+        assert_eq!(report.counts.get("offlined"), None, "{:?}", report.changes);
+        assert_eq!(report.counts.get("removed"), None, "{:?}", report.changes);
+        let after = store.load_snapshot("corps.Nail").await.unwrap();
+        assert_eq!(
+            facts(&after),
+            facts(&before),
+            "refused {refused:?}: nothing the read missed changed"
+        );
+    }
+    // Once the permission is granted, the next sync is complete again.
+    sim.set_refused_depts(OrgRef::Dingtalk(0), Vec::new())
+        .unwrap();
+    assert!(sync_with_guard_open(&app, "corps.Nail").await.is_complete());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wecom_permission_error_on_one_department_keeps_its_members_and_their_tags() {
+    let sim = start_sim().await;
+    let (_f, store, app) = both_orgs(&sim).await;
+    sync_with_guard_open(&app, "corps.Wecom").await;
+    let before = store.load_snapshot("corps.Wecom").await.unwrap();
+    // The department whose members hold the most tags.
+    let tagged: BTreeSet<&String> = before.roles.values().flat_map(|r| &r.members).collect();
+    let dept = before
+        .depts
+        .keys()
+        .max_by_key(|d| {
+            before
+                .members
+                .values()
+                .filter(|m| {
+                    m.depts.iter().any(|x| x.dept_id == **d) && tagged.contains(&m.member_id)
+                })
+                .count()
+        })
+        .copied()
+        .unwrap();
+    for errcode in [60011, 60020] {
+        sim.set_refused_depts(
+            OrgRef::Wecom,
+            vec![jit_sim::DeptRefusal {
+                dept_id: dept,
+                errcode,
+            }],
+        )
+        .unwrap();
+        let report = sync_with_guard_open(&app, "corps.Wecom").await;
+        assert!(
+            !report.is_complete(),
+            "{errcode} on a listed department is a failed read"
+        );
+        assert_eq!(report.counts.get("offlined"), None, "{:?}", report.changes);
+        let after = store.load_snapshot("corps.Wecom").await.unwrap();
+        assert_eq!(
+            facts(&after),
+            facts(&before),
+            "{errcode}: nothing the read missed changed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_export_reimported_through_a_plugin_stays_scoped() {
+    let sim = start_sim().await;
+    let (_f, store, app) = both_orgs(&sim).await;
+    sync_with_guard_open(&app, "corps.Wecom").await;
+    let before = store.load_snapshot("corps.Wecom").await.unwrap();
+    // A scoped read of one subtree, exported in the seed's CorpData shape
+    // and read back (what a plugin passing corpData does).
+    let root = before
+        .depts
+        .values()
+        .find(|d| d.parent_id == Some(1))
+        .unwrap()
+        .dept_id;
+    let handle = app.get_element("corps.Wecom").unwrap();
+    let corp = handle.downcast_ref::<jit_corps::CorpElement>().unwrap();
+    let mut opts = corp.sync_options();
+    opts.fetch.scope = vec![root];
+    let client = corp.client().unwrap();
+    let scoped = client
+        .source()
+        .fetch(&opts.fetch, &jit_sync::NoProgress)
+        .await
+        .unwrap();
+    let back = CorpSnapshot::from_corp_data(&scoped.to_corp_data()).unwrap();
+    assert_eq!(back.scope, vec![root]);
+    let source = jit_sync::SnapshotSource {
+        snapshot: back,
+        provider: Provider::Wecom,
+    };
+    let record = store.corp("corps.Wecom").await.unwrap().unwrap();
+    let report = jit_sync::run_sync(
+        &source,
+        store.as_ref(),
+        &record,
+        &jit_sync::SyncOptions {
+            max_offline_ratio: 1.0,
+            ..jit_sync::SyncOptions::default()
+        },
+        &jit_sync::NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.counts.get("offlined"), None, "{:?}", report.changes);
+    assert_eq!(report.counts.get("removed"), None, "{:?}", report.changes);
+    assert_eq!(
+        facts(&store.load_snapshot("corps.Wecom").await.unwrap()),
+        facts(&before)
+    );
+}
