@@ -95,6 +95,22 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Serve the app over HTTP until SIGTERM/SIGINT (prints one JSON line when ready).
+    Serve {
+        /// The app folder.
+        #[arg(default_value = ".")]
+        app_dir: PathBuf,
+        /// Address to listen on (`127.0.0.1:0` picks a free port). Without
+        /// `settings.apiTokens` only loopback addresses are allowed.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Seconds running calls and syncs get to finish after SIGTERM/SIGINT.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_wait)]
+        grace: f64,
+        /// Log line format (stderr; filter with RUST_LOG).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        log_format: Format,
+    },
     /// Run the WeCom + DingTalk simulator until stopped (prints one JSON line with URLs and credentials).
     Sim(jit_sim::cli::SimArgs),
     /// Demo on embedded defaults: simulator, example app, sync into SQLite, no setup.
@@ -164,6 +180,22 @@ fn main() -> ExitCode {
             },
             format,
         ),
+        Command::Serve {
+            app_dir,
+            listen,
+            grace,
+            log_format,
+        } => jit_serve::serve(jit_serve::ServeOptions {
+            app_dir,
+            listen,
+            grace: std::time::Duration::from_secs_f64(grace),
+            log_format: match log_format {
+                Format::Json => jit_serve::LogFormat::Json,
+                Format::Text => jit_serve::LogFormat::Text,
+            },
+        })
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(|e| e.to_string()),
         Command::Sim(args) => runtime().and_then(|rt| {
             rt.block_on(jit_sim::cli::run(args))
                 .map(|()| ExitCode::SUCCESS)
