@@ -631,6 +631,18 @@ fn unknown_elements_methods_and_routes_are_404() {
 }
 
 #[test]
+fn a_wrong_http_method_is_405_with_a_json_error() {
+    let sim = start_sim();
+    let f = org_app(&sim);
+    let s = Server::start(f.path());
+    let r = s.post("/api/v1/elements", "{}");
+    assert_eq!(
+        (r.status, r.code()),
+        (405, "method_not_allowed".to_string())
+    );
+}
+
+#[test]
 fn a_platform_failure_is_502_with_the_platform_errcode() {
     let sim = start_sim();
     let f = org_app(&sim);
@@ -808,6 +820,48 @@ fn a_finished_runs_events_send_done_at_once() {
     assert_eq!(events[0].1["outcome"], "applied");
     let r = s.get("/api/v1/corps/corps.Acme/runs/999999/events");
     assert_eq!((r.status, r.code()), (404, "run_not_found".to_string()));
+}
+
+#[test]
+fn a_run_another_replica_is_running_is_refused_there_and_followed_through_the_store() {
+    let sim = start_sim();
+    let f = org_app(&sim);
+    let a = Server::start(f.path());
+    a.wait_for_run("corps.Acme", None);
+    let b = Server::start(f.path());
+    sim.handle.set_latency_ms(100);
+    let started = a.post("/api/v1/corps/corps.Acme/sync", "{}");
+    assert_eq!(started.status, 202, "{}", started.body);
+    let id = started.json()["runId"].as_i64().unwrap();
+    let busy = b.post("/api/v1/corps/corps.Acme/sync", "{}");
+    assert_eq!(
+        (busy.status, busy.code()),
+        (409, "sync_busy".to_string()),
+        "{}",
+        busy.body
+    );
+    let events = sse_events(
+        &b.get(&format!("/api/v1/corps/corps.Acme/runs/{id}/events"))
+            .body,
+    );
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "done");
+    assert_eq!(events[0].1["outcome"], "applied");
+}
+
+#[test]
+fn a_sync_longer_than_the_grace_period_is_cut_short_and_the_exit_is_still_0() {
+    let sim = start_sim();
+    let f = org_app(&sim);
+    let s = Server::start_with(f.path(), &["--grace", "0.2"], &[]);
+    s.wait_for_run("corps.Acme", None);
+    sim.handle.set_latency_ms(400);
+    assert_eq!(s.post("/api/v1/corps/corps.Acme/sync", "{}").status, 202);
+    let t0 = Instant::now();
+    let (status, out) = s.stop();
+    assert!(status.success(), "{out}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(out.contains("end of the grace period"), "{out}");
 }
 
 #[test]

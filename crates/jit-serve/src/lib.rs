@@ -96,7 +96,11 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             what: "starting the async runtime".into(),
             source,
         })?;
-    rt.block_on(run(opts, stop_signal()))
+    let result = rt.block_on(run(opts, stop_signal()));
+    // Past the grace period nothing more is waited for, not even a plugin
+    // call still running on the blocking pool.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 /// Installs the `tracing` subscriber writing to stderr (once per process).

@@ -83,6 +83,7 @@ pub fn router(state: Arc<HostState>) -> Router {
     let doc = Arc::new(doc);
     routes
         .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(Extension(doc))
@@ -189,6 +190,18 @@ async fn unknown_route(req: Request) -> ApiError {
         "route_not_found",
         format!(
             "no route {} {}; the API is described at /api/v1/openapi.json",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn wrong_method(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}; the API is described at /api/v1/openapi.json",
             req.method(),
             req.uri().path()
         ),

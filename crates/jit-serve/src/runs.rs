@@ -466,6 +466,8 @@ pub(crate) async fn auto_init(state: Arc<HostState>) {
                     }
                 }
             });
+        } else {
+            tracing::info!(org = %org, type_name = handle.type_name(), "auto-init: its Type has no initCorp; sync it with syncCorp");
         }
     }
 }
