@@ -8,7 +8,7 @@ use jit_apiclient::{ApiError, FetchOptions, Progress, ProgressEvent};
 use jit_org::{
     CorpSnapshot, Dept, DeptMembership, FetchFailure, Member, ReadPart, Role, RoleGroup,
 };
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// 60003: the department vanished between discovering and reading it.
 const DEPT_GONE: i64 = 60003;
@@ -28,6 +28,8 @@ struct Walk {
     /// userid → (first profile seen, per-department (order, leader) facts).
     members: BTreeMap<String, (Member, Facts)>,
     gone: HashSet<i64>,
+    /// Departments answered 50004: outside the app's contact scope.
+    outside: BTreeSet<i64>,
     notes: Vec<String>,
     failures: Vec<FetchFailure>,
 }
@@ -57,9 +59,11 @@ impl Walk {
         first_error: &mut Option<ApiError>,
     ) {
         if out_of_scope(&e) {
-            self.notes.push(format!(
-                "department {id} is outside the app's contact scope ({e})"
-            ));
+            if self.outside.insert(id) {
+                self.notes.push(format!(
+                    "department {id} is outside the app's contact scope ({e})"
+                ));
+            }
         } else if e.errcode() == Some(DEPT_GONE) {
             self.notes
                 .push(format!("department {id} disappeared during the read ({e})"));
@@ -126,6 +130,7 @@ impl DingTalkClient {
         snap.notes.extend(walk.notes);
         snap.failures.extend(walk.failures);
         snap.depts = walk.depts;
+        snap.outside_range = walk.outside.into_iter().collect();
         for id in &walk.gone {
             snap.depts.remove(id);
         }
@@ -163,9 +168,23 @@ impl DingTalkClient {
         }
         match admins {
             Some(Ok(list)) => snap.admins = Some(list),
-            Some(Err(e)) => snap.notes.push(format!(
-                "admin list not read ({e}); the stored admin list is kept"
-            )),
+            Some(Err(e)) => {
+                snap.notes.push(format!(
+                    "admin list not read ({e}); the stored admin list is kept"
+                ));
+                // 60011 (permission point missing) and 43007 (token lacks
+                // authorisation): the app may not read admins at all, a
+                // standing refusal rather than a failed read; anything else
+                // (retries exhausted, a malformed answer) leaves the read
+                // incomplete.
+                let what = "topapi/user/listadmin".to_string();
+                snap.failures
+                    .push(if matches!(e.errcode(), Some(60011 | 43007)) {
+                        FetchFailure::out_of_range(ReadPart::Admins, what, e.to_string())
+                    } else {
+                        failure(ReadPart::Admins, what, &e)
+                    });
+            }
             None => {}
         }
         Ok(snap)

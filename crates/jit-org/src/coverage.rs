@@ -80,6 +80,8 @@ pub enum ReadPart {
         /// The role.
         role_id: String,
     },
+    /// The admin list.
+    Admins,
 }
 
 /// Whether the read speaks for one stored object.
@@ -126,8 +128,14 @@ pub struct Coverage {
     scoped: bool,
     /// A failure of unknown extent: nothing that was not read is covered.
     unknown_extent: bool,
+    /// The department tree was listed whole (no failed listing): only then
+    /// does a stored department's absence mean it is gone — otherwise it
+    /// may have moved under a part that was not listed.
+    tree_complete: bool,
     /// Departments the read returned.
     read: HashSet<i64>,
+    /// Departments the platform said are outside the app's visible range.
+    known_outside: HashSet<i64>,
 }
 
 /// Stored descendants of `root` (excluding `root`), by the stored tree.
@@ -191,7 +199,9 @@ impl Coverage {
             unread_roles: HashSet::new(),
             scoped,
             unknown_extent: false,
+            tree_complete: true,
             read: remote.depts.keys().copied().collect(),
+            known_outside: remote.outside_range.iter().copied().collect(),
         };
         for f in &remote.failures {
             let counts = !f.out_of_range;
@@ -203,9 +213,11 @@ impl Coverage {
                     cov.members_complete &= !counts;
                     cov.roles_listed = false;
                     cov.unknown_extent = true;
+                    cov.tree_complete &= !counts;
                 }
                 Some(ReadPart::DeptTree { root }) => {
                     cov.unknown_extent |= root.is_none();
+                    cov.tree_complete &= !counts;
                     let ids = unread_below(*root, true);
                     cov.unread_records.extend(ids.iter().copied());
                     cov.unread_members.extend(ids);
@@ -216,6 +228,7 @@ impl Coverage {
                     cov.members_complete &= !counts;
                 }
                 Some(ReadPart::DeptChildren { dept_id }) => {
+                    cov.tree_complete &= !counts;
                     let ids = unread_below(Some(*dept_id), false);
                     cov.unread_records.extend(ids.iter().copied());
                     cov.unread_members.extend(ids);
@@ -229,6 +242,8 @@ impl Coverage {
                     cov.members_complete &= !counts;
                 }
                 Some(ReadPart::Roles) => cov.roles_listed = false,
+                // The stored admin list is kept whenever the read has none.
+                Some(ReadPart::Admins) => {}
                 Some(ReadPart::RoleMembers { role_id }) => {
                     cov.unread_roles.insert(role_id.clone());
                 }
@@ -238,15 +253,17 @@ impl Coverage {
     }
 
     /// Whether the read speaks for department `id`'s own record: only a
-    /// covered stored department may be removed when the read lacks it.
+    /// covered stored department may be removed when the read lacks it, and
+    /// a department the read lacks is covered only when the tree was listed
+    /// whole (a listing that failed may hide a department that moved).
     ///
     /// For a department the store does not hold either, [`Verdict::Unread`]
     /// means it may exist upstream unread (so a new child of it cannot be
     /// placed), [`Verdict::Covered`] that the read did not see it at all.
     pub fn dept_record(&self, id: i64) -> Verdict {
-        if self.read.contains(&id) {
+        if self.read.contains(&id) || self.known_outside.contains(&id) {
             Verdict::Covered
-        } else if self.unread_records.contains(&id) || self.unknown_extent {
+        } else if self.unread_records.contains(&id) || self.unknown_extent || !self.tree_complete {
             Verdict::Unread
         } else if self.outside.contains(&id) {
             Verdict::OutsideScope
@@ -255,10 +272,24 @@ impl Coverage {
         }
     }
 
+    /// Whether the read asked for department `id`'s record and did not get
+    /// it (a failed or refused read of that very department, or a failure
+    /// of unknown extent). Unlike [`Coverage::dept_record`], a department
+    /// merely not found while the tree listing was incomplete does not
+    /// count: a department the read found under it shows that it was
+    /// listed, so not reading it means it is outside the visible range.
+    pub fn record_failed(&self, id: i64) -> bool {
+        !self.read.contains(&id)
+            && !self.known_outside.contains(&id)
+            && (self.unread_records.contains(&id) || self.unknown_extent)
+    }
+
     /// Whether the read speaks for who belongs to department `id`: stored
     /// memberships in a department that is not covered are kept as stored.
     pub fn dept_members(&self, id: i64) -> Verdict {
-        if self.unread_members.contains(&id) || self.dept_record(id) == Verdict::Unread {
+        if self.known_outside.contains(&id) {
+            Verdict::Covered
+        } else if self.unread_members.contains(&id) || self.dept_record(id) == Verdict::Unread {
             Verdict::Unread
         } else if self.outside.contains(&id) {
             Verdict::OutsideScope
@@ -395,6 +426,37 @@ mod tests {
         assert_eq!(cov.dept_record(3), Verdict::Unread);
         assert_eq!(cov.dept_members(3), Verdict::Unread);
         assert_eq!(cov.member(&local.members["u"]), Verdict::Unread);
+    }
+
+    #[test]
+    fn a_failed_listing_anywhere_keeps_every_stored_department_it_did_not_find() {
+        // Department 4 moved upstream under 3, whose children failed to list:
+        // its absence from the read proves nothing.
+        let local = tree();
+        let mut r = read_of(&local, &[1, 2, 3]);
+        r.failures.push(FetchFailure::new(
+            ReadPart::DeptChildren { dept_id: 2 },
+            "listsubid dept_id=2",
+            "busy",
+        ));
+        let cov = Coverage::new(&local, &r);
+        assert_eq!(cov.dept_record(4), Verdict::Unread);
+    }
+
+    #[test]
+    fn a_department_answered_outside_the_range_is_not_ours_even_in_a_partial_read() {
+        let local = tree();
+        let mut r = read_of(&local, &[1, 2, 3]);
+        r.outside_range = vec![4];
+        r.failures.push(FetchFailure::new(
+            ReadPart::DeptChildren { dept_id: 2 },
+            "listsubid dept_id=2",
+            "busy",
+        ));
+        let cov = Coverage::new(&local, &r);
+        assert_eq!(cov.dept_record(4), Verdict::Covered);
+        assert_eq!(cov.dept_members(4), Verdict::Covered);
+        assert!(!cov.record_failed(4));
     }
 
     #[test]

@@ -299,6 +299,11 @@ pub struct CorpSnapshot {
     /// Department subtrees the read was limited to (`syncScope`); empty = whole org.
     #[serde(default)]
     pub scope: Vec<i64>,
+    /// Departments the platform answered are outside the app's visible
+    /// range (DingTalk 50004 for a department its walk listed): not the
+    /// app's to sync, whatever else failed — as if never listed.
+    #[serde(default)]
+    pub outside_range: Vec<i64>,
 }
 
 impl CorpSnapshot {
@@ -381,6 +386,7 @@ impl CorpSnapshot {
             "failures": self.failures,
             "notes": self.notes,
             "scope": self.scope,
+            "outsideRange": self.outside_range,
         })
     }
 
@@ -431,6 +437,10 @@ impl CorpSnapshot {
         if let Some(s) = obj.get("scope").filter(|v| !v.is_null()) {
             snap.scope =
                 serde_json::from_value(s.clone()).map_err(|e| format!("corpData/scope: {e}"))?;
+        }
+        if let Some(o) = obj.get("outsideRange").filter(|v| !v.is_null()) {
+            snap.outside_range = serde_json::from_value(o.clone())
+                .map_err(|e| format!("corpData/outsideRange: {e}"))?;
         }
         Ok(snap)
     }
@@ -595,6 +605,7 @@ mod tests {
         let mut snap = CorpSnapshot::new("ww1");
         snap.depts.insert(3, Dept::new(3, Some(1), "Sales"));
         snap.scope = vec![3];
+        snap.outside_range = vec![9];
         snap.notes.push("admin list refused".into());
         snap.failures.push(FetchFailure::new(
             ReadPart::DeptMembers { dept_id: 3 },
@@ -603,6 +614,7 @@ mod tests {
         ));
         let back = CorpSnapshot::from_corp_data(&snap.to_corp_data()).unwrap();
         assert_eq!(back.scope, vec![3]);
+        assert_eq!(back.outside_range, vec![9]);
         assert_eq!(back.notes, snap.notes);
         assert_eq!(back.failures, snap.failures);
         assert!(!back.is_complete());

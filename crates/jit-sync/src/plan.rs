@@ -123,22 +123,27 @@ fn place(
             Ok((Some(p), None))
         };
     }
-    match cov.dept_record(p) {
-        Verdict::Covered => Ok((
-            None,
-            Some(format!(
-                "parent {p} is outside the app's visible range; stored as a top-level department"
-            )),
-        )),
-        Verdict::Unread | Verdict::OutsideScope => match old {
+    if cov.record_failed(p) || cov.dept_record(p) == Verdict::OutsideScope {
+        // The parent exists upstream but was not read (or lies outside the
+        // syncScope): keep the stored link; a new department goes under the
+        // parent if the store holds it, and cannot be placed otherwise.
+        return match old {
             Some(o) => Ok((o.parent_id, None)),
             None if local.depts.contains_key(&p) => Ok((Some(p), None)),
             None if cov.dept_record(p) == Verdict::OutsideScope => Ok((None, None)),
             None => Err(format!(
                 "its parent department {p} could not be read and is not stored"
             )),
-        },
+        };
     }
+    // The read found this department under `p` but did not read `p`
+    // itself: `p` is outside the app's visible range.
+    Ok((
+        None,
+        Some(format!(
+            "parent {p} is outside the app's visible range; stored as a top-level department"
+        )),
+    ))
 }
 
 /// Plans departments; returns the ids that exist once the plan is applied.
