@@ -209,6 +209,12 @@ fn check_dependencies(manifest: &Manifest, workspace: &Manifest) -> Vec<Violatio
         {
             broken("the simulator is a test and demo tool: only dev-dependencies, jit-cli and jit-bench use it");
         }
+        if krate == "jit-sync" && matches!(name, "jit-apiclient" | "reqwest" | "axum" | "hyper") {
+            broken("the sync engine knows no HTTP client: platform errors reach it boxed in SourceError");
+        }
+        if name == "jit-alloc" && !matches!(krate.as_str(), "jit-cli" | "jit-bench") {
+            broken("process-wide allocator tuning is the binaries' decision, never a library's");
+        }
         if krate == "jit-plugin-abi" && dep.table != "dev-dependencies" {
             broken(
                 "the plugin ABI depends on nothing: whatever it used would become part of the ABI",

@@ -2,8 +2,9 @@
 
 use crate::budget::{Limiter, RateLimit};
 use crate::error::{ApiError, ErrInfo};
-use crate::progress::{FetchStats, StatsRegistry};
+use crate::progress::StatsRegistry;
 use crate::token::{Lease, Token, TokenCache};
+use jit_org::FetchStats;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -141,6 +142,35 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
             throttle_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How a platform client talks to its platform: the knobs both clients
+/// share (each platform's config holds one, with that platform's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientTuning {
+    /// Simultaneous requests.
+    pub concurrency: usize,
+    /// Budget per API path.
+    pub rate_limit: RateLimit,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Retries of transient errors.
+    pub retry: RetryPolicy,
+}
+
+impl ClientTuning {
+    /// The core settings for this tuning; `rate_margin` is added to every
+    /// rate window (the platform's clock against ours).
+    pub fn core_config(&self, rate_margin: Duration) -> CoreConfig {
+        CoreConfig {
+            concurrency: self.concurrency,
+            rate_limit: self.rate_limit,
+            rate_margin,
+            timeout: self.timeout,
+            retry: self.retry,
+            ..CoreConfig::default()
         }
     }
 }

@@ -57,38 +57,13 @@ mod token;
 pub use crate::core::*;
 pub use budget::{Limiter, RateLimit};
 pub use error::*;
-pub use progress::*;
+pub use progress::StatsRegistry;
+// The fetch vocabulary lives in jit-org (plain data shared with the engine);
+// re-exported so clients name it from one place.
+pub use jit_org::{
+    CountingProgress, EndpointStats, FetchOptions, FetchStats, NoProgress, Progress, ProgressEvent,
+};
 pub use token::{Lease, Token, TokenCache};
-
-/// What to read from an organization; shared by every fetcher (WeCom,
-/// DingTalk, plugins) through `jit_sync::OrgSource`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FetchOptions {
-    /// Department subtrees to read (`syncScope`); empty = the whole org.
-    #[serde(default)]
-    pub scope: Vec<i64>,
-    /// Read roles (WeCom tags, DingTalk roles) and role memberships.
-    #[serde(default = "yes")]
-    pub include_roles: bool,
-    /// Read the administrator list.
-    #[serde(default = "yes")]
-    pub include_admins: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for FetchOptions {
-    fn default() -> Self {
-        FetchOptions {
-            scope: Vec::new(),
-            include_roles: true,
-            include_admins: true,
-        }
-    }
-}
 
 /// Removes credentials from text that may contain a URL or query string:
 /// the values of `access_token`, `corpsecret`, `appsecret`, `appSecret`,

@@ -39,7 +39,7 @@ pub fn emit(v: serde_json::Value) {
 }
 
 fn main() {
-    jit_sync::limit_malloc_arenas();
+    jit_alloc::limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.scenario {
         Scenario::Load(a) => load::run_load(&a),

@@ -141,7 +141,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
                 info.wecom.secret.clone(),
             );
             c.api_base = info.wecom.api_base_url.clone();
-            let n = c.concurrency;
+            let n = c.tuning.concurrency;
             let client = WecomClient::new(c).map_err(|e| e.to_string())?;
             let corp = CorpRecord {
                 full_name: "corps.BenchWecom".into(),
@@ -162,7 +162,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
             );
             c.api_base = d.api_base_url.clone();
             c.oapi_base = d.oapi_base_url.clone();
-            let n = c.concurrency;
+            let n = c.tuning.concurrency;
             let client = DingTalkClient::new(c).map_err(|e| e.to_string())?;
             let corp = CorpRecord {
                 full_name: "corps.BenchDingTalk".into(),

@@ -147,7 +147,7 @@ fn load(app_dir: &Path, skip_startup: bool) -> Result<App, String> {
 }
 
 fn main() -> ExitCode {
-    jit_sync::limit_malloc_arenas();
+    jit_alloc::limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { app_dir, format } => check(&app_dir, format),

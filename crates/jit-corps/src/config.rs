@@ -1,6 +1,7 @@
 //! Reading an org instance's config file (already schema-checked and with
 //! `{{NAME}}` filled by the loader) into typed settings.
 
+use jit_apiclient::{ClientTuning, RateLimit};
 use jit_sync::{FetchOptions, SyncOptions};
 use serde_json::{json, Map, Value};
 use std::fmt;
@@ -132,9 +133,33 @@ pub struct CorpSettings {
     pub timeout: Option<Duration>,
     /// Client-side budget per API (calls per window of the platform).
     pub rate_limit: Option<u32>,
+    /// Retries of a transient failure after the first attempt.
+    pub retries: Option<u32>,
+    /// First back-off between retries (doubles on each retry).
+    pub retry_base: Option<Duration>,
 }
 
 impl CorpSettings {
+    /// Applies the client knobs of these settings to a platform client's
+    /// tuning; `window` is the platform's rate window for `rate_limit`.
+    pub fn tune(&self, t: &mut ClientTuning, window: Duration) {
+        if let Some(n) = self.concurrency {
+            t.concurrency = n;
+        }
+        if let Some(d) = self.timeout {
+            t.timeout = d;
+        }
+        if let Some(r) = self.rate_limit {
+            t.rate_limit = RateLimit::new(r, window);
+        }
+        if let Some(n) = self.retries {
+            t.retry.max_retries = n;
+        }
+        if let Some(d) = self.retry_base {
+            t.retry.base_delay = d;
+        }
+    }
+
     /// The engine options these settings give.
     pub fn sync_options(&self) -> SyncOptions {
         SyncOptions {
@@ -227,6 +252,10 @@ pub(crate) fn parse(
             .or_else(|| get("rateLimitPerSecond"))
             .and_then(Value::as_u64)
             .map(|n| n as u32),
+        retries: get("retries").and_then(Value::as_u64).map(|n| n as u32),
+        retry_base: get("retryBaseMs")
+            .and_then(Value::as_u64)
+            .map(Duration::from_millis),
     };
     Ok((auth_config, settings))
 }
@@ -265,6 +294,19 @@ mod tests {
             1,
             "the engine's default"
         );
+    }
+
+    #[test]
+    fn client_knobs_tune_the_platform_client() {
+        let c = json!({"corpId": "ww", "agentId": "1", "secret": "s",
+                       "sync": {"retries": 1, "retryBaseMs": 5, "timeoutSecs": 2, "concurrency": 3}});
+        let (_, s) = parse(Platform::Wecom, Some(&c), "corps.A").unwrap();
+        let mut t = jit_wecom::WecomConfig::new("ww", "1", "s").tuning;
+        s.tune(&mut t, Duration::from_secs(60));
+        assert_eq!(t.retry.max_retries, 1);
+        assert_eq!(t.retry.base_delay, Duration::from_millis(5));
+        assert_eq!(t.timeout, Duration::from_secs(2));
+        assert_eq!(t.concurrency, 3);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::config::{self, AuthConfig, CorpSettings, Platform};
-use jit_apiclient::{FetchStats, NoProgress, Progress, RateLimit};
+use jit_apiclient::{FetchStats, NoProgress, Progress};
 use jit_core::{
     mask_secrets, AppServices, CallError, CallFuture, Element, FailureKind, InstanceContext,
 };
@@ -66,10 +66,9 @@ impl CorpError {
     pub fn failure_kind(&self) -> FailureKind {
         use jit_store::StoreError as S;
         let upstream = |e: &SourceError| FailureKind::Upstream {
-            errcode: match e {
-                SourceError::Api(api) => api.code().map(ToString::to_string),
-                SourceError::Other(_) => None,
-            },
+            errcode: e
+                .downcast_ref::<jit_apiclient::ApiError>()
+                .and_then(|api| api.code().map(ToString::to_string)),
         };
         match self {
             CorpError::Fetch { source, .. } => upstream(source),
@@ -254,15 +253,7 @@ impl CorpElement {
                 if let Some(b) = api_base {
                     c.api_base = b.clone();
                 }
-                if let Some(n) = s.concurrency {
-                    c.concurrency = n;
-                }
-                if let Some(t) = s.timeout {
-                    c.timeout = t;
-                }
-                if let Some(r) = s.rate_limit {
-                    c.rate_limit = RateLimit::new(r, Duration::from_secs(60));
-                }
+                s.tune(&mut c.tuning, Duration::from_secs(60));
                 WecomClient::new(c)
                     .map(|c| CorpClient::Wecom(Arc::new(c)))
                     .map_err(|e| e.to_string())
@@ -290,15 +281,7 @@ impl CorpElement {
                     Some("oauth2") => c.token_source = TokenSource::NewThenOld,
                     _ => {}
                 }
-                if let Some(n) = s.concurrency {
-                    c.concurrency = n;
-                }
-                if let Some(t) = s.timeout {
-                    c.timeout = t;
-                }
-                if let Some(r) = s.rate_limit {
-                    c.rate_limit = RateLimit::new(r, Duration::from_secs(1));
-                }
+                s.tune(&mut c.tuning, Duration::from_secs(1));
                 DingTalkClient::new(c)
                     .map(|c| CorpClient::DingTalk(Arc::new(c)))
                     .map_err(|e| e.to_string())
@@ -822,7 +805,7 @@ mod tests {
         };
         let fetch = CorpError::Fetch {
             corp: "corps.X".into(),
-            source: SourceError::Api(api),
+            source: SourceError::platform(api),
         };
         assert_eq!(
             fetch.failure_kind(),

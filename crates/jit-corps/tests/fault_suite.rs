@@ -370,10 +370,10 @@ fn fast_client(platform: Platform, sim: &SimHandle) -> Arc<dyn OrgSource> {
             let w = sim.info().wecom;
             let mut c = WecomConfig::new(&w.corp_id, w.agent_id.to_string(), &w.secret);
             c.api_base = w.api_base_url.clone();
-            c.concurrency = 8;
-            c.timeout = timeout;
-            c.retry = retry;
-            c.rate_limit = RateLimit::unlimited();
+            c.tuning.concurrency = 8;
+            c.tuning.timeout = timeout;
+            c.tuning.retry = retry;
+            c.tuning.rate_limit = RateLimit::unlimited();
             Arc::new(WecomClient::new(c).expect("client"))
         }
         Platform::DingTalk => {
@@ -386,10 +386,10 @@ fn fast_client(platform: Platform, sim: &SimHandle) -> Arc<dyn OrgSource> {
             );
             c.api_base = d.api_base_url.clone();
             c.oapi_base = d.oapi_base_url.clone();
-            c.concurrency = 8;
-            c.timeout = timeout;
-            c.retry = retry;
-            c.rate_limit = RateLimit::unlimited();
+            c.tuning.concurrency = 8;
+            c.tuning.timeout = timeout;
+            c.tuning.retry = retry;
+            c.tuning.rate_limit = RateLimit::unlimited();
             Arc::new(DingTalkClient::new(c).expect("client"))
         }
     }

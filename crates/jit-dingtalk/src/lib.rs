@@ -33,8 +33,8 @@ mod model;
 pub use model::{ListedMember, LoginIdentity, UserPage};
 
 use jit_apiclient::{
-    json, ApiCore, ApiError, ApiRequest, Auth, CoreConfig, Dialect, ErrCode, ErrInfo, FetchStats,
-    RateLimit, RetryPolicy, Token, Verdict,
+    json, ApiCore, ApiError, ApiRequest, Auth, ClientTuning, CoreConfig, Dialect, ErrCode, ErrInfo,
+    FetchStats, RateLimit, RetryPolicy, Token, Verdict,
 };
 use jit_org::{Admin, Dept, Member, Role, RoleGroup};
 use serde_json::{json, Value};
@@ -76,14 +76,10 @@ pub struct DingTalkConfig {
     pub oapi_base: String,
     /// Token endpoint choice (default [`TokenSource::NewThenOld`]).
     pub token_source: TokenSource,
-    /// Simultaneous requests (default 32).
-    pub concurrency: usize,
-    /// Budget per API path (default 20 per second, the documented per-app limit).
-    pub rate_limit: RateLimit,
-    /// Timeout of one request (default 30 s).
-    pub timeout: Duration,
-    /// Retries of transient errors.
-    pub retry: RetryPolicy,
+    /// Concurrency (default 32), budget per API path (default 20 per
+    /// second, the documented per-app limit), timeout of one request
+    /// (default 30 s) and retries.
+    pub tuning: ClientTuning,
 }
 
 impl fmt::Debug for DingTalkConfig {
@@ -96,9 +92,7 @@ impl fmt::Debug for DingTalkConfig {
             .field("api_base", &self.api_base)
             .field("oapi_base", &self.oapi_base)
             .field("token_source", &self.token_source)
-            .field("concurrency", &self.concurrency)
-            .field("rate_limit", &self.rate_limit)
-            .field("timeout", &self.timeout)
+            .field("tuning", &self.tuning)
             .finish()
     }
 }
@@ -119,10 +113,12 @@ impl DingTalkConfig {
             api_base: DEFAULT_API_BASE.into(),
             oapi_base: DEFAULT_OAPI_BASE.into(),
             token_source: TokenSource::NewThenOld,
-            concurrency: 32,
-            rate_limit: RateLimit::new(20, Duration::from_secs(1)),
-            timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
+            tuning: ClientTuning {
+                concurrency: 32,
+                rate_limit: RateLimit::new(20, Duration::from_secs(1)),
+                timeout: Duration::from_secs(30),
+                retry: RetryPolicy::default(),
+            },
         }
     }
 }
@@ -286,16 +282,13 @@ impl DingTalkClient {
             }
         }
         let core_cfg = CoreConfig {
-            concurrency: config.concurrency,
-            rate_limit: config.rate_limit,
-            // 1/40 of the window (25 ms on 1 s): covers the spread between our
-            // send time and the server's arrival time on the same host or LAN.
-            rate_margin: config.rate_limit.window / 40,
-            timeout: config.timeout,
-            retry: config.retry,
             // The calling guide recommends refreshing ~10 minutes before expiry.
             token_refresh_margin: Duration::from_secs(600),
-            ..CoreConfig::default()
+            // 1/40 of the window (25 ms on 1 s): covers the spread between our
+            // send time and the server's arrival time on the same host or LAN.
+            ..config
+                .tuning
+                .core_config(config.tuning.rate_limit.window / 40)
         };
         let dialect = DingDialect {
             api_base: api.clone(),
@@ -596,7 +589,9 @@ impl jit_sync::OrgSource for DingTalkClient {
         opts: &jit_sync::FetchOptions,
         progress: &dyn jit_sync::Progress,
     ) -> Result<jit_org::CorpSnapshot, jit_sync::SourceError> {
-        Ok(self.fetch_corp(opts, progress).await?)
+        self.fetch_corp(opts, progress)
+            .await
+            .map_err(jit_sync::SourceError::platform)
     }
 
     fn stats(&self) -> FetchStats {

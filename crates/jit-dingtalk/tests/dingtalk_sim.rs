@@ -45,7 +45,7 @@ fn client_with(
     );
     cfg.api_base = info.api_base_url.clone();
     cfg.oapi_base = info.oapi_base_url.clone();
-    cfg.retry = RetryPolicy {
+    cfg.tuning.retry = RetryPolicy {
         base_delay: Duration::from_millis(20),
         ..RetryPolicy::default()
     };
@@ -375,8 +375,8 @@ async fn throttled_answers_are_backed_off_and_retried() {
     .await;
     // A client that believes it may send 200 calls per second per API.
     let c = client_with(&sim, 0, |cfg| {
-        cfg.rate_limit = RateLimit::new(200, Duration::from_secs(1));
-        cfg.retry.max_retries = 10;
+        cfg.tuning.rate_limit = RateLimit::new(200, Duration::from_secs(1));
+        cfg.tuning.retry.max_retries = 10;
     });
     let snap = c
         .fetch_corp(&FetchOptions::default(), &NoProgress)
@@ -400,7 +400,7 @@ async fn injected_faults_are_retried_until_the_read_is_complete() {
         ..small()
     })
     .await;
-    let c = client_with(&sim, 0, |cfg| cfg.retry.max_retries = 8);
+    let c = client_with(&sim, 0, |cfg| cfg.tuning.retry.max_retries = 8);
     let snap = c
         .fetch_corp(&FetchOptions::default(), &NoProgress)
         .await

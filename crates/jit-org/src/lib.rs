@@ -25,8 +25,12 @@
 //! ```
 
 mod coverage;
+mod fetch;
 
 pub use coverage::{Coverage, ReadPart, Verdict};
+pub use fetch::{
+    CountingProgress, EndpointStats, FetchOptions, FetchStats, NoProgress, Progress, ProgressEvent,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

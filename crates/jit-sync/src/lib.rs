@@ -36,9 +36,8 @@ pub mod safety;
 
 pub use file_source::JsonFileSource;
 
-pub use jit_apiclient::{
-    ApiError, CountingProgress, EndpointStats, FetchOptions, FetchStats, NoProgress, Progress,
-    ProgressEvent,
+pub use jit_org::{
+    CountingProgress, EndpointStats, FetchOptions, FetchStats, NoProgress, Progress, ProgressEvent,
 };
 pub use plan::plan;
 
@@ -51,12 +50,30 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Why a source could not read its organization.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// An API call failed (path, code and message inside).
+    /// The platform client failed. The client's own typed error is inside
+    /// (for the built-in clients a `jit_apiclient::ApiError`, with the API
+    /// path and errcode): [`SourceError::downcast_ref`] reaches it, so the
+    /// engine needs no HTTP client of its own.
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Platform(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// Anything else (bad plugin data file, ...).
     #[error("{0}")]
     Other(String),
+}
+
+impl SourceError {
+    /// Wraps a platform client's error.
+    pub fn platform(e: impl std::error::Error + Send + Sync + 'static) -> SourceError {
+        SourceError::Platform(Box::new(e))
+    }
+
+    /// The platform client's error, if it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        match self {
+            SourceError::Platform(e) => e.downcast_ref::<T>(),
+            SourceError::Other(_) => None,
+        }
+    }
 }
 
 /// Something that can read a whole organization: the WeCom and DingTalk
@@ -497,27 +514,5 @@ impl OrgSource for SnapshotSource {
         _progress: &dyn Progress,
     ) -> Result<CorpSnapshot, SourceError> {
         Ok(self.snapshot.clone())
-    }
-}
-
-/// Caps glibc's malloc arenas at two for this process.
-///
-/// glibc gives each thread that allocates its own arena; a sync allocates on
-/// every tokio worker, and the arenas' free lists keep tens of MB resident
-/// after a large sync. Binaries that run syncs (`jit`, `jit-bench`) call this
-/// first thing in `main`, before any other thread exists. A no-op elsewhere.
-pub fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::raw::c_int;
-        extern "C" {
-            fn mallopt(param: c_int, value: c_int) -> c_int;
-        }
-        const M_ARENA_MAX: c_int = -8;
-        // SAFETY: mallopt only changes allocator tuning; it is called before
-        // other threads start, and a failure (0) leaves the defaults in place.
-        unsafe {
-            mallopt(M_ARENA_MAX, 2);
-        }
     }
 }

@@ -209,7 +209,7 @@ impl WecomClient {
         let mut failures = Vec::new();
         let mut results = stream::iter(dept_ids.iter().copied())
             .map(|d| async move { (d, self.user_list(d).await) })
-            .buffer_unordered(self.config.concurrency.max(1));
+            .buffer_unordered(self.config.tuning.concurrency.max(1));
         while let Some((d, result)) = results.next().await {
             count(progress, "departments", 1, false);
             match result {
@@ -265,7 +265,7 @@ impl WecomClient {
                 let r = self.tag_get(t.tag_id).await;
                 (t, r)
             })
-            .buffer_unordered(self.config.concurrency.max(1));
+            .buffer_unordered(self.config.tuning.concurrency.max(1));
         while let Some((tag, result)) = results.next().await {
             count(progress, "roles", 1, false);
             match result {

@@ -27,8 +27,8 @@ mod model;
 pub use model::{AgentInfo, DeptRef, ListIdPage, LoginIdentity, SimpleUser, Tag, TagDetail};
 
 use jit_apiclient::{
-    json, ApiCore, ApiError, ApiRequest, Auth, CoreConfig, Dialect, ErrInfo, FetchStats, RateLimit,
-    RetryPolicy, Token, Verdict,
+    json, ApiCore, ApiError, ApiRequest, Auth, ClientTuning, Dialect, ErrInfo, FetchStats,
+    RateLimit, RetryPolicy, Token, Verdict,
 };
 use jit_org::{Admin, Dept, Member};
 use serde_json::{json, Value};
@@ -50,14 +50,10 @@ pub struct WecomConfig {
     pub secret: String,
     /// API host, default [`DEFAULT_API_BASE`]; a trailing `/cgi-bin/` is accepted.
     pub api_base: String,
-    /// Simultaneous requests (default 32).
-    pub concurrency: usize,
-    /// Budget per API path (default 10 000 per 60 s, the documented per-corp limit).
-    pub rate_limit: RateLimit,
-    /// Timeout of one request (default 30 s).
-    pub timeout: Duration,
-    /// Retries of transient errors (throttled answers wait at least 12 s).
-    pub retry: RetryPolicy,
+    /// Concurrency (default 32), budget per API path (default 10 000 per
+    /// 60 s, the documented per-corp limit), timeout of one request (default
+    /// 30 s) and retries (throttled answers wait at least 12 s).
+    pub tuning: ClientTuning,
 }
 
 impl fmt::Debug for WecomConfig {
@@ -67,9 +63,7 @@ impl fmt::Debug for WecomConfig {
             .field("agent_id", &self.agent_id)
             .field("secret", &"***")
             .field("api_base", &self.api_base)
-            .field("concurrency", &self.concurrency)
-            .field("rate_limit", &self.rate_limit)
-            .field("timeout", &self.timeout)
+            .field("tuning", &self.tuning)
             .finish()
     }
 }
@@ -86,15 +80,17 @@ impl WecomConfig {
             agent_id: agent_id.into(),
             secret: secret.into(),
             api_base: DEFAULT_API_BASE.to_string(),
-            concurrency: 32,
-            rate_limit: RateLimit::new(10_000, Duration::from_secs(60)),
-            timeout: Duration::from_secs(30),
-            // A minute-limit hit blocks the API for 60 s (reference A.8): five
-            // throttled retries 12 s apart outlast the block. The rate budget
-            // keeps this for quota shared with other clients.
-            retry: RetryPolicy {
-                throttle_delay: Duration::from_secs(12),
-                ..RetryPolicy::default()
+            tuning: ClientTuning {
+                concurrency: 32,
+                rate_limit: RateLimit::new(10_000, Duration::from_secs(60)),
+                timeout: Duration::from_secs(30),
+                // A minute-limit hit blocks the API for 60 s (reference A.8):
+                // five throttled retries 12 s apart outlast the block. The
+                // rate budget keeps this for quota shared with other clients.
+                retry: RetryPolicy {
+                    throttle_delay: Duration::from_secs(12),
+                    ..RetryPolicy::default()
+                },
             },
         }
     }
@@ -207,15 +203,10 @@ impl WecomClient {
                 "WeCom api_base {base:?} is not an http(s) URL"
             )));
         }
-        let core_cfg = CoreConfig {
-            concurrency: config.concurrency,
-            rate_limit: config.rate_limit,
-            // Half a second on a minute window: our send time vs the server's arrival time.
-            rate_margin: config.rate_limit.window / 120,
-            timeout: config.timeout,
-            retry: config.retry,
-            ..CoreConfig::default()
-        };
+        // Half a second on a minute window: our send time vs the server's arrival time.
+        let core_cfg = config
+            .tuning
+            .core_config(config.tuning.rate_limit.window / 120);
         let dialect = WecomDialect {
             base: base.clone(),
             corp_id: config.corp_id.clone(),
@@ -414,7 +405,9 @@ impl jit_sync::OrgSource for WecomClient {
         opts: &jit_sync::FetchOptions,
         progress: &dyn jit_sync::Progress,
     ) -> Result<jit_org::CorpSnapshot, jit_sync::SourceError> {
-        Ok(self.fetch_corp(opts, progress).await?)
+        self.fetch_corp(opts, progress)
+            .await
+            .map_err(jit_sync::SourceError::platform)
     }
 
     fn stats(&self) -> FetchStats {

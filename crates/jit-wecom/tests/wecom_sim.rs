@@ -36,7 +36,7 @@ fn client_with(sim: &SimHandle, tweak: impl FnOnce(&mut WecomConfig)) -> WecomCl
         info.wecom.secret.clone(),
     );
     cfg.api_base = info.wecom.api_base_url.clone();
-    cfg.retry = RetryPolicy {
+    cfg.tuning.retry = RetryPolicy {
         base_delay: Duration::from_millis(20),
         throttle_delay: Duration::from_millis(50),
         ..RetryPolicy::default()
@@ -429,7 +429,7 @@ async fn injected_faults_are_retried_until_the_read_is_complete() {
     })
     .await;
     let c = client_with(&sim, |cfg| {
-        cfg.retry.max_retries = 8;
+        cfg.tuning.retry.max_retries = 8;
     });
     let snap = c
         .fetch_corp(&FetchOptions::default(), &NoProgress)
@@ -454,8 +454,8 @@ async fn stalled_answers_time_out_and_are_retried() {
     })
     .await;
     let c = client_with(&sim, |cfg| {
-        cfg.timeout = Duration::from_millis(300);
-        cfg.retry.max_retries = 8;
+        cfg.tuning.timeout = Duration::from_millis(300);
+        cfg.tuning.retry.max_retries = 8;
     });
     let snap = c
         .fetch_corp(&FetchOptions::default(), &NoProgress)
@@ -475,7 +475,7 @@ async fn a_failed_department_read_makes_the_sync_offline_nobody() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let patient = client_with(&sim, |cfg| cfg.retry.max_retries = 12);
+    let patient = client_with(&sim, |cfg| cfg.tuning.retry.max_retries = 12);
     let corp = corp(&sim);
     let first = run_sync(
         &patient,
@@ -503,7 +503,7 @@ async fn a_failed_department_read_makes_the_sync_offline_nobody() {
     )
     .unwrap();
     // A client that gives up at the first "system busy".
-    let impatient = client_with(&sim, |cfg| cfg.retry.max_retries = 0);
+    let impatient = client_with(&sim, |cfg| cfg.tuning.retry.max_retries = 0);
     match run_sync(
         &impatient,
         store.as_ref(),
