@@ -27,9 +27,10 @@
 //! - `JIT_FAULT_SEEDS` — seeds per platform (default 50);
 //! - `JIT_FAULT_ONLY` — `wecom:17` or `dingtalk:3`: replay one seed;
 //! - `JIT_FAULT_JOBS` — seeds run at once per platform (default 8);
-//! - `JIT_FAULT_VIA` — `element` syncs through `syncCorp` (the element's own
-//!   client, default retry policy) instead of an engine run with a client
-//!   whose retries are short (the default, to keep the suite fast).
+//! - `JIT_FAULT_VIA` — by default every sync is the element's own
+//!   `syncCorp`, as a host calls it (the org config sets short time-outs and
+//!   retries: `sync.timeoutSecs`, `sync.retries`, `sync.retryBaseMs`);
+//!   `engine` runs the engine directly with a client built here instead.
 //!
 //! A violation fails the test with the platform, seed, round, the first
 //! fact that broke the invariant with its before/after/true values, the
@@ -292,7 +293,7 @@ fn org_config(platform: Platform, sim: &SimHandle) -> Value {
     // unthrottled simulator never needs.
     let sync = |rate_key: &str| {
         json!({"maxOfflineRatio": 1.0, "timeoutSecs": CLIENT_TIMEOUT_MS as f64 / 1000.0,
-               "concurrency": 8, rate_key: 1_000_000})
+               "concurrency": 8, "retries": 2, "retryBaseMs": 5, rate_key: 1_000_000})
     };
     match platform {
         Platform::Wecom => {
@@ -1128,7 +1129,7 @@ fn suite(platform: Platform) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
-    let via_element = std::env::var("JIT_FAULT_VIA").is_ok_and(|v| v == "element");
+    let via_element = std::env::var("JIT_FAULT_VIA").map_or(true, |v| v != "engine");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
