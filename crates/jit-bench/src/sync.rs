@@ -29,20 +29,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Which platform to simulate and sync.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Platform {
-    /// WeCom (企业微信): 10,000 calls per API per minute.
-    Wecom,
-    /// DingTalk (钉钉): 20 calls per API per second.
-    Dingtalk,
+use jit_org::Platform;
+
+/// `--platform wecom|dingtalk` (WeCom: 10,000 calls per API per minute;
+/// DingTalk: 20 calls per API per second).
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    Platform::parse(s).ok_or_else(|| format!("unknown platform `{s}` (wecom, dingtalk)"))
 }
 
 /// Options of `jit-bench sync`.
 #[derive(clap::Args)]
 pub struct SyncArgs {
-    /// The platform.
-    #[arg(long, value_enum)]
+    /// The platform: wecom or dingtalk.
+    #[arg(long, value_parser = parse_platform)]
     pub platform: Platform,
     /// Members of the simulated org (default: WeCom 100,000, DingTalk 20,000).
     #[arg(long)]
@@ -89,7 +88,7 @@ struct Limits {
 async fn bench(a: &SyncArgs) -> Result<(), String> {
     let (users, depts) = match a.platform {
         Platform::Wecom => (a.users.unwrap_or(100_000), a.depts.unwrap_or(5_000)),
-        Platform::Dingtalk => (a.users.unwrap_or(20_000), a.depts.unwrap_or(1_000)),
+        Platform::DingTalk => (a.users.unwrap_or(20_000), a.depts.unwrap_or(1_000)),
     };
     let mem_before_sim = Mem::read();
     // The other platform's org is kept tiny: it is generated but never called.
@@ -102,7 +101,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
             latency_ms: a.latency_ms,
             ..SimConfig::default()
         },
-        Platform::Dingtalk => SimConfig {
+        Platform::DingTalk => SimConfig {
             seed: a.seed,
             users: 1,
             depts: 1,
@@ -127,7 +126,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
             window_calls: u64::from(info.limits.wecom_per_minute),
             window_s: 60.0,
         },
-        Platform::Dingtalk => Limits {
+        Platform::DingTalk => Limits {
             per_second: f64::from(info.limits.dingtalk_per_second),
             window_calls: u64::from(info.limits.dingtalk_per_second),
             window_s: 1.0,
@@ -152,7 +151,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
             };
             (Box::new(client), n, corp)
         }
-        Platform::Dingtalk => {
+        Platform::DingTalk => {
             let d = &info.dingtalk[0];
             let mut c = DingTalkConfig::new(
                 d.corp_id.clone(),
@@ -168,7 +167,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
                 full_name: "corps.BenchDingTalk".into(),
                 title: "Benchmark DingTalk".into(),
                 corp_type: "corps.DDInnerType".into(),
-                provider: Provider::Dingtalk,
+                provider: Provider::DingTalk,
                 corp_id: d.corp_id.clone(),
             };
             (Box::new(client), n, corp)
@@ -187,7 +186,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
     };
     let base = json!({
         "scenario": "sync",
-        "platform": match a.platform { Platform::Wecom => "wecom", Platform::Dingtalk => "dingtalk" },
+        "platform": a.platform.as_str(),
         "users": truth_members,
         "depts": truth_depts,
         "latency_ms": a.latency_ms,

@@ -9,8 +9,15 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Per unit (found, done), the current phase, and when the line was drawn.
-type LineState = (BTreeMap<String, (u64, u64)>, String, Instant);
+/// What the progress line shows, and when it was last drawn.
+struct LineState {
+    /// Per unit: (found, done).
+    tallies: BTreeMap<String, (u64, u64)>,
+    /// The current phase.
+    phase: String,
+    /// When the line was last drawn (redrawn at most every 100 ms).
+    drawn: Instant,
+}
 
 /// Shows what a sync is doing on one self-rewriting stderr line (only when
 /// stderr is a terminal, so logs and pipes stay clean).
@@ -26,7 +33,11 @@ impl TerminalProgress {
         TerminalProgress {
             enabled: std::io::stderr().is_terminal(),
             client,
-            state: Mutex::new((BTreeMap::new(), String::new(), Instant::now())),
+            state: Mutex::new(LineState {
+                tallies: BTreeMap::new(),
+                phase: String::new(),
+                drawn: Instant::now(),
+            }),
         }
     }
 
@@ -55,7 +66,7 @@ impl TerminalProgress {
     pub fn finish(&self) {
         if self.enabled {
             let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            self.draw(&state.0, "done");
+            self.draw(&state.tallies, "done");
             eprintln!();
         }
     }
@@ -68,20 +79,20 @@ impl Progress for TerminalProgress {
         }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match event {
-            ProgressEvent::Phase(p) => state.1 = p.clone(),
+            ProgressEvent::Phase(p) => state.phase = p.clone(),
             ProgressEvent::Discovered { unit, count } => {
-                state.0.entry(unit.clone()).or_default().0 += count
+                state.tallies.entry(unit.clone()).or_default().0 += count
             }
             ProgressEvent::Done { unit, count } => {
-                state.0.entry(unit.clone()).or_default().1 += count
+                state.tallies.entry(unit.clone()).or_default().1 += count
             }
             ProgressEvent::Note(_) => {}
         }
-        if state.2.elapsed() >= Duration::from_millis(100)
+        if state.drawn.elapsed() >= Duration::from_millis(100)
             || matches!(event, ProgressEvent::Phase(_))
         {
-            state.2 = Instant::now();
-            self.draw(&state.0, &state.1.clone());
+            state.drawn = Instant::now();
+            self.draw(&state.tallies, &state.phase);
         }
     }
 }

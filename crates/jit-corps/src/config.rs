@@ -7,30 +7,13 @@ use serde_json::{json, Map, Value};
 use std::fmt;
 use std::time::Duration;
 
-/// Which platform a built-in org Type talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    /// WeCom (企业微信), `corps.QywxInnerType`.
-    Wecom,
-    /// DingTalk (钉钉), `corps.DDInnerType`.
-    DingTalk,
-}
+pub use jit_org::Platform;
 
-impl Platform {
-    /// The Type's fullName.
-    pub fn type_name(self) -> &'static str {
-        match self {
-            Platform::Wecom => "corps.QywxInnerType",
-            Platform::DingTalk => "corps.DDInnerType",
-        }
-    }
-
-    /// The identity provider of its members.
-    pub fn provider(self) -> jit_org::Provider {
-        match self {
-            Platform::Wecom => jit_org::Provider::Wecom,
-            Platform::DingTalk => jit_org::Provider::Dingtalk,
-        }
+/// The built-in Type that talks to `platform`.
+pub fn type_name(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Wecom => "corps.QywxInnerType",
+        Platform::DingTalk => "corps.DDInnerType",
     }
 }
 

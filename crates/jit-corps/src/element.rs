@@ -699,7 +699,7 @@ impl CorpElement {
                 return Err(CorpError::Invalid(format!(
                     "{} ({}) does not implement `{other}`",
                     self.full_name,
-                    self.platform.type_name()
+                    config::type_name(self.platform)
                 )))
             }
         })

@@ -67,11 +67,11 @@ impl OrgType {
 
 impl TypeImpl for OrgType {
     fn type_name(&self) -> &str {
-        self.platform.type_name()
+        config::type_name(self.platform)
     }
 
     fn config_schema(&self) -> Option<Value> {
-        let name = format!("{}.config.schema.json", self.platform.type_name());
+        let name = format!("{}.config.schema.json", config::type_name(self.platform));
         jit_core::embedded::SCHEMA_FILES
             .iter()
             .find(|(n, _)| *n == name)

@@ -69,18 +69,18 @@ const STALL_MS: u64 = 350;
 
 // ---------------------------------------------------------------- platforms
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Platform {
-    Wecom,
-    DingTalk,
+use jit_org::Platform;
+
+/// What the suite needs of a platform beyond its name.
+trait Simulated {
+    fn label(self) -> &'static str;
+    fn org(self) -> OrgRef;
+    fn truth(self, sim: &SimHandle) -> CorpSnapshot;
 }
 
-impl Platform {
+impl Simulated for Platform {
     fn label(self) -> &'static str {
-        match self {
-            Platform::Wecom => "wecom",
-            Platform::DingTalk => "dingtalk",
-        }
+        self.as_str()
     }
 
     /// The simulated org (WeCom corp, or DingTalk org 0) and its stats label.

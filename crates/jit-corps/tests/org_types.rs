@@ -566,7 +566,7 @@ async fn dingtalk_bulk_register_honours_the_member_list() {
     for (i, id) in ids.iter().enumerate() {
         let m = &truth.members[*id];
         let user = store
-            .local_user_for(&Provider::Dingtalk, corp_id, id, m.union_id.as_deref())
+            .local_user_for(&Provider::DingTalk, corp_id, id, m.union_id.as_deref())
             .await
             .unwrap();
         assert_eq!(user.is_some(), i < 2, "{id}");
@@ -974,7 +974,7 @@ async fn the_same_person_in_two_dingtalk_orgs_is_one_local_user_with_two_members
     let (m0, m1) = (u0[&union].clone(), u1[&union].clone());
     let user0 = store
         .local_user_for(
-            &Provider::Dingtalk,
+            &Provider::DingTalk,
             &info.dingtalk[0].corp_id,
             &m0,
             Some(&union),
@@ -983,7 +983,7 @@ async fn the_same_person_in_two_dingtalk_orgs_is_one_local_user_with_two_members
         .unwrap()
         .unwrap();
     let user1 = store
-        .local_user_for(&Provider::Dingtalk, &info.dingtalk[1].corp_id, &m1, None)
+        .local_user_for(&Provider::DingTalk, &info.dingtalk[1].corp_id, &m1, None)
         .await
         .unwrap()
         .unwrap();

@@ -19,6 +19,15 @@ enum Step {
     Members(i64, Result<Vec<ListedMember>, ApiError>),
 }
 
+/// What reading the roles gave.
+struct RolesRead {
+    groups: Vec<RoleGroup>,
+    /// Roles whose holders were all read, by role id.
+    roles: Vec<Role>,
+    /// Roles whose holders could not be read.
+    failures: Vec<FetchFailure>,
+}
+
 /// Per-department (order, leader) facts gathered from every listing of a member.
 type Facts = BTreeMap<i64, (Option<i64>, Option<bool>)>;
 
@@ -151,14 +160,14 @@ impl DingTalkClient {
         }
         if let Some(result) = roles {
             match result {
-                Ok((groups, roles, failures)) => {
-                    for g in groups {
+                Ok(read) => {
+                    for g in read.groups {
                         snap.role_groups.insert(g.group_id.clone(), g);
                     }
-                    for r in roles {
+                    for r in read.roles {
                         snap.roles.insert(r.role_id.clone(), r);
                     }
-                    snap.failures.extend(failures);
+                    snap.failures.extend(read.failures);
                 }
                 Err(e) => {
                     snap.failures
@@ -289,11 +298,7 @@ impl DingTalkClient {
     }
 
     /// Role groups and roles, then every role's members (roles concurrently).
-    #[allow(clippy::type_complexity)]
-    async fn read_roles(
-        &self,
-        progress: &dyn Progress,
-    ) -> Result<(Vec<RoleGroup>, Vec<Role>, Vec<FetchFailure>), ApiError> {
+    async fn read_roles(&self, progress: &dyn Progress) -> Result<RolesRead, ApiError> {
         let (groups, roles) = self.role_list().await?;
         progress.on_event(&ProgressEvent::Discovered {
             unit: "roles".into(),
@@ -327,6 +332,10 @@ impl DingTalkClient {
             }
         }
         out.sort_by(|a, b| a.role_id.cmp(&b.role_id));
-        Ok((groups, out, failures))
+        Ok(RolesRead {
+            groups,
+            roles: out,
+            failures,
+        })
     }
 }

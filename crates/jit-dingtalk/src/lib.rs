@@ -577,7 +577,7 @@ pub(crate) fn out_of_scope(e: &ApiError) -> bool {
 #[async_trait::async_trait]
 impl jit_sync::OrgSource for DingTalkClient {
     fn provider(&self) -> jit_org::Provider {
-        jit_org::Provider::Dingtalk
+        jit_org::Provider::DingTalk
     }
 
     fn corp_id(&self) -> String {

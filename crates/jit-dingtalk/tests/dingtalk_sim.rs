@@ -58,7 +58,7 @@ fn corp(sim: &SimHandle, org: usize) -> CorpRecord {
         full_name: format!("corps.Ding{org}"),
         title: format!("DingTalk {org}"),
         corp_type: "corps.DDInnerType".into(),
-        provider: Provider::Dingtalk,
+        provider: Provider::DingTalk,
         corp_id: sim.info().dingtalk[org].corp_id.clone(),
     }
 }
@@ -281,7 +281,7 @@ async fn same_union_id_in_two_orgs_is_one_local_user_with_two_memberships() {
         .expect("the simulator shares some people between orgs");
     let u0 = store
         .local_user_for(
-            &Provider::Dingtalk,
+            &Provider::DingTalk,
             &t0.corp_id,
             &m0.member_id,
             m0.union_id.as_deref(),
@@ -291,7 +291,7 @@ async fn same_union_id_in_two_orgs_is_one_local_user_with_two_memberships() {
         .unwrap();
     let u1 = store
         .local_user_for(
-            &Provider::Dingtalk,
+            &Provider::DingTalk,
             &t1.corp_id,
             &m1.member_id,
             m1.union_id.as_deref(),

@@ -37,6 +37,49 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+/// One of the two enterprise platforms the runtime speaks: the one name for
+/// them across crates (the built-in Types, the simulator, the benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// WeCom (企业微信).
+    Wecom,
+    /// DingTalk (钉钉).
+    DingTalk,
+}
+
+impl Platform {
+    /// Both platforms.
+    pub const ALL: [Platform; 2] = [Platform::Wecom, Platform::DingTalk];
+
+    /// `wecom` or `dingtalk`, as in configs, reports and URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Wecom => "wecom",
+            Platform::DingTalk => "dingtalk",
+        }
+    }
+
+    /// Parses [`Platform::as_str`]'s form.
+    pub fn parse(s: &str) -> Option<Platform> {
+        Platform::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Whose identities its members are.
+    pub fn provider(self) -> Provider {
+        match self {
+            Platform::Wecom => Provider::Wecom,
+            Platform::DingTalk => Provider::DingTalk,
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Which platform an organization (and its identities) comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,7 +87,7 @@ pub enum Provider {
     /// WeCom (企业微信); identity is (corpId, userid).
     Wecom,
     /// DingTalk (钉钉); identity is the unionId.
-    Dingtalk,
+    DingTalk,
     /// A provider implemented by a plugin type; identity is (corpId, member id).
     #[serde(untagged)]
     Other(String),
@@ -55,7 +98,7 @@ impl Provider {
     pub fn as_str(&self) -> &str {
         match self {
             Provider::Wecom => "wecom",
-            Provider::Dingtalk => "dingtalk",
+            Provider::DingTalk => "dingtalk",
             Provider::Other(s) => s,
         }
     }
@@ -64,14 +107,14 @@ impl Provider {
     pub fn parse(s: &str) -> Provider {
         match s {
             "wecom" => Provider::Wecom,
-            "dingtalk" => Provider::Dingtalk,
+            "dingtalk" => Provider::DingTalk,
             other => Provider::Other(other.to_string()),
         }
     }
 
     /// Whether a person is identified across organizations by unionId.
     pub fn identity_by_union_id(&self) -> bool {
-        matches!(self, Provider::Dingtalk)
+        matches!(self, Provider::DingTalk)
     }
 }
 
@@ -642,9 +685,21 @@ mod tests {
     }
 
     #[test]
+    fn platform_strings_are_stable_and_name_the_provider() {
+        for p in Platform::ALL {
+            assert_eq!(Platform::parse(p.as_str()), Some(p));
+            assert_eq!(p.provider().as_str(), p.as_str());
+        }
+        assert_eq!(
+            serde_json::to_value(Platform::DingTalk).unwrap(),
+            "dingtalk"
+        );
+    }
+
+    #[test]
     fn provider_strings_are_stable() {
         assert_eq!(Provider::parse("wecom"), Provider::Wecom);
         assert_eq!(Provider::parse("hr").as_str(), "hr");
-        assert!(Provider::Dingtalk.identity_by_union_id());
+        assert!(Provider::DingTalk.identity_by_union_id());
     }
 }

@@ -313,7 +313,7 @@ impl EventBuilder<'_> {
                 }
                 self.wecom("change_contact", Some(wecom_change), &f);
             }
-            Platform::Dingtalk => self.ding(ding_type, json!({"userId": [m.userid]})),
+            Platform::DingTalk => self.ding(ding_type, json!({"userId": [m.userid]})),
         }
     }
 }
@@ -384,7 +384,7 @@ pub(crate) fn apply(
             }
             let depts = memberships(org, depts)?;
             let union = match org.platform {
-                Platform::Dingtalk => Some(union_id.clone().unwrap_or_else(|| {
+                Platform::DingTalk => Some(union_id.clone().unwrap_or_else(|| {
                     format!(
                         "{:016x}{:08x}iE",
                         crate::org::mix(org.next_seq, 77),
@@ -458,8 +458,8 @@ pub(crate) fn apply(
             let rec = org.members[userid].clone();
             let mut b = ev!();
             match (org.platform, was_left, rec.status == SimStatus::Left) {
-                (Platform::Dingtalk, false, true) => b.member_changed(&rec, "", "user_leave_org"),
-                (Platform::Dingtalk, true, false) => b.member_changed(&rec, "", "user_add_org"),
+                (Platform::DingTalk, false, true) => b.member_changed(&rec, "", "user_leave_org"),
+                (Platform::DingTalk, true, false) => b.member_changed(&rec, "", "user_add_org"),
                 _ => b.member_changed(&rec, "update_user", "user_modify_org"),
             }
             events = b.out;
@@ -514,7 +514,7 @@ pub(crate) fn apply(
             org.admins.retain(|a| a.0 != *userid);
             let mut b = ev!();
             b.member_changed(&rec, "delete_user", "user_leave_org");
-            if admins_before != org.admins.len() && org.platform == Platform::Dingtalk {
+            if admins_before != org.admins.len() && org.platform == Platform::DingTalk {
                 b.ding("org_admin_remove", json!({"userId": [userid]}));
             }
             events = b.out;
@@ -568,7 +568,7 @@ pub(crate) fn apply(
                         ("Order", order.to_string()),
                     ],
                 ),
-                Platform::Dingtalk => b.ding("org_dept_create", json!({"deptId": [id]})),
+                Platform::DingTalk => b.ding("org_dept_create", json!({"deptId": [id]})),
             }
             events = b.out;
         }
@@ -585,7 +585,7 @@ pub(crate) fn apply(
                     Some("update_party"),
                     &[("Id", dept_id.to_string()), ("Name", name.clone())],
                 ),
-                Platform::Dingtalk => b.ding("org_dept_modify", json!({"deptId": [dept_id]})),
+                Platform::DingTalk => b.ding("org_dept_modify", json!({"deptId": [dept_id]})),
             }
             events = b.out;
         }
@@ -621,7 +621,7 @@ pub(crate) fn apply(
                         ("ParentId", parent_id.to_string()),
                     ],
                 ),
-                Platform::Dingtalk => b.ding("org_dept_modify", json!({"deptId": [dept_id]})),
+                Platform::DingTalk => b.ding("org_dept_modify", json!({"deptId": [dept_id]})),
             }
             events = b.out;
         }
@@ -654,7 +654,7 @@ pub(crate) fn apply(
                     Some("delete_party"),
                     &[("Id", dept_id.to_string())],
                 ),
-                Platform::Dingtalk => b.ding("org_dept_remove", json!({"deptId": [dept_id]})),
+                Platform::DingTalk => b.ding("org_dept_remove", json!({"deptId": [dept_id]})),
             }
             events = b.out;
         }
@@ -665,7 +665,7 @@ pub(crate) fn apply(
         } => {
             let gid = match org.platform {
                 Platform::Wecom => 0,
-                Platform::Dingtalk => {
+                Platform::DingTalk => {
                     let g = group_id.ok_or_else(|| err("a DingTalk role needs groupId"))?;
                     if !org.groups.contains_key(&g) {
                         return Err(format!("role group {g} does not exist"));
@@ -694,7 +694,7 @@ pub(crate) fn apply(
             outcome.role_id = Some(id);
             let mut b = ev!();
             // WeCom documents no event for tag creation (reference A.9).
-            if org.platform == Platform::Dingtalk {
+            if org.platform == Platform::DingTalk {
                 b.ding("label_conf_add", json!({"scope": 1, "labelIdList": [id]}));
             }
             events = b.out;
@@ -706,7 +706,7 @@ pub(crate) fn apply(
                 .ok_or_else(|| format!("role {role_id} does not exist"))?;
             r.name = name.clone();
             let mut b = ev!();
-            if org.platform == Platform::Dingtalk {
+            if org.platform == Platform::DingTalk {
                 b.ding(
                     "label_conf_modify",
                     json!({"scope": 1, "labelIdList": [role_id]}),
@@ -736,7 +736,7 @@ pub(crate) fn apply(
                     ],
                 ),
                 Platform::Wecom => {}
-                Platform::Dingtalk => b.ding(
+                Platform::DingTalk => b.ding(
                     "label_conf_del",
                     json!({"scope": 1, "labelIdList": [role_id]}),
                 ),
@@ -770,7 +770,7 @@ pub(crate) fn apply(
                         (if add { "AddUserItems" } else { "DelUserItems" }, userids.join(",")),
                     ],
                 ),
-                Platform::Dingtalk => b.ding(
+                Platform::DingTalk => b.ding(
                     "label_user_change",
                     json!({"userIdList": userids, "action": if add {"add"} else {"remove"}, "labelIdList": [role_id]}),
                 ),
@@ -798,7 +798,7 @@ pub(crate) fn apply(
                     None,
                     &[("AgentID", org.agent_id.to_string())],
                 ),
-                Platform::Dingtalk => {
+                Platform::DingTalk => {
                     let added: Vec<&String> = after.difference(&before).collect();
                     let removed: Vec<&String> = before.difference(&after).collect();
                     if !added.is_empty() {

@@ -99,7 +99,7 @@ pub(crate) fn set_callback(
                 .map_err(|e| e.to_string())?,
             agent_id,
         },
-        Platform::Dingtalk => Transport::Ding {
+        Platform::DingTalk => Transport::Ding {
             crypto: DingTalkCrypto::new(&cfg.token, &cfg.aes_key, &app_key)
                 .map_err(|e| e.to_string())?,
         },

@@ -10,15 +10,9 @@ use jit_org::{Admin, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, R
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-/// Which platform a simulated org speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    /// WeCom (`/cgi-bin/...`).
-    Wecom,
-    /// DingTalk (`/topapi/...`, `/v1.0/...`).
-    Dingtalk,
-}
+/// Which platform a simulated org speaks: WeCom (`/cgi-bin/...`) or
+/// DingTalk (`/topapi/...`, `/v1.0/...`).
+pub use jit_org::Platform;
 
 /// A member's state inside the simulator.
 ///
@@ -323,12 +317,12 @@ impl Org {
     pub(crate) fn generate(cfg: &SimConfig, platform: Platform, ding_index: usize) -> Org {
         let salt = match platform {
             Platform::Wecom => 0x77u64,
-            Platform::Dingtalk => 0x1000 + ding_index as u64,
+            Platform::DingTalk => 0x1000 + ding_index as u64,
         };
         let mut rng = Rng::new(mix(cfg.seed, salt));
         let (n_depts, n_users) = match platform {
             Platform::Wecom => (cfg.depts, cfg.users),
-            Platform::Dingtalk => (
+            Platform::DingTalk => (
                 cfg.dingtalk_depts.unwrap_or(cfg.depts),
                 cfg.dingtalk_users.unwrap_or(cfg.users),
             ),
@@ -343,7 +337,7 @@ impl Org {
                 alnum(&mut rng, 43),
                 1_000_002,
             ),
-            Platform::Dingtalk => (
+            Platform::DingTalk => (
                 format!("dingtalk-{ding_index}"),
                 format!("ding{}", hex(&mut rng, 32)),
                 format!("ding{}", alnum(&mut rng, 16).to_lowercase()),
@@ -372,7 +366,7 @@ impl Org {
             next_role_id: 1,
             visible_roots: match platform {
                 Platform::Wecom => cfg.wecom_visible_range.clone(),
-                Platform::Dingtalk => cfg
+                Platform::DingTalk => cfg
                     .dingtalk_visible_ranges
                     .get(ding_index)
                     .cloned()
@@ -397,7 +391,7 @@ impl Org {
         match self.platform {
             Platform::Wecom => idx as i64 + 1,
             // DingTalk ids exceed 2^32 so that clients must keep them 64-bit.
-            Platform::Dingtalk => 5_000_000_000 + ding_index as i64 * 100_000_000 + idx as i64 * 7,
+            Platform::DingTalk => 5_000_000_000 + ding_index as i64 * 100_000_000 + idx as i64 * 7,
         }
     }
 
@@ -411,7 +405,7 @@ impl Org {
     ) {
         let root_name = match self.platform {
             Platform::Wecom => "企业微信模拟公司".to_string(),
-            Platform::Dingtalk => format!("钉钉模拟公司{}", ding + 1),
+            Platform::DingTalk => format!("钉钉模拟公司{}", ding + 1),
         };
         self.depts.insert(
             1,
@@ -446,7 +440,7 @@ impl Org {
                 let order = match self.platform {
                     // WeCom: larger order sorts first.
                     Platform::Wecom => 100_000_000 - sib * 1000,
-                    Platform::Dingtalk => sib * 10 + 1,
+                    Platform::DingTalk => sib * 10 + 1,
                 };
                 let dept = new_dept(
                     id,
@@ -469,7 +463,7 @@ impl Org {
         }
         self.next_dept_id = match self.platform {
             Platform::Wecom => count as i64 + 1,
-            Platform::Dingtalk => self.dept_id_for(count, ding),
+            Platform::DingTalk => self.dept_id_for(count, ding),
         };
     }
 
@@ -481,14 +475,14 @@ impl Org {
             // with org 0: same person, same unionId, another userid.
             let pid = match self.platform {
                 Platform::Wecom => 1_000_000_000 + i as u64,
-                Platform::Dingtalk if ding > 0 && i < shared => i as u64,
-                Platform::Dingtalk => ding as u64 * 100_000_000 + i as u64,
+                Platform::DingTalk if ding > 0 && i < shared => i as u64,
+                Platform::DingTalk => ding as u64 * 100_000_000 + i as u64,
             };
             let p = person(cfg.seed, pid);
             let userid = match self.platform {
                 Platform::Wecom => format!("{}{:05}", p.pinyin, i),
                 // Numeric-looking ids with a leading zero: never parse them.
-                Platform::Dingtalk => format!("0{}{:07}{:04}", ding + 1, i, mix(pid, 9) % 10_000),
+                Platform::DingTalk => format!("0{}{:07}{:04}", ding + 1, i, mix(pid, 9) % 10_000),
             };
             let mut depts = vec![*rng.pick(&dept_ids)];
             for p_extra in [0.12, 0.03] {
@@ -507,8 +501,8 @@ impl Org {
                     93..=98 => SimStatus::NotActivated,
                     _ => SimStatus::Left,
                 },
-                Platform::Dingtalk if r < 92 => SimStatus::Active,
-                Platform::Dingtalk => SimStatus::NotActivated,
+                Platform::DingTalk if r < 92 => SimStatus::Active,
+                Platform::DingTalk => SimStatus::NotActivated,
             };
             let has_email = rng.chance(0.8);
             let has_avatar = self.platform == Platform::Wecom || rng.chance(0.85);
@@ -518,7 +512,7 @@ impl Org {
             let member = MemberRec {
                 userid: userid.clone(),
                 name: p.name,
-                union_id: (self.platform == Platform::Dingtalk).then_some(p.union_id),
+                union_id: (self.platform == Platform::DingTalk).then_some(p.union_id),
                 status,
                 position: rng.pick(TITLES).to_string(),
                 job_number: format!("E{:06}", rng.below(1_000_000)),
@@ -592,7 +586,7 @@ impl Org {
                 }
                 self.next_role_id = TAGS.len() as i64 + 1;
             }
-            Platform::Dingtalk => {
+            Platform::DingTalk => {
                 let groups: &[(&str, &[&str])] = &[
                     ("默认", &["负责人", "主管", "主管理员", "子管理员"]),
                     ("职务", &["财务", "人事", "出纳", "销售经理", "法务专员"]),
@@ -648,7 +642,7 @@ impl Org {
                 .zip([1, 1, 0])
                 .map(|(u, l)| (u.clone(), l))
                 .collect(),
-            Platform::Dingtalk => active
+            Platform::DingTalk => active
                 .iter()
                 .zip([1, 2, 2])
                 .map(|(u, l)| (u.clone(), l))
@@ -659,7 +653,7 @@ impl Org {
 
     /// DingTalk's built-in 主管理员 / 子管理员 roles follow the admin list.
     pub(crate) fn sync_admin_roles(&mut self) {
-        if self.platform != Platform::Dingtalk {
+        if self.platform != Platform::DingTalk {
             return;
         }
         let admins = self.admins.clone();
@@ -722,7 +716,7 @@ impl Org {
 
     /// Whether a member appears in this platform's APIs at all.
     pub(crate) fn visible(&self, m: &MemberRec) -> bool {
-        !(self.platform == Platform::Dingtalk && m.status == SimStatus::Left)
+        !(self.platform == Platform::DingTalk && m.status == SimStatus::Left)
     }
 
     pub(crate) fn visible_member_ids(&self) -> impl Iterator<Item = &String> {
@@ -907,7 +901,7 @@ impl Org {
                         out.email = Some(m.email.clone());
                     }
                 }
-                Platform::Dingtalk => {
+                Platform::DingTalk => {
                     out.status = if m.status == SimStatus::Active {
                         MemberStatus::Active
                     } else {
@@ -934,7 +928,7 @@ impl Org {
                     },
                 );
             }
-            Platform::Dingtalk => {
+            Platform::DingTalk => {
                 for g in self.groups.values() {
                     snap.role_groups.insert(
                         g.id.to_string(),
@@ -949,7 +943,7 @@ impl Org {
         for r in self.roles.values() {
             let group_id = match self.platform {
                 Platform::Wecom => "tags".to_string(),
-                Platform::Dingtalk => r.group_id.to_string(),
+                Platform::DingTalk => r.group_id.to_string(),
             };
             let members = r
                 .members
@@ -1029,7 +1023,7 @@ mod tests {
             fan_out: 3,
             ..cfg(50, 400)
         };
-        let org = Org::generate(&c, Platform::Dingtalk, 0);
+        let org = Org::generate(&c, Platform::DingTalk, 0);
         assert_eq!(org.depts.len(), 50);
         assert_eq!(org.members.len(), 400);
         for d in org.depts.values() {
@@ -1078,8 +1072,8 @@ mod tests {
     #[test]
     fn dingtalk_orgs_share_some_union_ids_and_built_in_admin_roles_follow_admins() {
         let c = cfg(10, 300);
-        let a = Org::generate(&c, Platform::Dingtalk, 0);
-        let b = Org::generate(&c, Platform::Dingtalk, 1);
+        let a = Org::generate(&c, Platform::DingTalk, 0);
+        let b = Org::generate(&c, Platform::DingTalk, 1);
         let shared = b
             .by_union
             .keys()
@@ -1092,7 +1086,7 @@ mod tests {
 
     #[test]
     fn dingtalk_ids_need_64_bits_and_userids_keep_leading_zeros() {
-        let org = Org::generate(&cfg(5, 5), Platform::Dingtalk, 0);
+        let org = Org::generate(&cfg(5, 5), Platform::DingTalk, 0);
         assert!(org
             .depts
             .keys()

@@ -281,7 +281,7 @@ impl Shared {
     pub(crate) fn new(cfg: SimConfig) -> Shared {
         let mut orgs = vec![RwLock::new(Org::generate(&cfg, Platform::Wecom, 0))];
         for i in 0..cfg.dingtalk_orgs {
-            orgs.push(RwLock::new(Org::generate(&cfg, Platform::Dingtalk, i)));
+            orgs.push(RwLock::new(Org::generate(&cfg, Platform::DingTalk, i)));
         }
         let events = events::Events::new(orgs.len());
         let chaos = RwLock::new(Chaos {
@@ -387,7 +387,7 @@ impl Shared {
         let now = Instant::now();
         let expires = now + self.lifetime();
         let ckey = (org, format!("{kind:?}"));
-        if platform == Platform::Dingtalk {
+        if platform == Platform::DingTalk {
             if let Some(t) = auth.current.get(&ckey).cloned() {
                 if let Some(rec) = auth.tokens.get_mut(&t) {
                     if rec.expires > now {

@@ -101,7 +101,7 @@ pub fn creation_plan(full_name: &str, provider: Provider, members: usize) -> Syn
         full_name: full_name.to_string(),
         title: format!("Synthetic {members}"),
         corp_type: match provider {
-            Provider::Dingtalk => "corps.DDInnerType".to_string(),
+            Provider::DingTalk => "corps.DDInnerType".to_string(),
             _ => "corps.QywxInnerType".to_string(),
         },
         corp_id: format!("synthetic-{members}"),

@@ -263,7 +263,7 @@ async fn dingtalk_union_id_across_two_orgs_is_one_user_with_two_memberships(t: &
     assert_eq!(t.store.user_count().await.unwrap(), 1);
     let user = t
         .store
-        .local_user_for(&Provider::Dingtalk, "dingB", "b-77", Some("U-wangwei"))
+        .local_user_for(&Provider::DingTalk, "dingB", "b-77", Some("U-wangwei"))
         .await
         .unwrap()
         .unwrap();
@@ -290,7 +290,7 @@ async fn dingtalk_member_without_union_id_falls_back_to_corp_and_member(t: &Test
     apply(t, &a, &members_plan(vec![m.clone()])).await;
     let user = t
         .store
-        .local_user_for(&Provider::Dingtalk, "dingA", "nounion", None)
+        .local_user_for(&Provider::DingTalk, "dingA", "nounion", None)
         .await
         .unwrap()
         .expect("bound by (corp, member)");
@@ -301,7 +301,7 @@ async fn dingtalk_member_without_union_id_falls_back_to_corp_and_member(t: &Test
     assert!(report.conflicts.is_empty());
     assert_eq!(
         t.store
-            .local_user_for(&Provider::Dingtalk, "other-corp", "x", Some("U-late"))
+            .local_user_for(&Provider::DingTalk, "other-corp", "x", Some("U-late"))
             .await
             .unwrap(),
         Some(user)
@@ -318,7 +318,7 @@ async fn identity_conflicts_are_reported_not_merged(t: &TestStore) {
     apply(t, &a, &members_plan(vec![x.clone(), y])).await;
     let ux = t
         .store
-        .local_user_for(&Provider::Dingtalk, "dingA", "x", None)
+        .local_user_for(&Provider::DingTalk, "dingA", "x", None)
         .await
         .unwrap()
         .unwrap();
@@ -330,7 +330,7 @@ async fn identity_conflicts_are_reported_not_merged(t: &TestStore) {
     assert!(report.conflicts[0].message.contains("U1"));
     assert_eq!(
         t.store
-            .local_user_for(&Provider::Dingtalk, "dingA", "x", None)
+            .local_user_for(&Provider::DingTalk, "dingA", "x", None)
             .await
             .unwrap(),
         Some(ux),
@@ -347,7 +347,7 @@ async fn identity_conflicts_are_reported_not_merged(t: &TestStore) {
     assert_eq!(report.conflicts[0].member_id, "q");
     assert_eq!(
         t.store
-            .local_user_for(&Provider::Dingtalk, "dingB", "q", None)
+            .local_user_for(&Provider::DingTalk, "dingB", "q", None)
             .await
             .unwrap(),
         None
@@ -930,7 +930,7 @@ async fn bulk_register_binds_without_member_rows(t: &TestStore) {
     assert_eq!(t.store.user_count().await.unwrap(), 1);
     assert!(t
         .store
-        .local_user_for(&Provider::Dingtalk, "dingA", "m1", Some("U-one"))
+        .local_user_for(&Provider::DingTalk, "dingA", "m1", Some("U-one"))
         .await
         .unwrap()
         .is_some());

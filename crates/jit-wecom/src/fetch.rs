@@ -16,6 +16,18 @@ const OUT_OF_RANGE: i64 = 60011;
 /// The department vanished between listing it and reading its members.
 const DEPT_GONE: i64 = 60003;
 
+/// What reading every department's members gave.
+struct MembersRead {
+    /// Every member, once.
+    members: BTreeMap<String, Member>,
+    /// Departments that vanished between listing and reading (60003).
+    gone: Vec<i64>,
+    /// Notes for the run report.
+    notes: Vec<String>,
+    /// Departments whose members could not be read.
+    failures: Vec<FetchFailure>,
+}
+
 fn phase(progress: &dyn Progress, name: &str) {
     progress.on_event(&ProgressEvent::Phase(name.to_string()));
 }
@@ -85,13 +97,12 @@ impl WecomClient {
             },
         );
 
-        let (members, gone, notes, failures) = members;
-        for id in gone {
+        for id in members.gone {
             snap.depts.remove(&id);
         }
-        snap.notes.extend(notes);
-        snap.failures.extend(failures);
-        snap.members = members;
+        snap.notes.extend(members.notes);
+        snap.failures.extend(members.failures);
+        snap.members = members.members;
 
         if let Some((roles, notes, failures)) = tags {
             snap.role_groups.insert(
@@ -191,17 +202,7 @@ impl WecomClient {
 
     /// `user/list` for every department, concurrently within the budget;
     /// each member is assembled once (the object lists all its departments).
-    #[allow(clippy::type_complexity)]
-    async fn read_members(
-        &self,
-        dept_ids: &[i64],
-        progress: &dyn Progress,
-    ) -> (
-        BTreeMap<String, Member>,
-        Vec<i64>,
-        Vec<String>,
-        Vec<FetchFailure>,
-    ) {
+    async fn read_members(&self, dept_ids: &[i64], progress: &dyn Progress) -> MembersRead {
         phase(progress, "members");
         let mut members = BTreeMap::new();
         let mut gone = Vec::new();
@@ -235,7 +236,12 @@ impl WecomClient {
             }
         }
         count(progress, "members", members.len(), false);
-        (members, gone, notes, failures)
+        MembersRead {
+            members,
+            gone,
+            notes,
+            failures,
+        }
     }
 
     /// Tags as roles of the single group `tags`.

@@ -261,7 +261,7 @@ pub fn dingtalk_corp(full_name: &str, corp_id: &str) -> CorpRecord {
         full_name: full_name.to_string(),
         title: format!("Ding {full_name}"),
         corp_type: "corps.DDInnerType".to_string(),
-        provider: Provider::Dingtalk,
+        provider: Provider::DingTalk,
         corp_id: corp_id.to_string(),
     }
 }
