@@ -177,23 +177,15 @@ impl DingTalkClient {
         }
         match admins {
             Some(Ok(list)) => snap.admins = Some(list),
-            Some(Err(e)) => {
-                snap.notes.push(format!(
-                    "admin list not read ({e}); the stored admin list is kept"
-                ));
-                // 60011 (permission point missing) and 43007 (token lacks
-                // authorisation): the app may not read admins at all, a
-                // standing refusal rather than a failed read; anything else
-                // (retries exhausted, a malformed answer) leaves the read
-                // incomplete.
-                let what = "topapi/user/listadmin".to_string();
-                snap.failures
-                    .push(if matches!(e.errcode(), Some(60011 | 43007)) {
-                        FetchFailure::out_of_range(ReadPart::Admins, what, e.to_string())
-                    } else {
-                        failure(ReadPart::Admins, what, &e)
-                    });
-            }
+            // 60011 (permission point missing) and 43007 (token lacks
+            // authorisation): the app may not read admins at all; anything
+            // else (retries exhausted, a malformed answer) leaves the read
+            // incomplete.
+            Some(Err(e)) => snap.admins_not_read(
+                "topapi/user/listadmin",
+                e.to_string(),
+                matches!(e.errcode(), Some(60011 | 43007)),
+            ),
             None => {}
         }
         Ok(snap)

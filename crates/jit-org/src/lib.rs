@@ -368,6 +368,22 @@ impl CorpSnapshot {
         self.failures.iter().all(|f| f.out_of_range)
     }
 
+    /// Records that the admin list could not be read (`admins` stays `None`,
+    /// so the stored list is kept): a note for the report, and a failure of
+    /// [`ReadPart::Admins`] — a refusal as out of range when the platform
+    /// answered that the app may not read admins at all (a standing
+    /// refusal, not a failed read).
+    pub fn admins_not_read(&mut self, what: &str, error: String, refused: bool) {
+        self.notes.push(format!(
+            "admin list not read ({error}); the stored admin list is kept"
+        ));
+        self.failures.push(if refused {
+            FetchFailure::out_of_range(ReadPart::Admins, what, error)
+        } else {
+            FetchFailure::new(ReadPart::Admins, what, error)
+        });
+    }
+
     /// Limits an organization read as a whole (an export, a plugin's answer)
     /// to the department subtrees under `scope`, as a platform reader does
     /// when it reads only those subtrees: departments outside go, and so do

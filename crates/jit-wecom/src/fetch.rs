@@ -125,22 +125,14 @@ impl WecomClient {
                 list.sort();
                 snap.admins = Some(list);
             }
-            Some(Err(e)) => {
-                snap.notes.push(format!(
-                    "admin list not read ({e}); the stored admin list is kept"
-                ));
-                // 48002 (API not permitted) and 60011 (no privilege): the
-                // app may not read admins at all, a standing refusal rather
-                // than a failed read; anything else (retries exhausted, a
-                // malformed answer) leaves the read incomplete.
-                let what = "agent/get_admin_list".to_string();
-                snap.failures
-                    .push(if matches!(e.errcode(), Some(48002 | 60011)) {
-                        FetchFailure::out_of_range(ReadPart::Admins, what, e.to_string())
-                    } else {
-                        failure(ReadPart::Admins, what, &e)
-                    });
-            }
+            // 48002 (API not permitted) and 60011 (no privilege): the app
+            // may not read admins at all; anything else (retries exhausted,
+            // a malformed answer) leaves the read incomplete.
+            Some(Err(e)) => snap.admins_not_read(
+                "agent/get_admin_list",
+                e.to_string(),
+                matches!(e.errcode(), Some(48002 | 60011)),
+            ),
             None => {}
         }
         Ok(snap)
