@@ -243,3 +243,102 @@ fn check_never_prints_the_secret_of_an_invalid_config() {
         assert!(all.contains("******"), "{all}");
     }
 }
+
+/// An app whose `plugins/` holds a file the OS loader would be asked to
+/// open (a text file named like a library).
+fn app_with_a_plugin_file(f: &Fixture) -> String {
+    valid_app(f);
+    let lib = format!(
+        "plugins/{}notalib{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    f.text(&lib, "this is a text file, not a library\n");
+    lib
+}
+
+#[test]
+fn check_says_which_plugin_libraries_it_opened() {
+    let f = Fixture::new();
+    let lib = app_with_a_plugin_file(&f);
+    let out = jit(&["check", f.path().to_str().unwrap()]);
+    let s = stdout(&out);
+    assert!(!out.status.success(), "a text file is no plugin: {s}");
+    assert!(s.contains("plugins: opened 1 library"), "{s}");
+    assert!(s.contains(&lib), "{s}");
+}
+
+#[test]
+fn check_with_no_plugins_opens_no_library_and_says_so() {
+    let f = Fixture::new();
+    app_with_a_plugin_file(&f);
+    let out = jit(&["check", f.path().to_str().unwrap(), "--no-plugins"]);
+    let s = stdout(&out);
+    assert!(out.status.success(), "{s}{}", stderr(&out));
+    assert!(s.contains("plugins: none opened (--no-plugins)"), "{s}");
+    assert!(!s.contains("notalib"), "the file was never looked at: {s}");
+    let json_out = jit(&[
+        "check",
+        f.path().to_str().unwrap(),
+        "--no-plugins",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    assert_eq!(v["plugins"], json!({"opened": false, "libraries": []}));
+}
+
+#[test]
+fn check_with_no_plugins_reports_plugin_instances_as_unchecked_warnings() {
+    let f = Fixture::new();
+    valid_app(&f);
+    f.json(
+        "greeters/HelloType/e.json",
+        json!({"title": "Hello", "kind": "Type", "type": "corps.Meta"}),
+    )
+    .json(
+        "greeters/Hi/e.json",
+        json!({"title": "Hi", "type": "greeters.HelloType"}),
+    );
+    let out = jit(&["check", f.path().to_str().unwrap(), "--no-plugins"]);
+    let s = stdout(&out);
+    assert!(out.status.success(), "{s}");
+    assert!(s.contains("not checked"), "{s}");
+}
+
+#[test]
+fn ls_with_no_plugins_opens_no_library() {
+    let f = Fixture::new();
+    app_with_a_plugin_file(&f);
+    let out = jit(&["ls", f.path().to_str().unwrap(), "--no-plugins"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("plugins: none opened"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("notalib"), "{}", stderr(&out));
+}
+
+/// `sync.timeoutSecs` once reached `Duration::from_secs_f64` unbounded,
+/// which panics on a huge value when the element is built.
+#[test]
+fn a_huge_sync_timeout_is_a_config_error_not_a_panic() {
+    let f = Fixture::new();
+    valid_app(&f);
+    f.json(
+        "corps/Acme/Acme.json",
+        json!({"corpId": "ww0001", "agentId": "1000002", "secret": "s3cr3t-value",
+               "sync": {"timeoutSecs": 1e300}}),
+    );
+    let app = f.path().to_str().unwrap();
+    let check = jit(&["check", app]);
+    let s = stdout(&check);
+    assert_eq!(check.status.code(), Some(1), "{s}{}", stderr(&check));
+    assert!(s.contains("/sync/timeoutSecs"), "{s}");
+    let call = jit(&["call", "corps.Acme", "getCorpInfo", "--app", app]);
+    let e = stderr(&call);
+    assert!(!call.status.success());
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(e.contains("/sync/timeoutSecs"), "{e}");
+}

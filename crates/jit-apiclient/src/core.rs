@@ -406,9 +406,11 @@ impl ApiCore {
         let resp = builder.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(transport)?;
+        // Redact a window larger than what is shown, so a key just before
+        // the cut still hides its value; then keep the first 200 characters.
         let snippet = || {
-            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_string();
-            crate::redact(&text)
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]);
+            crate::redact(&text).chars().take(200).collect::<String>()
         };
         if status >= 500 {
             return Err(Failure::Transient {

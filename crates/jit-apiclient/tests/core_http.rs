@@ -258,3 +258,35 @@ async fn budget_wait_is_counted_per_endpoint() {
     assert_eq!(st.calls, 4);
     assert!(st.budget_wait_ms >= 150, "{st:?}");
 }
+
+/// A 2xx answer cut off in the middle of a token: the error quotes the start
+/// of the body, and must quote it without the token, in any spelling.
+#[tokio::test]
+async fn a_truncated_token_answer_is_malformed_without_the_token() {
+    for body in [
+        r#"{"errcode":0,"access_token":"SENTINELTOKEN0123456789"#,
+        r#"{"accessToken":"SENTINELTOKEN0123456789","expireIn":7200"#,
+        r#"{"errcode":0, "access_token" : "SENTINELTOKEN0123456789", "expires_in":"#,
+    ] {
+        let (base, _s) = serve(script(&[(200, body); 10])).await;
+        let c = core(&base, |_| {});
+        let e = c.call(&ApiRequest::get(&base, "/api")).await.unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("malformed answer"), "{text}");
+        assert!(!text.contains("SENTINEL"), "{text}");
+    }
+}
+
+/// An error page that echoes a form body (`appsecret=...`) or a header keeps
+/// its shape, not the credential.
+#[tokio::test]
+async fn an_error_page_echoing_credentials_is_quoted_without_them() {
+    let page = "<html>bad request: appkey=k&appsecret=SENTINELSECRET99 \
+                x-acs-dingtalk-access-token: SENTINELTOKEN77</html>";
+    let (base, _s) = serve(script(&[(400, page)])).await;
+    let c = core(&base, |_| {});
+    let e = c.call(&ApiRequest::get(&base, "/api")).await.unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert!(text.contains("HTTP 400"), "{text}");
+    assert!(!text.contains("SENTINEL"), "{text}");
+}

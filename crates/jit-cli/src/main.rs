@@ -40,6 +40,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Open no plugin library (their native initialisers run when they
+        /// are opened); instances of plugin Types are then reported as unchecked.
+        #[arg(long)]
+        no_plugins: bool,
     },
     /// List the app's elements: fullName, kind, type, meta, title, implementation.
     Ls {
@@ -49,6 +53,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Open no plugin library (their native initialisers run when they are opened).
+        #[arg(long)]
+        no_plugins: bool,
     },
     /// Show one element: its resolved chain, config (secrets masked) and methods.
     Show {
@@ -119,12 +126,23 @@ enum Command {
 
 /// The built-in Types, plus plugins found in the app (which may extend them).
 pub(crate) fn registry() -> TypeRegistry {
+    registry_with(true).0
+}
+
+/// The built-in Types and, when `plugins`, the provider that opens the
+/// app's plugin libraries (kept, so a command can say which it opened).
+fn registry_with(plugins: bool) -> (TypeRegistry, Option<Arc<jit_plugin_host::PluginProvider>>) {
     let mut registry = TypeRegistry::new();
     jit_corps::register_builtins(&mut registry);
-    let plugins = jit_plugin_host::PluginProvider::new(registry.clone())
-        .with_corp_services(Arc::new(jit_corps::EngineCorpServices::new()));
-    registry.add_provider(Arc::new(plugins));
-    registry
+    if !plugins {
+        return (registry, None);
+    }
+    let provider = Arc::new(
+        jit_plugin_host::PluginProvider::new(registry.clone())
+            .with_corp_services(Arc::new(jit_corps::EngineCorpServices::new())),
+    );
+    registry.add_provider(provider.clone());
+    (registry, Some(provider))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -135,23 +153,76 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 fn load(app_dir: &Path, skip_startup: bool) -> Result<App, String> {
-    App::load(
+    load_with(app_dir, skip_startup, true).map(|(app, _)| app)
+}
+
+/// Loads the app, opening its plugin libraries only when `plugins`; also
+/// returns the library files opened (`None` when plugins were off).
+fn load_with(
+    app_dir: &Path,
+    skip_startup: bool,
+    plugins: bool,
+) -> Result<(App, Option<Vec<PathBuf>>), String> {
+    let (registry, provider) = registry_with(plugins);
+    let app = App::load(
         app_dir,
         LoadOptions {
-            registry: registry(),
+            registry,
             skip_startup,
             ..LoadOptions::default()
         },
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok((app, provider.map(|p| p.opened_libraries())))
+}
+
+/// Without plugins, an instance of a plugin Type has no implementation:
+/// that is not a fault of the app, so it is a warning saying it went unchecked.
+fn unchecked_without_plugins(d: &Diagnostic) -> Diagnostic {
+    if d.code != DiagCode::NoImplementation {
+        return d.clone();
+    }
+    Diagnostic {
+        severity: Severity::Warning,
+        message: format!(
+            "{} (plugins were not opened: --no-plugins; not checked)",
+            d.message
+        ),
+        ..d.clone()
+    }
+}
+
+/// The line saying which plugin libraries a command opened.
+fn plugins_line(opened: &Option<Vec<PathBuf>>) -> String {
+    match opened {
+        None => "plugins: none opened (--no-plugins)".to_string(),
+        Some(list) if list.is_empty() => "plugins: none found in the app".to_string(),
+        Some(list) => format!(
+            "plugins: opened {} librar{} (their native initialisers ran): {}",
+            list.len(),
+            if list.len() == 1 { "y" } else { "ies" },
+            list.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 fn main() -> ExitCode {
     jit_alloc::limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { app_dir, format } => check(&app_dir, format),
-        Command::Ls { app_dir, format } => ls(&app_dir, format),
+        Command::Check {
+            app_dir,
+            format,
+            no_plugins,
+        } => check(&app_dir, format, !no_plugins),
+        Command::Ls {
+            app_dir,
+            format,
+            no_plugins,
+        } => ls(&app_dir, format, !no_plugins),
         Command::Show {
             full_name,
             app_dir,
@@ -220,10 +291,21 @@ fn print_diagnostics(diags: &[Diagnostic]) {
     }
 }
 
-fn check(app_dir: &Path, format: Format) -> Result<ExitCode, String> {
-    let app = load(app_dir, false)?;
-    let diags = app.diagnostics();
-    let errors = diags.errors().count();
+fn check(app_dir: &Path, format: Format, plugins: bool) -> Result<ExitCode, String> {
+    // Without plugins no instance is built: building one may call into a library.
+    let (app, opened) = load_with(app_dir, !plugins, plugins)?;
+    let diags: Vec<Diagnostic> = if plugins {
+        app.diagnostics().iter().cloned().collect()
+    } else {
+        app.diagnostics()
+            .iter()
+            .map(unchecked_without_plugins)
+            .collect()
+    };
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diags.len() - errors;
     match format {
         Format::Json => {
@@ -232,14 +314,16 @@ fn check(app_dir: &Path, format: Format) -> Result<ExitCode, String> {
                 "elements": app.elements().len(),
                 "errors": errors,
                 "warnings": warnings,
+                "plugins": {"opened": plugins, "libraries": opened.clone().unwrap_or_default()},
                 "diagnostics": diags,
             });
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Format::Text => {
-            for d in diags.iter() {
+            for d in &diags {
                 println!("{d}");
             }
+            println!("{}", plugins_line(&opened));
             println!(
                 "{}: {} elements, {errors} error(s), {warnings} warning(s)",
                 app_dir.display(),
@@ -254,8 +338,10 @@ fn check(app_dir: &Path, format: Format) -> Result<ExitCode, String> {
     })
 }
 
-fn ls(app_dir: &Path, format: Format) -> Result<ExitCode, String> {
-    let app = load(app_dir, true)?;
+fn ls(app_dir: &Path, format: Format, plugins: bool) -> Result<ExitCode, String> {
+    let (app, opened) = load_with(app_dir, true, plugins)?;
+    // stderr, so the table (or JSON) on stdout stays machine-readable.
+    eprintln!("{}", plugins_line(&opened));
     let infos: Vec<_> = app
         .elements()
         .keys()

@@ -53,6 +53,9 @@ pub enum DiagCode {
     Plugin,
     /// Building a `loadTime: startUp` instance failed.
     Instantiate,
+    /// A path in a declaration (`frontBundleEntry`, a config file reached
+    /// through a symbolic link) leads outside the app folder.
+    OutsideApp,
 }
 
 /// One problem, located precisely.

@@ -59,6 +59,7 @@ mod define;
 mod diagnostics;
 mod element;
 mod load;
+mod redact;
 mod registry;
 mod schema_errors;
 
@@ -75,4 +76,5 @@ pub use define::*;
 pub use diagnostics::*;
 pub use element::*;
 pub use load::{is_identifier, FRAMEWORK_PREFIX};
+pub use redact::redact;
 pub use registry::*;

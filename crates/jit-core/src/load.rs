@@ -572,12 +572,20 @@ pub(crate) fn read_layer(
             (_, None) => ElementKind::Meta,
             (_, Some(_)) => ElementKind::Instance,
         };
-        let config_file = if kind == ElementKind::Instance {
-            f.dir
-                .as_deref()
-                .and_then(|dir| locate_config(dir, &f.full_name, &raw))
-        } else {
-            None
+        let config_file = match (kind, f.dir.as_deref(), layer.root.as_deref()) {
+            (ElementKind::Instance, Some(dir), Some(root)) => {
+                match locate_config(root, dir, &f.full_name, &raw) {
+                    Ok(path) => Some(path),
+                    Err((pointer, message)) => {
+                        diags.push(
+                            Diagnostic::error(DiagCode::OutsideApp, &f.e_json, pointer, message)
+                                .for_element(&f.full_name),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
         };
         out.push(ElementDefine {
             title: string_field(&raw, "title").unwrap_or_default(),
@@ -603,14 +611,80 @@ pub(crate) fn read_layer(
 /// The config file of an instance: the `.json` file `frontBundleEntry` names,
 /// else `<InstanceName>.json` beside `e.json`. Returns the expected path even
 /// when it does not exist, so a missing file can be reported by name.
-fn locate_config(dir: &Path, full_name: &str, raw: &Value) -> Option<PathBuf> {
-    if let Some(entry) = raw.get("frontBundleEntry").and_then(Value::as_str) {
-        if entry.ends_with(".json") {
-            return Some(dir.join(entry.trim_start_matches("./")));
+///
+/// A config holds credentials, so it is read only from inside the app folder
+/// `root`: an absolute `frontBundleEntry`, one with `..`, or a file (or
+/// folder) that is a symbolic link leading outside is refused with the JSON
+/// pointer and message of the diagnostic. Otherwise any `.json` file on the
+/// machine could be read as a config, and its content quoted in errors.
+fn locate_config(
+    root: &Path,
+    dir: &Path,
+    full_name: &str,
+    raw: &Value,
+) -> Result<PathBuf, (&'static str, String)> {
+    let entry = raw
+        .get("frontBundleEntry")
+        .and_then(Value::as_str)
+        .filter(|e| e.ends_with(".json"));
+    let path = match entry {
+        Some(entry) => {
+            let rel = Path::new(entry);
+            let escapes = rel.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+            if escapes {
+                return Err((
+                    "/frontBundleEntry",
+                    format!(
+                        "`{entry}` leads outside the app folder; name a file inside the element's folder, relative to it, without `..`"
+                    ),
+                ));
+            }
+            // Joined without `.` components, so the path reads as the user
+            // would write it (`corps/X/X.json`, not `corps/X/./X.json`).
+            rel.components()
+                .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                .fold(dir.to_path_buf(), |p, c| p.join(c))
+        }
+        None => {
+            let name = full_name.rsplit('.').next().unwrap_or(full_name);
+            dir.join(format!("{name}.json"))
+        }
+    };
+    // The walk does not follow links, so `dir` is inside the app; only the
+    // file or a folder of a nested entry can be a link. One lstat in the
+    // common case; the full resolution only when a link may be involved.
+    let nested = entry.is_some_and(|e| {
+        Path::new(e)
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count()
+            > 1
+    });
+    let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+    if nested || is_link {
+        if let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.canonicalize()) {
+            if !real.starts_with(&real_root) {
+                let pointer = if entry.is_some() {
+                    "/frontBundleEntry"
+                } else {
+                    ""
+                };
+                return Err((
+                    pointer,
+                    format!(
+                        "`{}` is a symbolic link that leads outside the app folder; a config is read only from inside the app",
+                        path.strip_prefix(dir).unwrap_or(&path).display()
+                    ),
+                ));
+            }
         }
     }
-    let name = full_name.rsplit('.').next().unwrap_or(full_name);
-    Some(dir.join(format!("{name}.json")))
+    Ok(path)
 }
 
 /// Merges layers: a later layer's element with the same fullName replaces the

@@ -235,3 +235,180 @@ fn a_misspelt_key_is_named_and_the_secret_beside_it_is_not_quoted() {
     assert!(!text.contains("s3cr3t-value"), "{text}");
     assert!(!text.contains("not valid under any"), "{text}");
 }
+
+/// Every diagnostic of loading the fixture, and the config the instance got.
+fn load_all(f: &Fixture, full_name: &str) -> (Vec<Diagnostic>, Option<Value>) {
+    let mut registry = TypeRegistry::new();
+    registry.register(Arc::new(Stub("corps.QywxInnerType")));
+    let app = App::load(
+        f.0.path(),
+        LoadOptions {
+            registry,
+            env: Some(Default::default()),
+            skip_startup: true,
+        },
+    )
+    .expect("the app loads");
+    let config = app.element_config(full_name).cloned();
+    (app.diagnostics().iter().cloned().collect(), config)
+}
+
+/// A config file elsewhere on the machine, holding something a config
+/// must never be read from.
+fn outside_config() -> tempfile::TempDir {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("stolen.json"),
+        json!({"corpId": "wwOUTSIDE", "agentId": "1", "secret": "OUTSIDE-SECRET"}).to_string(),
+    )
+    .unwrap();
+    outside
+}
+
+fn assert_refused_outside(diags: &[Diagnostic], config: Option<Value>, pointer: &str) {
+    let d = diags
+        .iter()
+        .find(|d| d.code == DiagCode::OutsideApp)
+        .unwrap_or_else(|| panic!("no outside-app diagnostic: {}", all_messages(diags)));
+    assert!(ends_with(d, "corps/Acme/e.json"), "{d}");
+    assert_eq!(d.pointer, pointer, "{d}");
+    assert!(d.message.contains("outside the app folder"), "{d}");
+    assert!(!d.to_string().contains("OUTSIDE-SECRET"), "{d}");
+    assert_eq!(config, None, "the outside file must not be read");
+}
+
+#[test]
+fn a_front_bundle_entry_with_an_absolute_path_is_refused() {
+    let outside = outside_config();
+    let f = Fixture::new();
+    let entry = outside.path().join("stolen.json");
+    f.json(
+        "corps/Acme/e.json",
+        json!({"title": "Acme", "type": "corps.QywxInnerType", "frontBundleEntry": entry}),
+    );
+    let (diags, config) = load_all(&f, "corps.Acme");
+    assert_refused_outside(&diags, config, "/frontBundleEntry");
+}
+
+#[test]
+fn a_front_bundle_entry_climbing_out_with_dot_dot_is_refused() {
+    let outside = outside_config();
+    let f = Fixture::new();
+    // Enough `..` to reach `/` from any temp dir, then down to the file.
+    let entry = format!(
+        "{}{}",
+        "../".repeat(f.0.path().components().count() + 2),
+        outside.path().join("stolen.json").display()
+    );
+    f.json(
+        "corps/Acme/e.json",
+        json!({"title": "Acme", "type": "corps.QywxInnerType", "frontBundleEntry": entry}),
+    );
+    let (diags, config) = load_all(&f, "corps.Acme");
+    assert_refused_outside(&diags, config, "/frontBundleEntry");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_config_file_that_is_a_symlink_leading_outside_is_refused() {
+    let outside = outside_config();
+    let f = Fixture::new();
+    f.json(
+        "corps/Acme/e.json",
+        json!({"title": "Acme", "type": "corps.QywxInnerType"}),
+    );
+    std::os::unix::fs::symlink(
+        outside.path().join("stolen.json"),
+        f.0.path().join("corps/Acme/Acme.json"),
+    )
+    .unwrap();
+    let (diags, config) = load_all(&f, "corps.Acme");
+    assert_refused_outside(&diags, config, "");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_front_bundle_entry_through_a_symlinked_folder_leading_outside_is_refused() {
+    let outside = outside_config();
+    let f = Fixture::new();
+    f.json(
+        "corps/Acme/e.json",
+        json!({"title": "Acme", "type": "corps.QywxInnerType", "frontBundleEntry": "conf/stolen.json"}),
+    );
+    std::os::unix::fs::symlink(outside.path(), f.0.path().join("corps/Acme/conf")).unwrap();
+    let (diags, config) = load_all(&f, "corps.Acme");
+    assert_refused_outside(&diags, config, "/frontBundleEntry");
+}
+
+#[test]
+fn a_front_bundle_entry_in_a_subfolder_of_the_app_is_read() {
+    let f = Fixture::new();
+    f.json(
+        "corps/Acme/e.json",
+        json!({"title": "Acme", "type": "corps.QywxInnerType", "frontBundleEntry": "./conf/acme.json"}),
+    )
+    .json(
+        "corps/Acme/conf/acme.json",
+        json!({"corpId": "wwINSIDE", "agentId": "1", "secret": "s"}),
+    );
+    let (diags, config) = load_all(&f, "corps.Acme");
+    assert!(diags.is_empty(), "{}", all_messages(&diags));
+    assert_eq!(config.unwrap()["corpId"], "wwINSIDE");
+}
+
+/// Every number a schema accepts, at its JSON pointer inside the schema,
+/// that has no upper bound.
+fn unbounded_numbers(schema: &Value, pointer: &str, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            let numeric = matches!(
+                map.get("type").and_then(Value::as_str),
+                Some("number" | "integer")
+            );
+            let bounded = map.contains_key("maximum") || map.contains_key("exclusiveMaximum");
+            if numeric && !bounded {
+                out.push(pointer.to_string());
+            }
+            for (k, v) in map {
+                unbounded_numbers(v, &format!("{pointer}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                unbounded_numbers(v, &format!("{pointer}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A huge number in a config reaches code such as `Duration::from_secs_f64`,
+/// which panics; the schema is where every number gets its ceiling.
+#[test]
+fn every_number_in_every_shipped_schema_has_an_upper_bound() {
+    let mut unbounded = Vec::new();
+    for (name, text) in jit_core::embedded::SCHEMA_FILES {
+        let schema: Value = serde_json::from_str(text).unwrap();
+        let mut found = Vec::new();
+        unbounded_numbers(&schema, "", &mut found);
+        unbounded.extend(found.into_iter().map(|p| format!("{name}#{p}")));
+    }
+    assert!(
+        unbounded.is_empty(),
+        "numbers without a maximum: {unbounded:#?}"
+    );
+}
+
+#[test]
+fn a_huge_request_timeout_is_a_config_error_at_its_pointer() {
+    let f = Fixture::new();
+    f.org(
+        "Acme",
+        "corps.QywxInnerType",
+        json!({"corpId": "ww1", "agentId": "1", "secret": "s", "sync": {"timeoutSecs": 1e300}}),
+    );
+    let errors = f.config_errors();
+    assert_eq!(errors.len(), 1, "{}", all_messages(&errors));
+    assert_eq!(errors[0].pointer, "/sync/timeoutSecs", "{}", errors[0]);
+    assert!(ends_with(&errors[0], "corps/Acme/Acme.json"));
+}

@@ -10,7 +10,7 @@ use jit_core::{
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Loads an app's plugin libraries and provides their Types.
 ///
@@ -22,6 +22,7 @@ pub struct PluginProvider {
     base: TypeRegistry,
     corp: Option<Arc<dyn CorpServices>>,
     log: LogSink,
+    opened: Mutex<Vec<PathBuf>>,
 }
 
 impl PluginProvider {
@@ -33,7 +34,16 @@ impl PluginProvider {
             base,
             corp: None,
             log: stderr_log_sink(),
+            opened: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Every library file this provider handed to the OS loader, in order,
+    /// whether or not it turned out to be a usable plugin: opening a library
+    /// runs its native initialisers, so a host that inspects an app says
+    /// which code it ran (`jit check` prints them).
+    pub fn opened_libraries(&self) -> Vec<PathBuf> {
+        self.opened.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Serves the `corps.*` host services with `services`.
@@ -163,6 +173,11 @@ impl TypeProvider for PluginProvider {
                 continue;
             }
             seen.push(key.clone());
+            if d.path.exists() {
+                if let Ok(mut opened) = self.opened.lock() {
+                    opened.push(d.path.clone());
+                }
+            }
             match library::load(&d.path) {
                 Ok(lib) => libraries.push(lib),
                 Err(e) => {
