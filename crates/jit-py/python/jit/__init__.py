@@ -188,6 +188,10 @@ class Element:
         if names is None:
             # Unknown: let the runtime say so, with the list of methods.
             return decode(self._native.call(method, "null"))
+        # Optional arguments the seeds' signatures list but this Type does
+        # not declare (WeCom's bulkRegister has no memberList) may be None.
+        while args and args[-1] is None and len(args) > len(names):
+            args = args[:-1]
         if len(args) > len(names):
             raise ArgumentError(
                 f"{self.fullName}.{method}: takes {len(names)} argument(s) "
@@ -270,7 +274,7 @@ class OrgElement(Element):
         ``corpData`` (a :meth:`getThirdCorpData` result), only for
         ``memberList`` when given (DingTalk). Identity conflicts are
         returned, never merged."""
-        return self.call("bulkRegister", corpData, memberList)
+        return self.call("bulkRegister", corpData, memberList=memberList)
 
     def getLocalCorpData(self, includeOffline: Optional[bool] = None) -> Row:
         """The org in the store: ``corp``, ``userList``, ``deptList``,
