@@ -101,12 +101,10 @@ pub fn schema_version() -> i64 {
 ///
 /// `location` is a `postgres://` / `postgresql://` URL (PostgreSQL, default
 /// search path), a `sqlite://path` URL, or a plain file path (SQLite; the
-/// file is created if missing, its folder must exist).
+/// file is created if missing, its folder must exist). Each backend declares
+/// the URL schemes it opens; a location with none of them is a SQLite path.
 pub async fn open(location: &str) -> StoreResult<Arc<dyn OrgStore>> {
-    match classify(location) {
-        Location::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url, None).await?)),
-        Location::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
-    }
+    (driver_for(location).open)(location.to_string(), None).await
 }
 
 /// Opens the store of an app.
@@ -126,13 +124,7 @@ pub async fn open_for_app(
         }
     }
     if let Some(url) = settings_url.map(str::trim).filter(|u| !u.is_empty()) {
-        return match classify(url) {
-            Location::Postgres(_) => open(url).await,
-            Location::Sqlite(path) => {
-                let path = app_root.join(path);
-                Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
-            }
-        };
+        return (driver_for(url).open)(url.to_string(), Some(app_root.to_path_buf())).await;
     }
     let dir = app_root.join(".jit");
     let open_err = |message: String| StoreError::Open {
@@ -213,22 +205,35 @@ fn redact_key_values(s: &str) -> String {
         .join(" ")
 }
 
-enum Location<'a> {
-    Postgres(&'a str),
-    Sqlite(PathBuf),
+/// An opened store, on its way.
+pub(crate) type OpenFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<Arc<dyn OrgStore>>> + Send>>;
+
+/// What a backend declares about itself (as sqlx's `AnyDriver` does): the
+/// URL schemes it opens, and how it opens them. Adding a backend is adding
+/// one of these to [`DRIVERS`].
+pub(crate) struct Driver {
+    /// Schemes (`<scheme>:...`, compared without case) this backend opens.
+    pub url_schemes: &'static [&'static str],
+    /// Opens the location as given (scheme included); a relative path in
+    /// it is relative to the folder given, else to the working directory.
+    pub open: fn(location: String, base: Option<PathBuf>) -> OpenFuture,
 }
 
-fn classify(location: &str) -> Location<'_> {
-    let lower = location.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        Location::Postgres(location)
-    } else if let Some(path) = location.strip_prefix("sqlite://") {
-        Location::Sqlite(PathBuf::from(path))
-    } else if let Some(path) = location.strip_prefix("sqlite:") {
-        Location::Sqlite(PathBuf::from(path))
-    } else {
-        Location::Sqlite(PathBuf::from(location))
-    }
+/// Every backend. Locations with none of their schemes are SQLite paths.
+const DRIVERS: &[&Driver] = &[&postgres::DRIVER, &sqlite::DRIVER];
+
+/// The backend that opens `location`.
+fn driver_for(location: &str) -> &'static Driver {
+    let scheme = location
+        .split_once(':')
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    DRIVERS
+        .iter()
+        .copied()
+        .find(|d| d.url_schemes.contains(&scheme.as_str()))
+        .unwrap_or(&sqlite::DRIVER)
 }
 
 #[cfg(test)]
@@ -253,18 +258,22 @@ mod tests {
 
     #[test]
     fn locations_select_the_backend() {
-        assert!(matches!(classify("postgres://h/db"), Location::Postgres(_)));
-        assert!(matches!(
-            classify("POSTGRESQL://h/db"),
-            Location::Postgres(_)
-        ));
-        match classify("sqlite:///tmp/x.db") {
-            Location::Sqlite(p) => assert_eq!(p, PathBuf::from("/tmp/x.db")),
-            _ => panic!("sqlite url must select SQLite"),
-        }
-        match classify("data/org.db") {
-            Location::Sqlite(p) => assert_eq!(p, PathBuf::from("data/org.db")),
-            _ => panic!("a plain path must select SQLite"),
-        }
+        let backend = |l: &str| driver_for(l).url_schemes[0];
+        assert_eq!(backend("postgres://h/db"), "postgres");
+        assert_eq!(backend("POSTGRESQL://h/db"), "postgres");
+        assert_eq!(backend("sqlite:///tmp/x.db"), "sqlite");
+        assert_eq!(backend("data/org.db"), "sqlite");
+        assert_eq!(
+            sqlite::file_of("sqlite:///tmp/x.db", None),
+            PathBuf::from("/tmp/x.db")
+        );
+        assert_eq!(
+            sqlite::file_of("sqlite:data/org.db", Some(Path::new("/app"))),
+            PathBuf::from("/app/data/org.db")
+        );
+        assert_eq!(
+            sqlite::file_of("data/org.db", None),
+            PathBuf::from("data/org.db")
+        );
     }
 }

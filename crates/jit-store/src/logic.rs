@@ -2,6 +2,8 @@
 //! paths, identity binding decisions, and assembling what reads return.
 //! The backends only move rows in and out of their database.
 
+pub(crate) mod ops;
+
 use crate::api::{AdminRow, IdentityConflict, Origin, StoreError, StoreResult};
 use jit_org::{
     Admin, CorpRecord, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, Provider, Role,

@@ -5,11 +5,12 @@
 
 use crate::api::*;
 use crate::lock::{self, SyncLock};
-use crate::logic::{self, pg_message, sql, Ctx, ExistingBindings, MembershipRow, OrgRows};
+use crate::logic::ops::{self, BindingRow, Tx};
+use crate::logic::{self, pg_message, sql, Ctx, MembershipRow, OrgRows};
 use crate::schema::{self, Dialect};
 use jit_org::{
-    Admin, Change, CorpRecord, CorpSnapshot, DeptMembership, Member, MemberStatus, Provider,
-    RoleGroup, SyncPlan,
+    Admin, Change, CorpRecord, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, Provider,
+    Role, RoleGroup, SyncPlan,
 };
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,19 @@ use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
 /// Rows per bulk statement: large enough to amortise the round trip, small
 /// enough to keep each array parameter a few MiB.
 const BATCH: usize = 10_000;
+
+/// The PostgreSQL backend: `postgres://` and `postgresql://` URLs (the
+/// default search path; [`crate::open_postgres_in_schema`] picks a schema).
+pub(crate) const DRIVER: crate::Driver = crate::Driver {
+    url_schemes: &["postgres", "postgresql"],
+    open: |url, _base| {
+        Box::pin(async move {
+            let store: std::sync::Arc<dyn OrgStore> =
+                std::sync::Arc::new(PgStore::open(&url, None).await?);
+            Ok(store)
+        })
+    },
+};
 
 /// A store in a PostgreSQL database (optionally in its own schema).
 pub(crate) struct PgStore {
@@ -103,6 +117,34 @@ impl PgStore {
 /// `to_regclass` is not used on purpose: it answers from the catalog cache,
 /// which is not refreshed by taking an advisory lock, so a process that lost
 /// the migration race would still see "no version table" and migrate again.
+/// Runs one of the shared operations (`logic::ops`) in a transaction on
+/// the store's connection, committed when it succeeds and rolled back when
+/// it fails: `in_tx!(self, op, |tx| ops::apply(tx, ...))`.
+macro_rules! in_tx {
+    ($store:expr, $op:expr, |$tx:ident| $body:expr) => {{
+        let op: &str = $op;
+        let mut c = $store.client.lock().await;
+        let t = c.transaction().await.ctx(op)?;
+        let out = {
+            let $tx = &mut PgTx { tx: &t, op };
+            $body.await
+        };
+        match out {
+            Ok(out) => {
+                t.commit().await.ctx(op)?;
+                Ok::<_, StoreError>(out)
+            }
+            Err(e) => {
+                // Roll back now rather than on drop: a dropped transaction
+                // only queues its ROLLBACK, which waits (holding its locks)
+                // until the connection is next used.
+                let _ = t.rollback().await;
+                Err(e)
+            }
+        }
+    }};
+}
+
 async fn read_version(c: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
     let row = c
         .query_one(
@@ -201,29 +243,6 @@ async fn count(
     op: &str,
 ) -> StoreResult<i64> {
     Ok(c.query_one(q, p).await.ctx(op)?.get(0))
-}
-
-async fn require_corp(c: &impl GenericClient, full_name: &str, op: &str) -> StoreResult<()> {
-    if count(c, sql::CORP_EXISTS, &[&full_name], op).await? == 0 {
-        return Err(StoreError::UnknownCorp(full_name.to_string()));
-    }
-    Ok(())
-}
-
-async fn require_member(
-    c: &impl GenericClient,
-    full_name: &str,
-    member_id: &str,
-    op: &str,
-) -> StoreResult<()> {
-    require_corp(c, full_name, op).await?;
-    if count(c, sql::MEMBER_EXISTS, &[&full_name, &member_id], op).await? == 0 {
-        return Err(StoreError::UnknownMember {
-            corp: full_name.to_string(),
-            member_id: member_id.to_string(),
-        });
-    }
-    Ok(())
 }
 
 async fn read_corp(
@@ -396,138 +415,6 @@ async fn upsert_corp(c: &impl GenericClient, corp: &CorpRecord, op: &str) -> Sto
     Ok(())
 }
 
-async fn bind_members(
-    tx: &Transaction<'_>,
-    corp: &CorpRecord,
-    members: &[&Member],
-    rows: &mut u64,
-    op: &str,
-) -> StoreResult<(HashMap<String, i64>, Vec<IdentityConflict>)> {
-    let provider = corp.provider.as_str();
-    let by_member = tx
-        .query(sql::SELECT_CORP_BINDINGS, &[&provider, &corp.corp_id])
-        .await
-        .ctx(op)?
-        .iter()
-        .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2))))
-        .collect();
-    let by_union = if corp.provider.identity_by_union_id() {
-        tx.query(sql::SELECT_UNION_USERS, &[&provider])
-            .await
-            .ctx(op)?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
-    } else {
-        HashMap::new()
-    };
-    let d = logic::decide_bindings(
-        &corp.provider,
-        members,
-        ExistingBindings {
-            by_member,
-            by_union,
-        },
-    );
-    let now = logic::now_ms();
-    let mut new_ids: Vec<i64> = Vec::with_capacity(d.new_users.len());
-    if !d.new_users.is_empty() {
-        let n = d.new_users.len() as i64;
-        // Reserve n consecutive ids in one step (one nextval per user costs
-        // ~4 µs each). nextval+setval is not atomic, so every allocation takes
-        // this transaction-scoped lock first; sequence moves survive a
-        // rollback, which only leaves a harmless gap.
-        tx.batch_execute("SELECT pg_advisory_xact_lock(72617)")
-            .await
-            .ctx(op)?;
-        let last: i64 = tx
-            .query_one(
-                "SELECT setval(pg_get_serial_sequence('users', 'user_id'), \
-                 nextval(pg_get_serial_sequence('users', 'user_id')) + $1::int8 - 1)",
-                &[&n],
-            )
-            .await
-            .ctx(op)?
-            .get(0);
-        new_ids = (last - n + 1..=last).collect();
-        let sink = tx
-            .copy_in("COPY users (user_id, name, created_at) FROM STDIN BINARY")
-            .await
-            .ctx(op)?;
-        let mut w = pin!(BinaryCopyInWriter::new(
-            sink,
-            &[Type::INT8, Type::TEXT, Type::INT8]
-        ));
-        for (id, name) in new_ids.iter().zip(&d.new_users) {
-            w.as_mut().write(&[id, name, &now]).await.ctx(op)?;
-        }
-        *rows += w.as_mut().finish().await.ctx(op)?;
-    }
-    let q = format!(
-        "INSERT INTO auth_bindings ({}) SELECT $1::text, $2::text, u.m, u.un, u.uid, $6::int8, $6::int8 \
-         FROM UNNEST($3::text[], $4::text[], $5::int8[]) AS u(m, un, uid) {}",
-        sql::BINDING_COLUMNS,
-        sql::BINDING_CONFLICT
-    );
-    let (new, changed): (Vec<&logic::BindingWrite>, Vec<&logic::BindingWrite>) =
-        d.writes.iter().partition(|w| w.new);
-    if !new.is_empty() {
-        let sink = tx
-            .copy_in(&format!(
-                "COPY auth_bindings ({}) FROM STDIN BINARY",
-                sql::BINDING_COLUMNS
-            ))
-            .await
-            .ctx(op)?;
-        let mut w = pin!(BinaryCopyInWriter::new(
-            sink,
-            &[
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::INT8,
-                Type::INT8,
-                Type::INT8
-            ],
-        ));
-        for b in &new {
-            let user = logic::resolve(b.user, &new_ids);
-            w.as_mut()
-                .write(&[
-                    &provider,
-                    &corp.corp_id,
-                    &b.member_id,
-                    &b.union_id,
-                    &user,
-                    &now,
-                    &now,
-                ])
-                .await
-                .ctx(op)?;
-        }
-        *rows += w.as_mut().finish().await.ctx(op)?;
-    }
-    for chunk in changed.chunks(BATCH) {
-        let m: Vec<&str> = chunk.iter().map(|w| w.member_id.as_str()).collect();
-        let un: Vec<Option<&str>> = chunk.iter().map(|w| w.union_id.as_deref()).collect();
-        let uid: Vec<i64> = chunk
-            .iter()
-            .map(|w| logic::resolve(w.user, &new_ids))
-            .collect();
-        *rows += tx
-            .execute(&q, &[&provider, &corp.corp_id, &m, &un, &uid, &now])
-            .await
-            .ctx(op)?;
-    }
-    let member_user = d
-        .member_user
-        .iter()
-        .map(|(m, u)| (m.clone(), logic::resolve(*u, &new_ids)))
-        .collect();
-    Ok((member_user, d.conflicts))
-}
-
 /// Inserts the run (`run_id` 0) or finishes the begun run `run_id`, with its
 /// change lines.
 async fn write_run(
@@ -614,135 +501,322 @@ async fn write_run(
     Ok(run_id)
 }
 
-/// Replaces the admin rows of one origin.
-async fn write_admins(
-    tx: &impl GenericClient,
-    fname: &str,
-    admins: &[Admin],
-    origin: Origin,
-    op: &str,
-) -> StoreResult<u64> {
-    let mut rows = tx
-        .execute(sql::ADMINS_CLEAR, &[&fname, &origin.as_str()])
-        .await
-        .ctx(op)?;
-    let admins = logic::dedup_admins(admins);
-    if !admins.is_empty() {
-        let m: Vec<&str> = admins.iter().map(|a| a.member_id.as_str()).collect();
-        let level: Vec<i32> = admins.iter().map(|a| a.level).collect();
-        let seq: Vec<i64> = (0..admins.len() as i64).collect();
-        rows += tx
-            .execute(
-                "INSERT INTO admins (corp, member_id, level, seq, origin) \
-                 SELECT $1::text, u.*, $5::text FROM UNNEST($2::text[], $3::int4[], $4::int8[]) AS u",
-                &[&fname, &m, &level, &seq, &origin.as_str()],
-            )
-            .await
-            .ctx(op)?;
-    }
-    Ok(rows)
+/// The PostgreSQL primitives over one open transaction: new rows go in with
+/// binary `COPY`, updates as `INSERT ... SELECT FROM UNNEST(array params)
+/// ON CONFLICT DO UPDATE` in batches of [`BATCH`].
+struct PgTx<'a, 't> {
+    tx: &'a Transaction<'t>,
+    op: &'a str,
 }
 
-async fn apply(
-    client: &mut Client,
-    corp: &CorpRecord,
-    plan: &SyncPlan,
-    run: &SyncRun,
-) -> StoreResult<ApplyReport> {
-    let op = format!("apply plan for {}", corp.full_name);
-    let op = op.as_str();
-    let tx = client.transaction().await.ctx(op)?;
-    let fname = corp.full_name.as_str();
-    upsert_corp(&tx, corp, op).await?;
-    let n = logic::Normalized::new(plan);
-    let mut rows: u64 = 0;
+impl PgTx<'_, '_> {
+    /// Executes one statement; returns the rows changed.
+    async fn exec(
+        &self,
+        q: &str,
+        p: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> StoreResult<u64> {
+        self.tx.execute(q, p).await.ctx(self.op)
+    }
 
-    if !n.depts.is_empty() || !plan.remove_depts.is_empty() {
-        let existing: Vec<(i64, Option<i64>, String)> = tx
-            .query(sql::SELECT_DEPT_TREE, &[&fname])
-            .await
-            .ctx(op)?
+    /// Runs a query.
+    async fn rows(
+        &self,
+        q: &str,
+        p: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> StoreResult<Vec<tokio_postgres::Row>> {
+        self.tx.query(q, p).await.ctx(self.op)
+    }
+
+    /// Whether a `COUNT(*)` query finds anything.
+    async fn any(
+        &self,
+        q: &str,
+        p: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> StoreResult<bool> {
+        Ok(count(self.tx, q, p, self.op).await? > 0)
+    }
+}
+
+impl Tx for PgTx<'_, '_> {
+    fn operation(&self) -> &str {
+        self.op
+    }
+
+    async fn corp_exists(&mut self, corp: &str) -> StoreResult<bool> {
+        self.any(sql::CORP_EXISTS, &[&corp]).await
+    }
+
+    async fn member_exists(&mut self, corp: &str, member_id: &str) -> StoreResult<bool> {
+        self.any(sql::MEMBER_EXISTS, &[&corp, &member_id]).await
+    }
+
+    async fn role_exists(&mut self, corp: &str, role_id: &str) -> StoreResult<bool> {
+        self.any(sql::ROLE_EXISTS, &[&corp, &role_id]).await
+    }
+
+    async fn dept_tree(&mut self, corp: &str) -> StoreResult<Vec<(i64, Option<i64>, String)>> {
+        Ok(self
+            .rows(sql::SELECT_DEPT_TREE, &[&corp])
+            .await?
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect();
-        let paths = logic::compute_paths(&existing, &n.depts, &plan.remove_depts);
+            .collect())
+    }
+
+    async fn dept_ids(&mut self, corp: &str) -> StoreResult<HashSet<i64>> {
+        Ok(self
+            .rows(sql::DEPT_IDS, &[&corp])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn member_ids(&mut self, corp: &str) -> StoreResult<HashSet<String>> {
+        Ok(self
+            .rows(sql::MEMBER_IDS, &[&corp])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn corp_bindings(
+        &mut self,
+        provider: &str,
+        corp_id: &str,
+    ) -> StoreResult<HashMap<String, (i64, Option<String>)>> {
+        Ok(self
+            .rows(sql::SELECT_CORP_BINDINGS, &[&provider, &corp_id])
+            .await?
+            .iter()
+            .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2))))
+            .collect())
+    }
+
+    async fn union_users(&mut self, provider: &str) -> StoreResult<HashMap<String, i64>> {
+        Ok(self
+            .rows(sql::SELECT_UNION_USERS, &[&provider])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    async fn member_roles(
+        &mut self,
+        corp: &str,
+        member_id: &str,
+    ) -> StoreResult<Vec<(String, Origin)>> {
+        self.rows(sql::MEMBER_ROLES, &[&corp, &member_id])
+            .await?
+            .iter()
+            .map(|r| Ok((r.get(0), logic::origin_parse(r.get::<_, &str>(1))?)))
+            .collect()
+    }
+
+    async fn upsert_corp(&mut self, corp: &CorpRecord) -> StoreResult<()> {
+        upsert_corp(self.tx, corp, self.op).await
+    }
+
+    async fn upsert_depts(
+        &mut self,
+        corp: &str,
+        depts: &[&Dept],
+        paths: &HashMap<i64, String>,
+    ) -> StoreResult<u64> {
         let q = format!(
             "INSERT INTO depts ({}) SELECT $1::text, * FROM UNNEST($2::int8[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::text[]) {}",
             sql::DEPT_COLUMNS,
             sql::DEPT_CONFLICT
         );
-        for chunk in n.depts.chunks(BATCH) {
+        let mut rows = 0;
+        for chunk in depts.chunks(BATCH) {
             let id: Vec<i64> = chunk.iter().map(|d| d.dept_id).collect();
             let parent: Vec<Option<i64>> = chunk.iter().map(|d| d.parent_id).collect();
             let name: Vec<&str> = chunk.iter().map(|d| d.name.as_str()).collect();
             let order: Vec<i64> = chunk.iter().map(|d| d.order).collect();
-            let path: Vec<&str> = chunk
-                .iter()
-                .map(|d| paths.upserted[&d.dept_id].as_str())
-                .collect();
+            let path: Vec<&str> = chunk.iter().map(|d| paths[&d.dept_id].as_str()).collect();
             let leaders: Vec<String> = chunk
                 .iter()
                 .map(|d| serde_json::to_string(&d.leaders).unwrap_or_else(|_| "[]".into()))
                 .collect();
-            rows += tx
-                .execute(&q, &[&fname, &id, &parent, &name, &order, &path, &leaders])
-                .await
-                .ctx(op)?;
+            rows += self
+                .exec(&q, &[&corp, &id, &parent, &name, &order, &path, &leaders])
+                .await?;
         }
-        if !plan.remove_depts.is_empty() {
-            rows += tx
-                .execute(
-                    "DELETE FROM dept_members WHERE corp = $1 AND dept_id = ANY($2::int8[])",
-                    &[&fname, &plan.remove_depts],
-                )
-                .await
-                .ctx(op)?;
-            rows += tx
-                .execute(
-                    "DELETE FROM depts WHERE corp = $1 AND dept_id = ANY($2::int8[])",
-                    &[&fname, &plan.remove_depts],
-                )
-                .await
-                .ctx(op)?;
-        }
-        for chunk in paths.changed.chunks(BATCH) {
-            let id: Vec<i64> = chunk.iter().map(|c| c.0).collect();
-            let path: Vec<&str> = chunk.iter().map(|c| c.1.as_str()).collect();
-            rows += tx
-                .execute(
-                    "UPDATE depts d SET path = u.path FROM UNNEST($2::int8[], $3::text[]) AS u(id, path) \
-                     WHERE d.corp = $1 AND d.dept_id = u.id",
-                    &[&fname, &id, &path],
-                )
-                .await
-                .ctx(op)?;
-        }
+        Ok(rows)
     }
 
-    let mut conflicts = Vec::new();
-    if !n.members.is_empty() {
-        let (member_user, c) = bind_members(&tx, corp, &n.members, &mut rows, op).await?;
-        conflicts = c;
-        let upsert = format!(
-            "INSERT INTO members ({}) SELECT $1::text, * FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::text[]) {}",
-            sql::MEMBER_COLUMNS,
-            sql::MEMBER_CONFLICT
-        );
-        // Only members already stored can have memberships to replace.
-        let stored: HashSet<String> = tx
-            .query(sql::MEMBER_IDS, &[&fname])
+    async fn remove_depts(&mut self, corp: &str, ids: &[i64]) -> StoreResult<u64> {
+        Ok(self
+            .exec(
+                "DELETE FROM dept_members WHERE corp = $1 AND dept_id = ANY($2::int8[])",
+                &[&corp, &ids],
+            )
+            .await?
+            + self
+                .exec(
+                    "DELETE FROM depts WHERE corp = $1 AND dept_id = ANY($2::int8[])",
+                    &[&corp, &ids],
+                )
+                .await?)
+    }
+
+    async fn set_dept_paths(&mut self, corp: &str, changed: &[(i64, String)]) -> StoreResult<u64> {
+        let mut rows = 0;
+        for chunk in changed.chunks(BATCH) {
+            let id: Vec<i64> = chunk.iter().map(|c| c.0).collect();
+            let path: Vec<&str> = chunk.iter().map(|c| c.1.as_str()).collect();
+            rows += self
+                .exec(
+                    "UPDATE depts d SET path = u.path FROM UNNEST($2::int8[], $3::text[]) AS u(id, path) \
+                     WHERE d.corp = $1 AND d.dept_id = u.id",
+                    &[&corp, &id, &path],
+                )
+                .await?;
+        }
+        Ok(rows)
+    }
+
+    async fn insert_users(&mut self, names: &[String], now: i64) -> StoreResult<(Vec<i64>, u64)> {
+        let op = self.op;
+        let n = names.len() as i64;
+        // Reserve n consecutive ids in one step (one nextval per user costs
+        // ~4 µs each). nextval+setval is not atomic, so every allocation takes
+        // this transaction-scoped lock first; sequence moves survive a
+        // rollback, which only leaves a harmless gap.
+        self.tx
+            .batch_execute("SELECT pg_advisory_xact_lock(72617)")
+            .await
+            .ctx(op)?;
+        let last: i64 = self
+            .tx
+            .query_one(
+                "SELECT setval(pg_get_serial_sequence('users', 'user_id'), \
+                 nextval(pg_get_serial_sequence('users', 'user_id')) + $1::int8 - 1)",
+                &[&n],
+            )
             .await
             .ctx(op)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let (fresh, known): (Vec<&Member>, Vec<&Member>) = n
-            .members
-            .iter()
-            .partition(|m| !stored.contains(&m.member_id));
+            .get(0);
+        let ids: Vec<i64> = (last - n + 1..=last).collect();
+        let sink = self
+            .tx
+            .copy_in("COPY users (user_id, name, created_at) FROM STDIN BINARY")
+            .await
+            .ctx(op)?;
+        let mut w = pin!(BinaryCopyInWriter::new(
+            sink,
+            &[Type::INT8, Type::TEXT, Type::INT8]
+        ));
+        for (id, name) in ids.iter().zip(names) {
+            w.as_mut().write(&[id, name, &now]).await.ctx(op)?;
+        }
+        let rows = w.as_mut().finish().await.ctx(op)?;
+        Ok((ids, rows))
+    }
+
+    async fn write_bindings(
+        &mut self,
+        provider: &str,
+        corp_id: &str,
+        rows: &[BindingRow<'_>],
+        now: i64,
+    ) -> StoreResult<u64> {
+        let op = self.op;
+        let (new, changed): (Vec<&BindingRow>, Vec<&BindingRow>) = rows.iter().partition(|w| w.new);
+        let mut written = 0;
+        if !new.is_empty() {
+            let sink = self
+                .tx
+                .copy_in(&format!(
+                    "COPY auth_bindings ({}) FROM STDIN BINARY",
+                    sql::BINDING_COLUMNS
+                ))
+                .await
+                .ctx(op)?;
+            let mut w = pin!(BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::INT8,
+                    Type::INT8
+                ],
+            ));
+            for b in &new {
+                w.as_mut()
+                    .write(&[
+                        &provider,
+                        &corp_id,
+                        &b.member_id,
+                        &b.union_id,
+                        &b.user_id,
+                        &now,
+                        &now,
+                    ])
+                    .await
+                    .ctx(op)?;
+            }
+            written += w.as_mut().finish().await.ctx(op)?;
+        }
+        let q = format!(
+            "INSERT INTO auth_bindings ({}) SELECT $1::text, $2::text, u.m, u.un, u.uid, $6::int8, $6::int8 \
+             FROM UNNEST($3::text[], $4::text[], $5::int8[]) AS u(m, un, uid) {}",
+            sql::BINDING_COLUMNS,
+            sql::BINDING_CONFLICT
+        );
+        for chunk in changed.chunks(BATCH) {
+            let m: Vec<&str> = chunk.iter().map(|w| w.member_id).collect();
+            let un: Vec<Option<&str>> = chunk.iter().map(|w| w.union_id).collect();
+            let uid: Vec<i64> = chunk.iter().map(|w| w.user_id).collect();
+            written += self
+                .exec(&q, &[&provider, &corp_id, &m, &un, &uid, &now])
+                .await?;
+        }
+        Ok(written)
+    }
+
+    async fn set_member_users(&mut self, corp: &str, users: &[(&str, i64)]) -> StoreResult<u64> {
+        let (m, u): (Vec<&str>, Vec<i64>) = users.iter().copied().unzip();
+        self.exec(
+            "UPDATE members x SET user_id = u.uid FROM UNNEST($2::text[], $3::int8[]) AS u(m, uid) \
+             WHERE x.corp = $1 AND x.member_id = u.m",
+            &[&corp, &m, &u],
+        )
+        .await
+    }
+
+    async fn clear_memberships(&mut self, corp: &str, member_ids: &[&str]) -> StoreResult<u64> {
+        let mut rows = 0;
+        for chunk in member_ids.chunks(BATCH) {
+            rows += self
+                .exec(
+                    "DELETE FROM dept_members WHERE corp = $1 AND member_id = ANY($2::text[])",
+                    &[&corp, &chunk],
+                )
+                .await?;
+        }
+        Ok(rows)
+    }
+
+    async fn write_members(
+        &mut self,
+        corp: &str,
+        fresh: &[&Member],
+        known: &[&Member],
+        users: &HashMap<String, i64>,
+    ) -> StoreResult<u64> {
+        let op = self.op;
+        let mut rows = 0;
         if !fresh.is_empty() {
-            let sink = tx
+            let sink = self
+                .tx
                 .copy_in(&format!(
                     "COPY members ({}) FROM STDIN BINARY",
                     sql::MEMBER_COLUMNS
@@ -768,12 +842,12 @@ async fn apply(
                     Type::TEXT,
                 ],
             ));
-            for m in &fresh {
-                let user = member_user.get(&m.member_id).copied();
+            for m in fresh {
+                let user = users.get(&m.member_id).copied();
                 let extra = logic::extra_to_text(&m.extra);
                 w.as_mut()
                     .write(&[
-                        &fname,
+                        &corp,
                         &m.member_id,
                         &user,
                         &m.union_id,
@@ -793,11 +867,17 @@ async fn apply(
             }
             rows += w.as_mut().finish().await.ctx(op)?;
         }
+        let upsert = format!(
+            "INSERT INTO members ({}) SELECT $1::text, * FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::text[]) {}",
+            sql::MEMBER_COLUMNS,
+            sql::MEMBER_CONFLICT
+        );
         for chunk in known.chunks(BATCH) {
             let id: Vec<&str> = chunk.iter().map(|m| m.member_id.as_str()).collect();
             let user: Vec<Option<i64>> = chunk
                 .iter()
-                .map(|m| member_user.get(&m.member_id).copied())
+                .map(|m| users.get(&m.member_id).copied())
                 .collect();
             let union: Vec<Option<&str>> = chunk.iter().map(|m| m.union_id.as_deref()).collect();
             let name: Vec<&str> = chunk.iter().map(|m| m.name.as_str()).collect();
@@ -813,26 +893,24 @@ async fn apply(
                 .iter()
                 .map(|m| logic::extra_to_text(&m.extra))
                 .collect();
-            rows += tx
-                .execute(
+            rows += self
+                .exec(
                     &upsert,
                     &[
-                        &fname, &id, &user, &union, &name, &status, &position, &job, &main, &hired,
+                        &corp, &id, &user, &union, &name, &status, &position, &job, &main, &hired,
                         &avatar, &mobile, &email, &extra,
                     ],
                 )
-                .await
-                .ctx(op)?;
-            rows += tx
-                .execute(
-                    "DELETE FROM dept_members WHERE corp = $1 AND member_id = ANY($2::text[])",
-                    &[&fname, &id],
-                )
-                .await
-                .ctx(op)?;
+                .await?;
         }
+        Ok(rows)
+    }
+
+    async fn insert_memberships(&mut self, corp: &str, members: &[&Member]) -> StoreResult<u64> {
+        let op = self.op;
         // Old memberships are gone, so the new ones are plain rows: COPY.
-        let sink = tx
+        let sink = self
+            .tx
             .copy_in(&format!(
                 "COPY dept_members ({}) FROM STDIN BINARY",
                 sql::MEMBERSHIP_COLUMNS
@@ -850,11 +928,11 @@ async fn apply(
                 Type::BOOL
             ],
         ));
-        for m in &n.members {
+        for m in members {
             for (seq, d) in logic::memberships(m) {
                 w.as_mut()
                     .write(&[
-                        &fname,
+                        &corp,
                         &m.member_id,
                         &d.dept_id,
                         &seq,
@@ -865,77 +943,114 @@ async fn apply(
                     .ctx(op)?;
             }
         }
-        rows += w.as_mut().finish().await.ctx(op)?;
-    }
-    if !n.members.is_empty() {
-        let depts: HashSet<i64> = tx
-            .query(sql::DEPT_IDS, &[&fname])
-            .await
-            .ctx(op)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        logic::check_memberships(op, &n.members, &depts)?;
+        w.as_mut().finish().await.ctx(op)
     }
 
-    if !plan.offline_members.is_empty() {
-        rows += tx
-            .execute(
-                "UPDATE members SET status = 'offline' WHERE corp = $1 AND member_id = ANY($2::text[]) AND status <> 'offline'",
-                &[&fname, &plan.offline_members],
-            )
-            .await
-            .ctx(op)?;
-    }
-
-    for g in &n.role_groups {
-        rows += tx
-            .execute(sql::GROUP_UPSERT, &[&fname, &g.group_id, &g.name])
-            .await
-            .ctx(op)?;
-    }
-    for r in &n.roles {
-        rows += tx
-            .execute(
-                sql::ROLE_UPSERT,
-                &[&fname, &r.role_id, &r.group_id, &r.name],
-            )
-            .await
-            .ctx(op)?;
-        rows += tx
-            .execute(sql::ROLE_MEMBERS_CLEAR, &[&fname, &r.role_id])
-            .await
-            .ctx(op)?;
-        let ids = logic::role_member_ids(r);
-        if !ids.is_empty() {
-            rows += tx
-                .execute(
-                    "INSERT INTO role_members (corp, role_id, member_id, origin) SELECT $1::text, $2::text, u.m, 'upstream' FROM UNNEST($3::text[]) AS u(m)",
-                    &[&fname, &r.role_id, &ids],
-                )
-                .await
-                .ctx(op)?;
-        }
-    }
-    for id in &plan.remove_roles {
-        rows += tx.execute(sql::ROLE_DELETE, &[&fname, id]).await.ctx(op)?;
-    }
-    for id in &plan.remove_role_groups {
-        rows += tx.execute(sql::GROUP_DELETE, &[&fname, id]).await.ctx(op)?;
-    }
-    if let Some(admins) = &n.admins {
-        rows += write_admins(&tx, fname, admins, Origin::Upstream, op).await?;
-    }
-    tx.execute(sql::STAMP_SYNC, &[&logic::sync_stamp(run), &fname])
+    async fn offline_members(&mut self, corp: &str, member_ids: &[String]) -> StoreResult<u64> {
+        self.exec(
+            "UPDATE members SET status = 'offline' WHERE corp = $1 AND member_id = ANY($2::text[]) AND status <> 'offline'",
+            &[&corp, &member_ids],
+        )
         .await
-        .ctx(op)?;
-    let run_id = write_run(&tx, run, &plan.changes, rows, op).await?;
-    tx.commit().await.ctx(op)?;
-    Ok(ApplyReport {
-        run_id,
-        rows_written: rows,
-        conflicts,
-    })
+    }
+
+    async fn upsert_role_group(&mut self, corp: &str, g: &RoleGroup) -> StoreResult<u64> {
+        self.exec(sql::GROUP_UPSERT, &[&corp, &g.group_id, &g.name])
+            .await
+    }
+
+    async fn remove_role_group(&mut self, corp: &str, group_id: &str) -> StoreResult<u64> {
+        self.exec(sql::GROUP_DELETE, &[&corp, &group_id]).await
+    }
+
+    async fn upsert_role(&mut self, corp: &str, r: &Role) -> StoreResult<u64> {
+        self.exec(sql::ROLE_UPSERT, &[&corp, &r.role_id, &r.group_id, &r.name])
+            .await
+    }
+
+    async fn remove_role(&mut self, corp: &str, role_id: &str) -> StoreResult<u64> {
+        self.exec(sql::ROLE_DELETE, &[&corp, &role_id]).await
+    }
+
+    async fn replace_upstream_holders(
+        &mut self,
+        corp: &str,
+        role_id: &str,
+        member_ids: &[&str],
+    ) -> StoreResult<u64> {
+        let mut rows = self
+            .exec(sql::ROLE_MEMBERS_CLEAR, &[&corp, &role_id])
+            .await?;
+        if !member_ids.is_empty() {
+            rows += self
+                .exec(
+                    "INSERT INTO role_members (corp, role_id, member_id, origin) \
+                     SELECT $1::text, $2::text, u.m, 'upstream' FROM UNNEST($3::text[]) AS u(m)",
+                    &[&corp, &role_id, &member_ids],
+                )
+                .await?;
+        }
+        Ok(rows)
+    }
+
+    async fn replace_local_roles(
+        &mut self,
+        corp: &str,
+        member_id: &str,
+        role_ids: &[&str],
+    ) -> StoreResult<u64> {
+        let mut rows = self
+            .exec(sql::MEMBER_ROLES_CLEAR, &[&corp, &member_id])
+            .await?;
+        for r in role_ids {
+            rows += self
+                .exec(
+                    sql::ROLE_MEMBER_INSERT,
+                    &[&corp, r, &member_id, &Origin::Local.as_str()],
+                )
+                .await?;
+        }
+        Ok(rows)
+    }
+
+    async fn write_admins(
+        &mut self,
+        corp: &str,
+        admins: &[Admin],
+        origin: Origin,
+    ) -> StoreResult<u64> {
+        let mut rows = self
+            .exec(sql::ADMINS_CLEAR, &[&corp, &origin.as_str()])
+            .await?;
+        let admins = logic::dedup_admins(admins);
+        if !admins.is_empty() {
+            let m: Vec<&str> = admins.iter().map(|a| a.member_id.as_str()).collect();
+            let level: Vec<i32> = admins.iter().map(|a| a.level).collect();
+            let seq: Vec<i64> = (0..admins.len() as i64).collect();
+            rows += self
+                .exec(
+                    "INSERT INTO admins (corp, member_id, level, seq, origin) \
+                     SELECT $1::text, u.*, $5::text FROM UNNEST($2::text[], $3::int4[], $4::int8[]) AS u",
+                    &[&corp, &m, &level, &seq, &origin.as_str()],
+                )
+                .await?;
+        }
+        Ok(rows)
+    }
+
+    async fn stamp_sync(&mut self, corp: &str, at: i64) -> StoreResult<()> {
+        self.exec(sql::STAMP_SYNC, &[&at, &corp]).await?;
+        Ok(())
+    }
+
+    async fn write_run(
+        &mut self,
+        run: &SyncRun,
+        changes: &[Change],
+        rows_written: u64,
+    ) -> StoreResult<i64> {
+        write_run(self.tx, run, changes, rows_written, self.op).await
+    }
 }
 
 /// A `sync_runs` row in `SELECT_RUN(S)` column order.
@@ -997,8 +1112,8 @@ impl OrgStore for PgStore {
         plan: &SyncPlan,
         run: &SyncRun,
     ) -> StoreResult<ApplyReport> {
-        let mut c = self.client.lock().await;
-        apply(&mut c, corp, plan, run).await
+        let op = format!("apply plan for {}", corp.full_name);
+        in_tx!(self, &op, |tx| ops::apply(tx, corp, plan, run))
     }
 
     async fn record_run(&self, run: &SyncRun, changes: &[Change]) -> StoreResult<i64> {
@@ -1015,23 +1130,8 @@ impl OrgStore for PgStore {
         corp: &CorpRecord,
         members: &[Member],
     ) -> StoreResult<Vec<IdentityConflict>> {
-        let mut c = self.client.lock().await;
         let op = format!("bulk register members of {}", corp.full_name);
-        let tx = c.transaction().await.ctx(&op)?;
-        let refs: Vec<&Member> = members.iter().collect();
-        let mut rows = 0;
-        let (member_user, conflicts) = bind_members(&tx, corp, &refs, &mut rows, &op).await?;
-        let (m, u): (Vec<&str>, Vec<i64>) =
-            member_user.iter().map(|(m, u)| (m.as_str(), *u)).unzip();
-        tx.execute(
-            "UPDATE members x SET user_id = u.uid FROM UNNEST($2::text[], $3::int8[]) AS u(m, uid) \
-             WHERE x.corp = $1 AND x.member_id = u.m",
-            &[&corp.full_name, &m, &u],
-        )
-        .await
-        .ctx(&op)?;
-        tx.commit().await.ctx(&op)?;
-        Ok(conflicts)
+        in_tx!(self, &op, |tx| ops::bulk_register(tx, corp, members))
     }
 
     async fn local_corp_data(&self, full_name: &str, include_offline: bool) -> StoreResult<Value> {
@@ -1057,73 +1157,30 @@ impl OrgStore for PgStore {
         member_id: &str,
         role_ids: &[String],
     ) -> StoreResult<Vec<RoleMemberRow>> {
-        let mut c = self.client.lock().await;
         let op = format!("set roles of member {member_id} in {full_name}");
-        let tx = c.transaction().await.ctx(&op)?;
-        require_member(&tx, full_name, member_id, &op).await?;
-        for r in role_ids {
-            if count(&tx, sql::ROLE_EXISTS, &[&full_name, r], &op).await? == 0 {
-                return Err(StoreError::Invalid(format!(
-                    "role {r} is not in organization {full_name}"
-                )));
-            }
-        }
-        tx.execute(sql::MEMBER_ROLES_CLEAR, &[&full_name, &member_id])
-            .await
-            .ctx(&op)?;
-        let mut sorted = role_ids.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        for r in &sorted {
-            tx.execute(
-                sql::ROLE_MEMBER_INSERT,
-                &[&full_name, r, &member_id, &Origin::Local.as_str()],
-            )
-            .await
-            .ctx(&op)?;
-        }
-        let mut out = tx
-            .query(sql::MEMBER_ROLES, &[&full_name, &member_id])
-            .await
-            .ctx(&op)?
-            .iter()
-            .map(|r| {
-                Ok(RoleMemberRow {
-                    member_id: member_id.to_string(),
-                    role_id: r.get(0),
-                    origin: logic::origin_parse(r.get::<_, &str>(1))?,
-                })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        logic::sort_role_rows(&mut out);
-        tx.commit().await.ctx(&op)?;
-        Ok(out)
+        in_tx!(self, &op, |tx| ops::set_member_roles(
+            tx, full_name, member_id, role_ids
+        ))
     }
 
     async fn offline_members(&self, full_name: &str, member_ids: &[String]) -> StoreResult<usize> {
-        let mut c = self.client.lock().await;
         let op = format!("offline members of {full_name}");
-        let tx = c.transaction().await.ctx(&op)?;
-        let mut changed = 0;
-        for id in member_ids {
-            require_member(&tx, full_name, id, &op).await?;
-            changed += tx
-                .execute(sql::OFFLINE_MEMBER, &[&full_name, id])
-                .await
-                .ctx(&op)? as usize;
-        }
-        tx.commit().await.ctx(&op)?;
-        Ok(changed)
+        in_tx!(self, &op, |tx| ops::offline_members(
+            tx, full_name, member_ids
+        ))
     }
 
     async fn get_signature(&self, full_name: &str, member_id: &str) -> StoreResult<Option<String>> {
-        let c = self.client.lock().await;
         let op = format!("read signature of {member_id} in {full_name}");
-        require_member(&*c, full_name, member_id, &op).await?;
-        Ok(c.query_opt(sql::SIGNATURE_GET, &[&full_name, &member_id])
-            .await
-            .ctx(&op)?
-            .map(|r| r.get(0)))
+        in_tx!(self, &op, |tx| async move {
+            ops::require_member(tx, full_name, member_id).await?;
+            Ok(tx
+                .tx
+                .query_opt(sql::SIGNATURE_GET, &[&full_name, &member_id])
+                .await
+                .ctx(tx.op)?
+                .map(|r| r.get(0)))
+        })
     }
 
     async fn save_signature(
@@ -1132,34 +1189,29 @@ impl OrgStore for PgStore {
         member_id: &str,
         signature: &str,
     ) -> StoreResult<()> {
-        let c = self.client.lock().await;
         let op = format!("save signature of {member_id} in {full_name}");
-        require_member(&*c, full_name, member_id, &op).await?;
-        c.execute(
-            sql::SIGNATURE_SAVE,
-            &[&full_name, &member_id, &signature, &logic::now_ms()],
-        )
-        .await
-        .ctx(&op)?;
-        Ok(())
+        in_tx!(self, &op, |tx| async move {
+            ops::require_member(tx, full_name, member_id).await?;
+            tx.exec(
+                sql::SIGNATURE_SAVE,
+                &[&full_name, &member_id, &signature, &logic::now_ms()],
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     async fn set_admins(&self, full_name: &str, admins: &[Admin]) -> StoreResult<()> {
-        let mut c = self.client.lock().await;
         let op = format!("set admins of {full_name}");
-        let tx = c.transaction().await.ctx(&op)?;
-        for a in admins {
-            require_member(&tx, full_name, &a.member_id, &op).await?;
-        }
-        write_admins(&tx, full_name, admins, Origin::Local, &op).await?;
-        tx.commit().await.ctx(&op)
+        in_tx!(self, &op, |tx| ops::set_admins(tx, full_name, admins))
     }
 
     async fn get_admins(&self, full_name: &str) -> StoreResult<Vec<AdminRow>> {
-        let c = self.client.lock().await;
         let op = format!("read admins of {full_name}");
-        require_corp(&*c, full_name, &op).await?;
-        read_admins(&*c, full_name, &op).await
+        in_tx!(self, &op, |tx| async move {
+            ops::require_corp(tx, full_name).await?;
+            read_admins(tx.tx, full_name, tx.op).await
+        })
     }
 
     async fn list_runs(&self, full_name: &str, limit: usize) -> StoreResult<Vec<SyncRun>> {
@@ -1321,16 +1373,16 @@ impl OrgStore for PgStore {
     }
 
     async fn subtree_members(&self, full_name: &str, dept_id: i64) -> StoreResult<Vec<String>> {
-        let c = self.client.lock().await;
         let op = format!("read members under department {dept_id} of {full_name}");
-        require_corp(&*c, full_name, &op).await?;
-        let mut ids: Vec<String> = c
-            .query(sql::SUBTREE_MEMBERS, &[&full_name, &dept_id])
-            .await
-            .ctx(&op)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let mut ids: Vec<String> = in_tx!(self, &op, |tx| async move {
+            ops::require_corp(tx, full_name).await?;
+            Ok(tx
+                .rows(sql::SUBTREE_MEMBERS, &[&full_name, &dept_id])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })?;
         ids.sort();
         Ok(ids)
     }

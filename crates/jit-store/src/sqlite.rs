@@ -5,18 +5,50 @@
 
 use crate::api::*;
 use crate::lock::{self, SyncLock};
-use crate::logic::{self, sql, Ctx, ExistingBindings, MembershipRow, OrgRows};
+use crate::logic::ops::{self, BindingRow, Tx};
+use crate::logic::{self, sql, Ctx, MembershipRow, OrgRows};
 use crate::schema::{self, Dialect};
 use jit_org::{
-    Admin, Change, CorpRecord, CorpSnapshot, DeptMembership, Member, MemberStatus, Provider,
-    RoleGroup, SyncPlan,
+    Admin, Change, CorpRecord, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, Provider,
+    Role, RoleGroup, SyncPlan,
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The SQLite backend: `sqlite://path`, `sqlite:path`, and (as the
+/// default for locations with no known scheme) plain paths.
+pub(crate) const DRIVER: crate::Driver = crate::Driver {
+    url_schemes: &["sqlite"],
+    open: |location, base| {
+        Box::pin(async move {
+            let store: std::sync::Arc<dyn OrgStore> =
+                std::sync::Arc::new(SqliteStore::open(file_of(&location, base.as_deref())).await?);
+            Ok(store)
+        })
+    },
+};
+
+/// The database file a location names: the scheme removed, a relative path
+/// taken relative to `base` when given.
+pub(crate) fn file_of(location: &str, base: Option<&std::path::Path>) -> PathBuf {
+    let path = ["sqlite://", "sqlite:"]
+        .iter()
+        .find_map(|p| {
+            location
+                .get(..p.len())
+                .filter(|head| head.eq_ignore_ascii_case(p))
+                .map(|_| &location[p.len()..])
+        })
+        .unwrap_or(location);
+    match base {
+        Some(base) if !in_memory(std::path::Path::new(path)) => base.join(path),
+        _ => PathBuf::from(path),
+    }
+}
 
 /// A store in one SQLite file.
 pub(crate) struct SqliteStore {
@@ -249,29 +281,6 @@ fn count(conn: &Connection, sql: &str, p: impl rusqlite::Params, op: &str) -> St
     conn.query_row(sql, p, |r| r.get(0)).ctx(op)
 }
 
-fn require_corp(conn: &Connection, full_name: &str, op: &str) -> StoreResult<()> {
-    if count(conn, sql::CORP_EXISTS, [full_name], op)? == 0 {
-        return Err(StoreError::UnknownCorp(full_name.to_string()));
-    }
-    Ok(())
-}
-
-fn require_member(
-    conn: &Connection,
-    full_name: &str,
-    member_id: &str,
-    op: &str,
-) -> StoreResult<()> {
-    require_corp(conn, full_name, op)?;
-    if count(conn, sql::MEMBER_EXISTS, [full_name, member_id], op)? == 0 {
-        return Err(StoreError::UnknownMember {
-            corp: full_name.to_string(),
-            member_id: member_id.to_string(),
-        });
-    }
-    Ok(())
-}
-
 fn read_corp(
     conn: &Connection,
     full_name: &str,
@@ -460,100 +469,6 @@ fn upsert_corp(tx: &Connection, corp: &CorpRecord, op: &str) -> StoreResult<()> 
     Ok(())
 }
 
-/// Binds `members` to local users; returns member -> user and the conflicts,
-/// and adds the rows written to `rows`.
-fn bind_members(
-    tx: &Transaction<'_>,
-    corp: &CorpRecord,
-    members: &[&Member],
-    rows: &mut u64,
-    op: &str,
-) -> StoreResult<(HashMap<String, i64>, Vec<IdentityConflict>)> {
-    let provider = corp.provider.as_str();
-    let mut st = tx.prepare_cached(sql::SELECT_CORP_BINDINGS).ctx(op)?;
-    let by_member = st
-        .query_map([provider, corp.corp_id.as_str()], |r| {
-            Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
-        })
-        .ctx(op)?
-        .collect::<Result<HashMap<_, _>, _>>()
-        .ctx(op)?;
-    let by_union = if corp.provider.identity_by_union_id() {
-        let mut st = tx.prepare_cached(sql::SELECT_UNION_USERS).ctx(op)?;
-        let rows = st
-            .query_map([provider], |r| Ok((r.get(0)?, r.get(1)?)))
-            .ctx(op)?
-            .collect::<Result<HashMap<_, _>, _>>()
-            .ctx(op)?;
-        rows
-    } else {
-        HashMap::new()
-    };
-    let d = logic::decide_bindings(
-        &corp.provider,
-        members,
-        ExistingBindings {
-            by_member,
-            by_union,
-        },
-    );
-    let now = logic::now_ms();
-    let mut new_ids = Vec::with_capacity(d.new_users.len());
-    if !d.new_users.is_empty() {
-        // One writer holds the transaction, so MAX()+1 cannot race.
-        let first: i64 = count(
-            tx,
-            "SELECT COALESCE(MAX(user_id), 0) + 1 FROM users",
-            [],
-            op,
-        )?;
-        new_ids.extend((0..d.new_users.len() as i64).map(|i| first + i));
-        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(new_ids.len() * 3);
-        for (id, name) in new_ids.iter().zip(&d.new_users) {
-            values.extend([id as &dyn rusqlite::ToSql, name, &now]);
-        }
-        *rows += insert_many(
-            tx,
-            "INSERT INTO users (user_id, name, created_at)",
-            "",
-            3,
-            &values,
-            op,
-        )?;
-    }
-    let users: Vec<i64> = d
-        .writes
-        .iter()
-        .map(|w| logic::resolve(w.user, &new_ids))
-        .collect();
-    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(d.writes.len() * 7);
-    for (w, user) in d.writes.iter().zip(&users) {
-        values.extend([
-            &provider as &dyn rusqlite::ToSql,
-            &corp.corp_id,
-            &w.member_id,
-            &w.union_id,
-            user,
-            &now,
-            &now,
-        ]);
-    }
-    *rows += insert_many(
-        tx,
-        &format!("INSERT INTO auth_bindings ({})", sql::BINDING_COLUMNS),
-        sql::BINDING_CONFLICT,
-        7,
-        &values,
-        op,
-    )?;
-    let member_user = d
-        .member_user
-        .iter()
-        .map(|(m, u)| (m.clone(), logic::resolve(*u, &new_ids)))
-        .collect();
-    Ok((member_user, d.conflicts))
-}
-
 /// Inserts the run (`run_id` 0) or finishes the begun run `run_id`, with its
 /// change lines.
 fn write_run(
@@ -633,253 +548,6 @@ fn write_run(
     Ok(run_id)
 }
 
-fn apply(
-    conn: &mut Connection,
-    corp: &CorpRecord,
-    plan: &SyncPlan,
-    run: &SyncRun,
-) -> StoreResult<ApplyReport> {
-    let op = format!("apply plan for {}", corp.full_name);
-    let op = op.as_str();
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .ctx(op)?;
-    let fname = corp.full_name.as_str();
-    upsert_corp(&tx, corp, op)?;
-    let n = logic::Normalized::new(plan);
-    let mut rows: u64 = 0;
-
-    let existing: Vec<(i64, Option<i64>, String)> = tx
-        .prepare_cached(sql::SELECT_DEPT_TREE)
-        .ctx(op)?
-        .query_map([fname], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .ctx(op)?
-        .collect::<Result<_, _>>()
-        .ctx(op)?;
-    if !n.depts.is_empty() || !plan.remove_depts.is_empty() {
-        let paths = logic::compute_paths(&existing, &n.depts, &plan.remove_depts);
-        let mut st = tx
-            .prepare_cached(&format!(
-                "INSERT INTO depts ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) {}",
-                sql::DEPT_COLUMNS,
-                sql::DEPT_CONFLICT
-            ))
-            .ctx(op)?;
-        for d in &n.depts {
-            rows += st
-                .execute(params![
-                    fname,
-                    d.dept_id,
-                    d.parent_id,
-                    d.name,
-                    d.order,
-                    paths.upserted[&d.dept_id],
-                    serde_json::to_string(&d.leaders).unwrap_or_else(|_| "[]".into())
-                ])
-                .ctx(op)? as u64;
-        }
-        let mut clear = tx.prepare_cached(sql::DEPT_MEMBERS_CLEAR).ctx(op)?;
-        let mut st = tx
-            .prepare_cached("DELETE FROM depts WHERE corp = ?1 AND dept_id = ?2")
-            .ctx(op)?;
-        for id in &plan.remove_depts {
-            rows += clear.execute(params![fname, id]).ctx(op)? as u64;
-            rows += st.execute(params![fname, id]).ctx(op)? as u64;
-        }
-        let mut st = tx
-            .prepare_cached("UPDATE depts SET path = ?1 WHERE corp = ?2 AND dept_id = ?3")
-            .ctx(op)?;
-        for (id, path) in &paths.changed {
-            rows += st.execute(params![path, fname, id]).ctx(op)? as u64;
-        }
-    }
-
-    let mut conflicts = Vec::new();
-    if !n.members.is_empty() {
-        let (member_user, c) = bind_members(&tx, corp, &n.members, &mut rows, op)?;
-        conflicts = c;
-        // Only members already stored can have memberships to replace.
-        let stored: HashSet<String> = tx
-            .prepare_cached(sql::MEMBER_IDS)
-            .ctx(op)?
-            .query_map([fname], |r| r.get(0))
-            .ctx(op)?
-            .collect::<Result<_, _>>()
-            .ctx(op)?;
-        let mut clear = tx
-            .prepare_cached("DELETE FROM dept_members WHERE corp = ?1 AND member_id = ?2")
-            .ctx(op)?;
-        for m in n.members.iter().filter(|m| stored.contains(&m.member_id)) {
-            rows += clear.execute(params![fname, m.member_id]).ctx(op)? as u64;
-        }
-        let users: Vec<Option<i64>> = n
-            .members
-            .iter()
-            .map(|m| member_user.get(&m.member_id).copied())
-            .collect();
-        let extras: Vec<Option<String>> = n
-            .members
-            .iter()
-            .map(|m| logic::extra_to_text(&m.extra))
-            .collect();
-        let statuses: Vec<&str> = n.members.iter().map(|m| m.status.as_str()).collect();
-        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(n.members.len() * 14);
-        for (i, m) in n.members.iter().enumerate() {
-            values.extend([
-                &fname as &dyn rusqlite::ToSql,
-                &m.member_id,
-                &users[i],
-                &m.union_id,
-                &m.name,
-                &statuses[i],
-                &m.position,
-                &m.job_number,
-                &m.main_dept_id,
-                &m.hired_date,
-                &m.avatar,
-                &m.mobile,
-                &m.email,
-                &extras[i],
-            ]);
-        }
-        rows += insert_many(
-            &tx,
-            &format!("INSERT INTO members ({})", sql::MEMBER_COLUMNS),
-            sql::MEMBER_CONFLICT,
-            14,
-            &values,
-            op,
-        )?;
-        let ms: Vec<(&Member, i64, &DeptMembership)> = n
-            .members
-            .iter()
-            .flat_map(|m| logic::memberships(m).map(move |(seq, d)| (*m, seq, d)))
-            .collect();
-        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(ms.len() * 6);
-        for (m, seq, d) in &ms {
-            values.extend([
-                &fname as &dyn rusqlite::ToSql,
-                &m.member_id,
-                &d.dept_id,
-                seq,
-                &d.order,
-                &d.is_leader,
-            ]);
-        }
-        rows += insert_many(
-            &tx,
-            &format!("INSERT INTO dept_members ({})", sql::MEMBERSHIP_COLUMNS),
-            "",
-            6,
-            &values,
-            op,
-        )?;
-    }
-    if !n.members.is_empty() {
-        let depts: HashSet<i64> = tx
-            .prepare_cached(sql::DEPT_IDS)
-            .ctx(op)?
-            .query_map([fname], |r| r.get(0))
-            .ctx(op)?
-            .collect::<Result<_, _>>()
-            .ctx(op)?;
-        logic::check_memberships(op, &n.members, &depts)?;
-    }
-
-    if !plan.offline_members.is_empty() {
-        let mut st = tx.prepare_cached(sql::OFFLINE_MEMBER).ctx(op)?;
-        for id in &plan.offline_members {
-            rows += st.execute(params![fname, id]).ctx(op)? as u64;
-        }
-    }
-
-    for g in &n.role_groups {
-        rows += tx
-            .prepare_cached(sql::GROUP_UPSERT)
-            .ctx(op)?
-            .execute(params![fname, g.group_id, g.name])
-            .ctx(op)? as u64;
-    }
-    for r in &n.roles {
-        rows += tx
-            .prepare_cached(sql::ROLE_UPSERT)
-            .ctx(op)?
-            .execute(params![fname, r.role_id, r.group_id, r.name])
-            .ctx(op)? as u64;
-        rows += tx
-            .prepare_cached(sql::ROLE_MEMBERS_CLEAR)
-            .ctx(op)?
-            .execute(params![fname, r.role_id])
-            .ctx(op)? as u64;
-        let mut st = tx.prepare_cached(sql::ROLE_MEMBER_INSERT).ctx(op)?;
-        for m in logic::role_member_ids(r) {
-            rows += st
-                .execute(params![fname, r.role_id, m, Origin::Upstream.as_str()])
-                .ctx(op)? as u64;
-        }
-    }
-    for id in &plan.remove_roles {
-        rows += tx
-            .prepare_cached(sql::ROLE_DELETE)
-            .ctx(op)?
-            .execute(params![fname, id])
-            .ctx(op)? as u64;
-    }
-    for id in &plan.remove_role_groups {
-        rows += tx
-            .prepare_cached(sql::GROUP_DELETE)
-            .ctx(op)?
-            .execute(params![fname, id])
-            .ctx(op)? as u64;
-    }
-    if let Some(admins) = &n.admins {
-        rows += write_admins(&tx, fname, admins, Origin::Upstream, op)?;
-    }
-    tx.prepare_cached(sql::STAMP_SYNC)
-        .ctx(op)?
-        .execute(params![logic::sync_stamp(run), fname])
-        .ctx(op)?;
-    let run_id = write_run(&tx, run, &plan.changes, rows, op)?;
-    tx.commit().ctx(op)?;
-    // The large cache is for the transaction; once it is committed, hand the
-    // memory back rather than keep ~100 MB of pages for the process's life.
-    // Failing to shrink is harmless.
-    let _ = conn.execute_batch("PRAGMA shrink_memory");
-    Ok(ApplyReport {
-        run_id,
-        rows_written: rows,
-        conflicts,
-    })
-}
-
-/// Replaces the admin rows of one origin.
-fn write_admins(
-    tx: &Connection,
-    fname: &str,
-    admins: &[Admin],
-    origin: Origin,
-    op: &str,
-) -> StoreResult<u64> {
-    let mut rows = tx
-        .prepare_cached(sql::ADMINS_CLEAR)
-        .ctx(op)?
-        .execute([fname, origin.as_str()])
-        .ctx(op)? as u64;
-    let mut st = tx.prepare_cached(sql::ADMIN_INSERT).ctx(op)?;
-    for (i, a) in logic::dedup_admins(admins).iter().enumerate() {
-        rows += st
-            .execute(params![
-                fname,
-                a.member_id,
-                a.level,
-                i as i64,
-                origin.as_str()
-            ])
-            .ctx(op)? as u64;
-    }
-    Ok(rows)
-}
-
 fn read_runs(conn: &Connection, full_name: &str, limit: usize) -> StoreResult<Vec<SyncRun>> {
     let op = format!("list runs of {full_name}");
     let mut st = conn.prepare_cached(sql::SELECT_RUNS).ctx(&op)?;
@@ -945,6 +613,430 @@ fn run_from_columns(
     })
 }
 
+/// Runs a future whose every `.await` is ready at once to completion, on
+/// this thread. The SQLite primitives are synchronous behind their `async`
+/// signatures (the shared operations in `logic::ops` are written once for
+/// both backends, and PostgreSQL's do wait), so one poll finishes them.
+fn run_ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => unreachable!("a SQLite primitive never waits"),
+    }
+}
+
+/// The SQLite primitives over one open transaction (or, for reads, the
+/// connection): cached prepared statements, multi-row inserts for bulk rows.
+struct SqliteTx<'c> {
+    c: &'c Connection,
+    op: &'c str,
+}
+
+impl<'c> SqliteTx<'c> {
+    fn new(c: &'c Connection, op: &'c str) -> SqliteTx<'c> {
+        SqliteTx { c, op }
+    }
+
+    /// Executes a cached statement; returns the rows changed.
+    fn exec(&self, sql: &str, p: impl rusqlite::Params) -> StoreResult<u64> {
+        Ok(self
+            .c
+            .prepare_cached(sql)
+            .ctx(self.op)?
+            .execute(p)
+            .ctx(self.op)? as u64)
+    }
+
+    /// Collects a cached query.
+    fn rows<T, C: FromIterator<T>>(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<C> {
+        self.c
+            .prepare_cached(sql)
+            .ctx(self.op)?
+            .query_map(p, f)
+            .ctx(self.op)?
+            .collect::<Result<C, _>>()
+            .ctx(self.op)
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn operation(&self) -> &str {
+        self.op
+    }
+
+    async fn corp_exists(&mut self, corp: &str) -> StoreResult<bool> {
+        Ok(count(self.c, sql::CORP_EXISTS, [corp], self.op)? > 0)
+    }
+
+    async fn member_exists(&mut self, corp: &str, member_id: &str) -> StoreResult<bool> {
+        Ok(count(self.c, sql::MEMBER_EXISTS, [corp, member_id], self.op)? > 0)
+    }
+
+    async fn role_exists(&mut self, corp: &str, role_id: &str) -> StoreResult<bool> {
+        Ok(count(self.c, sql::ROLE_EXISTS, [corp, role_id], self.op)? > 0)
+    }
+
+    async fn dept_tree(&mut self, corp: &str) -> StoreResult<Vec<(i64, Option<i64>, String)>> {
+        self.rows(sql::SELECT_DEPT_TREE, [corp], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+    }
+
+    async fn dept_ids(&mut self, corp: &str) -> StoreResult<HashSet<i64>> {
+        self.rows(sql::DEPT_IDS, [corp], |r| r.get(0))
+    }
+
+    async fn member_ids(&mut self, corp: &str) -> StoreResult<HashSet<String>> {
+        self.rows(sql::MEMBER_IDS, [corp], |r| r.get(0))
+    }
+
+    async fn corp_bindings(
+        &mut self,
+        provider: &str,
+        corp_id: &str,
+    ) -> StoreResult<HashMap<String, (i64, Option<String>)>> {
+        self.rows(sql::SELECT_CORP_BINDINGS, [provider, corp_id], |r| {
+            Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
+        })
+    }
+
+    async fn union_users(&mut self, provider: &str) -> StoreResult<HashMap<String, i64>> {
+        self.rows(sql::SELECT_UNION_USERS, [provider], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    }
+
+    async fn member_roles(
+        &mut self,
+        corp: &str,
+        member_id: &str,
+    ) -> StoreResult<Vec<(String, Origin)>> {
+        let raw: Vec<(String, String)> = self.rows(sql::MEMBER_ROLES, [corp, member_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        raw.into_iter()
+            .map(|(role, origin)| Ok((role, logic::origin_parse(&origin)?)))
+            .collect()
+    }
+
+    async fn upsert_corp(&mut self, corp: &CorpRecord) -> StoreResult<()> {
+        upsert_corp(self.c, corp, self.op)
+    }
+
+    async fn upsert_depts(
+        &mut self,
+        corp: &str,
+        depts: &[&Dept],
+        paths: &HashMap<i64, String>,
+    ) -> StoreResult<u64> {
+        let mut st = self
+            .c
+            .prepare_cached(&format!(
+                "INSERT INTO depts ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) {}",
+                sql::DEPT_COLUMNS,
+                sql::DEPT_CONFLICT
+            ))
+            .ctx(self.op)?;
+        let mut rows = 0;
+        for d in depts {
+            rows += st
+                .execute(params![
+                    corp,
+                    d.dept_id,
+                    d.parent_id,
+                    d.name,
+                    d.order,
+                    paths[&d.dept_id],
+                    serde_json::to_string(&d.leaders).unwrap_or_else(|_| "[]".into())
+                ])
+                .ctx(self.op)? as u64;
+        }
+        Ok(rows)
+    }
+
+    async fn remove_depts(&mut self, corp: &str, ids: &[i64]) -> StoreResult<u64> {
+        let mut rows = 0;
+        for id in ids {
+            rows += self.exec(sql::DEPT_MEMBERS_CLEAR, params![corp, id])?;
+            rows += self.exec(
+                "DELETE FROM depts WHERE corp = ?1 AND dept_id = ?2",
+                params![corp, id],
+            )?;
+        }
+        Ok(rows)
+    }
+
+    async fn set_dept_paths(&mut self, corp: &str, changed: &[(i64, String)]) -> StoreResult<u64> {
+        let mut rows = 0;
+        for (id, path) in changed {
+            rows += self.exec(
+                "UPDATE depts SET path = ?1 WHERE corp = ?2 AND dept_id = ?3",
+                params![path, corp, id],
+            )?;
+        }
+        Ok(rows)
+    }
+
+    async fn insert_users(&mut self, names: &[String], now: i64) -> StoreResult<(Vec<i64>, u64)> {
+        // One writer holds the transaction, so MAX()+1 cannot race.
+        let first: i64 = count(
+            self.c,
+            "SELECT COALESCE(MAX(user_id), 0) + 1 FROM users",
+            [],
+            self.op,
+        )?;
+        let ids: Vec<i64> = (0..names.len() as i64).map(|i| first + i).collect();
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(ids.len() * 3);
+        for (id, name) in ids.iter().zip(names) {
+            values.extend([id as &dyn rusqlite::ToSql, name, &now]);
+        }
+        let rows = insert_many(
+            self.c,
+            "INSERT INTO users (user_id, name, created_at)",
+            "",
+            3,
+            &values,
+            self.op,
+        )?;
+        Ok((ids, rows))
+    }
+
+    async fn write_bindings(
+        &mut self,
+        provider: &str,
+        corp_id: &str,
+        rows: &[BindingRow<'_>],
+        now: i64,
+    ) -> StoreResult<u64> {
+        // New and changed rows alike: one upsert (SQLite gains nothing from
+        // telling them apart).
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 7);
+        let provider = &provider;
+        let corp_id = &corp_id;
+        for w in rows {
+            values.extend([
+                provider as &dyn rusqlite::ToSql,
+                corp_id,
+                &w.member_id,
+                &w.union_id,
+                &w.user_id,
+                &now,
+                &now,
+            ]);
+        }
+        insert_many(
+            self.c,
+            &format!("INSERT INTO auth_bindings ({})", sql::BINDING_COLUMNS),
+            sql::BINDING_CONFLICT,
+            7,
+            &values,
+            self.op,
+        )
+    }
+
+    async fn set_member_users(&mut self, corp: &str, users: &[(&str, i64)]) -> StoreResult<u64> {
+        let mut rows = 0;
+        for (m, u) in users {
+            rows += self.exec(sql::MEMBER_SET_USER, params![u, corp, m])?;
+        }
+        Ok(rows)
+    }
+
+    async fn clear_memberships(&mut self, corp: &str, member_ids: &[&str]) -> StoreResult<u64> {
+        let mut rows = 0;
+        for m in member_ids {
+            rows += self.exec(
+                "DELETE FROM dept_members WHERE corp = ?1 AND member_id = ?2",
+                params![corp, m],
+            )?;
+        }
+        Ok(rows)
+    }
+
+    async fn write_members(
+        &mut self,
+        corp: &str,
+        fresh: &[&Member],
+        known: &[&Member],
+        users: &HashMap<String, i64>,
+    ) -> StoreResult<u64> {
+        let all: Vec<&Member> = fresh.iter().chain(known).copied().collect();
+        let user_ids: Vec<Option<i64>> = all
+            .iter()
+            .map(|m| users.get(&m.member_id).copied())
+            .collect();
+        let extras: Vec<Option<String>> =
+            all.iter().map(|m| logic::extra_to_text(&m.extra)).collect();
+        let statuses: Vec<&str> = all.iter().map(|m| m.status.as_str()).collect();
+        let corp = &corp;
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(all.len() * 14);
+        for (i, m) in all.iter().enumerate() {
+            values.extend([
+                corp as &dyn rusqlite::ToSql,
+                &m.member_id,
+                &user_ids[i],
+                &m.union_id,
+                &m.name,
+                &statuses[i],
+                &m.position,
+                &m.job_number,
+                &m.main_dept_id,
+                &m.hired_date,
+                &m.avatar,
+                &m.mobile,
+                &m.email,
+                &extras[i],
+            ]);
+        }
+        insert_many(
+            self.c,
+            &format!("INSERT INTO members ({})", sql::MEMBER_COLUMNS),
+            sql::MEMBER_CONFLICT,
+            14,
+            &values,
+            self.op,
+        )
+    }
+
+    async fn insert_memberships(&mut self, corp: &str, members: &[&Member]) -> StoreResult<u64> {
+        let ms: Vec<(&Member, i64, &DeptMembership)> = members
+            .iter()
+            .flat_map(|m| logic::memberships(m).map(move |(seq, d)| (*m, seq, d)))
+            .collect();
+        let corp = &corp;
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(ms.len() * 6);
+        for (m, seq, d) in &ms {
+            values.extend([
+                corp as &dyn rusqlite::ToSql,
+                &m.member_id,
+                &d.dept_id,
+                seq,
+                &d.order,
+                &d.is_leader,
+            ]);
+        }
+        insert_many(
+            self.c,
+            &format!("INSERT INTO dept_members ({})", sql::MEMBERSHIP_COLUMNS),
+            "",
+            6,
+            &values,
+            self.op,
+        )
+    }
+
+    async fn offline_members(&mut self, corp: &str, member_ids: &[String]) -> StoreResult<u64> {
+        let mut rows = 0;
+        for id in member_ids {
+            rows += self.exec(sql::OFFLINE_MEMBER, params![corp, id])?;
+        }
+        Ok(rows)
+    }
+
+    async fn upsert_role_group(&mut self, corp: &str, g: &RoleGroup) -> StoreResult<u64> {
+        self.exec(sql::GROUP_UPSERT, params![corp, g.group_id, g.name])
+    }
+
+    async fn remove_role_group(&mut self, corp: &str, group_id: &str) -> StoreResult<u64> {
+        self.exec(sql::GROUP_DELETE, params![corp, group_id])
+    }
+
+    async fn upsert_role(&mut self, corp: &str, r: &Role) -> StoreResult<u64> {
+        self.exec(
+            sql::ROLE_UPSERT,
+            params![corp, r.role_id, r.group_id, r.name],
+        )
+    }
+
+    async fn remove_role(&mut self, corp: &str, role_id: &str) -> StoreResult<u64> {
+        self.exec(sql::ROLE_DELETE, params![corp, role_id])
+    }
+
+    async fn replace_upstream_holders(
+        &mut self,
+        corp: &str,
+        role_id: &str,
+        member_ids: &[&str],
+    ) -> StoreResult<u64> {
+        let mut rows = self.exec(sql::ROLE_MEMBERS_CLEAR, params![corp, role_id])?;
+        for m in member_ids {
+            rows += self.exec(
+                sql::ROLE_MEMBER_INSERT,
+                params![corp, role_id, m, Origin::Upstream.as_str()],
+            )?;
+        }
+        Ok(rows)
+    }
+
+    async fn replace_local_roles(
+        &mut self,
+        corp: &str,
+        member_id: &str,
+        role_ids: &[&str],
+    ) -> StoreResult<u64> {
+        let mut rows = self.exec(sql::MEMBER_ROLES_CLEAR, params![corp, member_id])?;
+        for r in role_ids {
+            rows += self.exec(
+                sql::ROLE_MEMBER_INSERT,
+                params![corp, r, member_id, Origin::Local.as_str()],
+            )?;
+        }
+        Ok(rows)
+    }
+
+    async fn write_admins(
+        &mut self,
+        corp: &str,
+        admins: &[Admin],
+        origin: Origin,
+    ) -> StoreResult<u64> {
+        let mut rows = self.exec(sql::ADMINS_CLEAR, params![corp, origin.as_str()])?;
+        for (i, a) in logic::dedup_admins(admins).iter().enumerate() {
+            rows += self.exec(
+                sql::ADMIN_INSERT,
+                params![corp, a.member_id, a.level, i as i64, origin.as_str()],
+            )?;
+        }
+        Ok(rows)
+    }
+
+    async fn stamp_sync(&mut self, corp: &str, at: i64) -> StoreResult<()> {
+        self.exec(sql::STAMP_SYNC, params![at, corp])?;
+        Ok(())
+    }
+
+    async fn write_run(
+        &mut self,
+        run: &SyncRun,
+        changes: &[Change],
+        rows_written: u64,
+    ) -> StoreResult<i64> {
+        write_run(self.c, run, changes, rows_written, self.op)
+    }
+}
+
+/// Runs one of the shared write operations in a `BEGIN IMMEDIATE`
+/// transaction (the write lock up front: no deadlock-prone upgrade from a
+/// read lock), committed when it succeeds.
+fn in_write_tx<T>(
+    conn: &mut Connection,
+    op: &str,
+    f: impl FnOnce(&mut SqliteTx<'_>) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx(op)?;
+    let out = f(&mut SqliteTx::new(&tx, op))?;
+    tx.commit().ctx(op)?;
+    Ok(out)
+}
+
 #[async_trait::async_trait]
 impl OrgStore for SqliteStore {
     fn location(&self) -> String {
@@ -988,8 +1080,16 @@ impl OrgStore for SqliteStore {
         run: &SyncRun,
     ) -> StoreResult<ApplyReport> {
         let (corp, plan, run) = (corp.clone(), plan.clone(), run.clone());
-        self.with("apply plan", move |c| apply(c, &corp, &plan, &run))
-            .await
+        self.with("apply plan", move |c| {
+            let op = format!("apply plan for {}", corp.full_name);
+            let report = in_write_tx(c, &op, |tx| run_ready(ops::apply(tx, &corp, &plan, &run)))?;
+            // The large cache is for the transaction; once it is committed,
+            // hand the memory back rather than keep ~100 MB of pages for the
+            // process's life. Failing to shrink is harmless.
+            let _ = c.execute_batch("PRAGMA shrink_memory");
+            Ok(report)
+        })
+        .await
     }
 
     async fn record_run(&self, run: &SyncRun, changes: &[Change]) -> StoreResult<i64> {
@@ -1075,20 +1175,9 @@ impl OrgStore for SqliteStore {
         let (corp, members) = (corp.clone(), members.to_vec());
         self.with("bulk register", move |c| {
             let op = format!("bulk register members of {}", corp.full_name);
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .ctx(&op)?;
-            let refs: Vec<&Member> = members.iter().collect();
-            let mut rows = 0;
-            let (member_user, conflicts) = bind_members(&tx, &corp, &refs, &mut rows, &op)?;
-            {
-                let mut st = tx.prepare_cached(sql::MEMBER_SET_USER).ctx(&op)?;
-                for (m, u) in &member_user {
-                    st.execute(params![u, corp.full_name, m]).ctx(&op)?;
-                }
-            }
-            tx.commit().ctx(&op)?;
-            Ok(conflicts)
+            in_write_tx(c, &op, |tx| {
+                run_ready(ops::bulk_register(tx, &corp, &members))
+            })
         })
         .await
     }
@@ -1115,45 +1204,9 @@ impl OrgStore for SqliteStore {
         );
         self.with("set member roles", move |c| {
             let op = format!("set roles of member {m} in {f}");
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .ctx(&op)?;
-            require_member(&tx, &f, &m, &op)?;
-            for r in &roles {
-                if count(&tx, sql::ROLE_EXISTS, [&f, r], &op)? == 0 {
-                    return Err(StoreError::Invalid(format!(
-                        "role {r} is not in organization {f}"
-                    )));
-                }
-            }
-            tx.execute(sql::MEMBER_ROLES_CLEAR, [&f, &m]).ctx(&op)?;
-            let mut sorted = roles.clone();
-            sorted.sort();
-            sorted.dedup();
-            for r in &sorted {
-                tx.execute(sql::ROLE_MEMBER_INSERT, [&f, r, &m, Origin::Local.as_str()])
-                    .ctx(&op)?;
-            }
-            let raw: Vec<(String, String)> = tx
-                .prepare(sql::MEMBER_ROLES)
-                .ctx(&op)?
-                .query_map([&f, &m], |r| Ok((r.get(0)?, r.get(1)?)))
-                .ctx(&op)?
-                .collect::<Result<_, _>>()
-                .ctx(&op)?;
-            let mut out = raw
-                .into_iter()
-                .map(|(role_id, origin)| {
-                    Ok(RoleMemberRow {
-                        member_id: m.clone(),
-                        role_id,
-                        origin: logic::origin_parse(&origin)?,
-                    })
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            logic::sort_role_rows(&mut out);
-            tx.commit().ctx(&op)?;
-            Ok(out)
+            in_write_tx(c, &op, |tx| {
+                run_ready(ops::set_member_roles(tx, &f, &m, &roles))
+            })
         })
         .await
     }
@@ -1162,16 +1215,7 @@ impl OrgStore for SqliteStore {
         let (f, ids) = (full_name.to_string(), member_ids.to_vec());
         self.with("offline members", move |c| {
             let op = format!("offline members of {f}");
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .ctx(&op)?;
-            let mut changed = 0;
-            for id in &ids {
-                require_member(&tx, &f, id, &op)?;
-                changed += tx.execute(sql::OFFLINE_MEMBER, [&f, id]).ctx(&op)?;
-            }
-            tx.commit().ctx(&op)?;
-            Ok(changed)
+            in_write_tx(c, &op, |tx| run_ready(ops::offline_members(tx, &f, &ids)))
         })
         .await
     }
@@ -1180,7 +1224,7 @@ impl OrgStore for SqliteStore {
         let (f, m) = (full_name.to_string(), member_id.to_string());
         self.with("get signature", move |c| {
             let op = format!("read signature of {m} in {f}");
-            require_member(c, &f, &m, &op)?;
+            run_ready(ops::require_member(&mut SqliteTx::new(c, &op), &f, &m))?;
             c.query_row(sql::SIGNATURE_GET, [&f, &m], |r| r.get(0))
                 .optional()
                 .ctx(&op)
@@ -1201,7 +1245,7 @@ impl OrgStore for SqliteStore {
         );
         self.with("save signature", move |c| {
             let op = format!("save signature of {m} in {f}");
-            require_member(c, &f, &m, &op)?;
+            run_ready(ops::require_member(&mut SqliteTx::new(c, &op), &f, &m))?;
             c.execute(sql::SIGNATURE_SAVE, params![f, m, s, logic::now_ms()])
                 .ctx(&op)?;
             Ok(())
@@ -1213,14 +1257,7 @@ impl OrgStore for SqliteStore {
         let (f, admins) = (full_name.to_string(), admins.to_vec());
         self.with("set admins", move |c| {
             let op = format!("set admins of {f}");
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .ctx(&op)?;
-            for a in &admins {
-                require_member(&tx, &f, &a.member_id, &op)?;
-            }
-            write_admins(&tx, &f, &admins, Origin::Local, &op)?;
-            tx.commit().ctx(&op)
+            in_write_tx(c, &op, |tx| run_ready(ops::set_admins(tx, &f, &admins)))
         })
         .await
     }
@@ -1229,7 +1266,7 @@ impl OrgStore for SqliteStore {
         let f = full_name.to_string();
         self.with("get admins", move |c| {
             let op = format!("read admins of {f}");
-            require_corp(c, &f, &op)?;
+            run_ready(ops::require_corp(&mut SqliteTx::new(c, &op), &f))?;
             read_admins(c, &f, &op)
         })
         .await
@@ -1346,7 +1383,7 @@ impl OrgStore for SqliteStore {
         let f = full_name.to_string();
         self.with("subtree members", move |c| {
             let op = format!("read members under department {dept_id} of {f}");
-            require_corp(c, &f, &op)?;
+            run_ready(ops::require_corp(&mut SqliteTx::new(c, &op), &f))?;
             let mut ids: Vec<String> = c
                 .prepare_cached(sql::SUBTREE_MEMBERS)
                 .ctx(&op)?
