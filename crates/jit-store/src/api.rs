@@ -7,15 +7,23 @@ use serde_json::Value;
 
 /// Errors from a store. Messages name the database (URL without password) and
 /// the operation; they never contain secrets.
+///
+/// A failure of the database driver keeps the driver's typed error
+/// ([`StoreError::driver_error`]) and its [`StoreErrorKind`]
+/// ([`StoreError::kind`]), so callers can tell a unique-key violation from a
+/// dropped connection. Every message already embeds its cause's text, so
+/// `source()` is `None`: printing the chain never repeats it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Could not open / connect.
-    #[error("cannot open store {location}: {message}")]
+    #[error("cannot open store {location}: {message}{}", cause_suffix(cause.as_ref()))]
     Open {
         /// Path or URL with the password removed.
         location: String,
-        /// Why.
+        /// What failed (e.g. `connect`, `cannot switch to WAL`).
         message: String,
+        /// The driver's (or the file system's) error, when it was one.
+        cause: Option<DriverError>,
     },
     /// The database was written by a newer binary; nothing was touched.
     #[error("store {location} has schema version {found}, newer than this binary knows ({known}); upgrade jit")]
@@ -38,7 +46,8 @@ pub enum StoreError {
         /// Member id.
         member_id: String,
     },
-    /// Bad input (e.g. an unknown role id).
+    /// Bad input (e.g. an unknown role id, a plan placing a member in a
+    /// department that is neither stored nor in the plan); nothing changed.
     #[error("{0}")]
     Invalid(String),
     /// Another holder (this or another process, on this or another host)
@@ -53,13 +62,183 @@ pub enum StoreError {
         started_at: Option<i64>,
     },
     /// A database operation failed; the transaction was rolled back.
-    #[error("store {operation} failed: {message}")]
+    #[error("store {operation} failed: {cause}")]
     Database {
         /// What was being done (e.g. `apply plan for corps.X`).
         operation: String,
-        /// The database's message.
+        /// The driver's error, as it was.
+        cause: DriverError,
+    },
+    /// The store found something it cannot handle that is not the driver's
+    /// doing (a stored value this binary does not know, a worker task that
+    /// died); the transaction was rolled back.
+    #[error("store {operation} failed: {message}")]
+    Internal {
+        /// What was being done.
+        operation: String,
+        /// What went wrong.
         message: String,
     },
+}
+
+/// `": <cause>"`, or nothing.
+fn cause_suffix(cause: Option<&DriverError>) -> String {
+    cause.map(|c| format!(": {c}")).unwrap_or_default()
+}
+
+impl StoreError {
+    /// What kind of failure this is, for callers that react differently
+    /// (retry on [`StoreErrorKind::Busy`] or [`StoreErrorKind::ConnectionLost`],
+    /// report a [`StoreErrorKind::UniqueViolation`] as a conflict, ...).
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::Database { cause, .. } => cause.kind(),
+            StoreError::Open {
+                cause: Some(cause), ..
+            } => cause.kind(),
+            StoreError::SyncBusy { .. } => StoreErrorKind::Busy,
+            _ => StoreErrorKind::Other,
+        }
+    }
+
+    /// The driver's own error, when the driver failed.
+    pub fn driver_error(&self) -> Option<&DriverError> {
+        match self {
+            StoreError::Database { cause, .. } => Some(cause),
+            StoreError::Open { cause, .. } => cause.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// A unique or primary key was violated (e.g. two concurrent applies
+    /// creating the same members).
+    UniqueViolation,
+    /// A foreign key was violated.
+    ForeignKey,
+    /// The connection to the server dropped (server restart, network,
+    /// terminated session); retrying on a new connection may succeed.
+    ConnectionLost,
+    /// Another holder has a lock: a locked SQLite database, a PostgreSQL lock
+    /// timeout, deadlock or serialization failure, a held sync lock.
+    Busy,
+    /// Anything else.
+    Other,
+}
+
+/// A database driver's (or the file system's) error, kept as it was.
+///
+/// `Display` gives the driver's own words (for PostgreSQL the server's
+/// severity, message and detail, or the connection error's whole chain),
+/// so `source()` is `None`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// From SQLite.
+    Sqlite(rusqlite::Error),
+    /// From PostgreSQL.
+    Postgres(tokio_postgres::Error),
+    /// From the file system (lock files, the store folder).
+    Io(std::io::Error),
+}
+
+impl DriverError {
+    /// Classifies the error.
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            DriverError::Sqlite(e) => sqlite_kind(e),
+            DriverError::Postgres(e) => postgres_kind(e),
+            DriverError::Io(_) => StoreErrorKind::Other,
+        }
+    }
+}
+
+fn sqlite_kind(e: &rusqlite::Error) -> StoreErrorKind {
+    use rusqlite::ffi;
+    let rusqlite::Error::SqliteFailure(f, _) = e else {
+        return StoreErrorKind::Other;
+    };
+    match f.extended_code {
+        ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+            return StoreErrorKind::UniqueViolation
+        }
+        ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return StoreErrorKind::ForeignKey,
+        _ => {}
+    }
+    match f.code {
+        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+            StoreErrorKind::Busy
+        }
+        _ => StoreErrorKind::Other,
+    }
+}
+
+fn postgres_kind(e: &tokio_postgres::Error) -> StoreErrorKind {
+    use tokio_postgres::error::SqlState;
+    if let Some(code) = e.code() {
+        return match code {
+            c if *c == SqlState::UNIQUE_VIOLATION => StoreErrorKind::UniqueViolation,
+            c if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreErrorKind::ForeignKey,
+            c if *c == SqlState::LOCK_NOT_AVAILABLE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
+            {
+                StoreErrorKind::Busy
+            }
+            // Class 08 (connection exception) and the server shutting the
+            // session down (57P01..57P03).
+            c if c.code().starts_with("08")
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW =>
+            {
+                StoreErrorKind::ConnectionLost
+            }
+            _ => StoreErrorKind::Other,
+        };
+    }
+    // No server error: the client side lost the connection (closed, I/O).
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io {
+        StoreErrorKind::ConnectionLost
+    } else {
+        StoreErrorKind::Other
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DriverError::Sqlite(e) => write!(f, "{e}"),
+            DriverError::Postgres(e) => f.write_str(&crate::logic::pg_message(e)),
+            DriverError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Its `Display` already holds the cause's text: no `source()`.
+impl std::error::Error for DriverError {}
+
+impl From<rusqlite::Error> for DriverError {
+    fn from(e: rusqlite::Error) -> DriverError {
+        DriverError::Sqlite(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for DriverError {
+    fn from(e: tokio_postgres::Error) -> DriverError {
+        DriverError::Postgres(e)
+    }
+}
+
+impl From<std::io::Error> for DriverError {
+    fn from(e: std::io::Error) -> DriverError {
+        DriverError::Io(e)
+    }
 }
 
 /// Result alias for store operations.

@@ -127,15 +127,15 @@ pub async fn open_for_app(
         return (driver_for(url).open)(url.to_string(), Some(app_root.to_path_buf())).await;
     }
     let dir = app_root.join(".jit");
-    let open_err = |message: String| StoreError::Open {
+    let open_err = |message: &str, e: std::io::Error| StoreError::Open {
         location: dir.display().to_string(),
-        message,
+        message: message.to_string(),
+        cause: Some(e.into()),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| open_err(format!("cannot create folder: {e}")))?;
+    std::fs::create_dir_all(&dir).map_err(|e| open_err("cannot create folder", e))?;
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
-        std::fs::write(&ignore, "*\n")
-            .map_err(|e| open_err(format!("cannot write .gitignore: {e}")))?;
+        std::fs::write(&ignore, "*\n").map_err(|e| open_err("cannot write .gitignore", e))?;
     }
     Ok(Arc::new(
         sqlite::SqliteStore::open(dir.join("org.db")).await?,

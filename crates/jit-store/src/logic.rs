@@ -48,20 +48,11 @@ pub(crate) trait Ctx<T> {
     fn ctx(self, operation: &str) -> StoreResult<T>;
 }
 
-impl<T> Ctx<T> for Result<T, rusqlite::Error> {
+impl<T, E: Into<crate::api::DriverError>> Ctx<T> for Result<T, E> {
     fn ctx(self, operation: &str) -> StoreResult<T> {
         self.map_err(|e| StoreError::Database {
             operation: operation.to_string(),
-            message: e.to_string(),
-        })
-    }
-}
-
-impl<T> Ctx<T> for Result<T, tokio_postgres::Error> {
-    fn ctx(self, operation: &str) -> StoreResult<T> {
-        self.map_err(|e| StoreError::Database {
-            operation: operation.to_string(),
-            message: pg_message(&e),
+            cause: e.into(),
         })
     }
 }
@@ -658,7 +649,7 @@ pub(crate) fn enum_str<T: serde::Serialize>(v: &T) -> String {
 
 /// Parses the stored form of a string enum.
 pub(crate) fn enum_parse<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
-    serde_json::from_value(Value::String(s.to_string())).map_err(|_| StoreError::Database {
+    serde_json::from_value(Value::String(s.to_string())).map_err(|_| StoreError::Internal {
         operation: format!("read {what}"),
         message: format!("unknown stored value {s:?}"),
     })
@@ -666,7 +657,7 @@ pub(crate) fn enum_parse<T: serde::de::DeserializeOwned>(s: &str, what: &str) ->
 
 /// Parses a stored member status.
 pub(crate) fn status_parse(s: &str) -> StoreResult<MemberStatus> {
-    MemberStatus::parse(s).ok_or_else(|| StoreError::Database {
+    MemberStatus::parse(s).ok_or_else(|| StoreError::Internal {
         operation: "read member".into(),
         message: format!("unknown stored status {s:?}"),
     })
@@ -866,7 +857,8 @@ pub(crate) fn run_counts(
 /// Checks, after the writes, that every membership the plan wrote names a
 /// department the org has (`stored`: read back inside the transaction).
 /// Memberships of other members cannot dangle: removing a department
-/// removes its memberships.
+/// removes its memberships. A dangling one is a bad plan:
+/// [`StoreError::Invalid`] naming the member and the department.
 pub(crate) fn check_memberships(
     op: &str,
     members: &[&Member],
@@ -874,13 +866,10 @@ pub(crate) fn check_memberships(
 ) -> StoreResult<()> {
     for m in members {
         if let Some(d) = m.depts.iter().find(|d| !stored.contains(&d.dept_id)) {
-            return Err(StoreError::Database {
-                operation: op.to_string(),
-                message: format!(
-                    "member {} is placed in department {}, which is neither stored nor in the plan; nothing was written",
-                    m.member_id, d.dept_id
-                ),
-            });
+            return Err(StoreError::Invalid(format!(
+                "{op}: member {} is placed in department {}, which is neither stored nor in the plan; nothing was written",
+                m.member_id, d.dept_id
+            )));
         }
     }
     Ok(())

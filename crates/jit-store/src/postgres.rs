@@ -6,7 +6,7 @@
 use crate::api::*;
 use crate::lock::{self, SyncLock};
 use crate::logic::ops::{self, BindingRow, Tx};
-use crate::logic::{self, pg_message, sql, Ctx, MembershipRow, OrgRows};
+use crate::logic::{self, sql, Ctx, MembershipRow, OrgRows};
 use crate::schema::{self, Dialect};
 use jit_org::{
     Admin, Change, CorpRecord, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, Provider,
@@ -67,7 +67,8 @@ async fn connect(url: &str, location: &str) -> StoreResult<Client> {
             .await
             .map_err(|e| StoreError::Open {
                 location: location.to_string(),
-                message: pg_message(&e),
+                message: "connect".to_string(),
+                cause: Some(e.into()),
             })?;
     tokio::spawn(async move {
         // The error surfaces on the next query as "connection closed".
@@ -97,6 +98,7 @@ impl PgStore {
         let open_err = |message: String| StoreError::Open {
             location: location.clone(),
             message,
+            cause: None,
         };
         if let Some(s) = schema {
             check_schema_name(s).map_err(open_err)?;
@@ -176,7 +178,8 @@ async fn migrate(client: &mut Client, schema: Option<&str>, location: &str) -> S
     let op = format!("migrate {location}");
     let open_err = |e: tokio_postgres::Error| StoreError::Open {
         location: location.to_string(),
-        message: pg_message(&e),
+        message: "prepare the schema".to_string(),
+        cause: Some(e.into()),
     };
     let tx = client.transaction().await.map_err(open_err)?;
     let name = match schema {

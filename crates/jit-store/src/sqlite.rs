@@ -80,6 +80,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Open {
                 location: location.clone(),
                 message: format!("open task failed: {e}"),
+                cause: None,
             })??;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
@@ -103,7 +104,7 @@ impl SqliteStore {
             f(&mut guard)
         })
         .await
-        .map_err(|e| StoreError::Database {
+        .map_err(|e| StoreError::Internal {
             operation: operation.to_string(),
             message: format!("worker task failed: {e}"),
         })?
@@ -114,17 +115,18 @@ impl SqliteStore {
 const PAGE_SIZE: i64 = 16384;
 
 fn open_blocking(path: &std::path::Path, location: &str) -> StoreResult<Connection> {
-    let err = |message: String| StoreError::Open {
+    let err = |message: &str, e: rusqlite::Error| StoreError::Open {
         location: location.to_string(),
-        message,
+        message: message.to_string(),
+        cause: Some(e.into()),
     };
-    let mut conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
+    let mut conn = Connection::open(path).map_err(|e| err("open", e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err("configure the connection", e))?;
     conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err("configure the connection", e))?;
     // Read the version before writing anything, not even the journal mode.
-    let found = read_version(&conn).map_err(|e| err(e.to_string()))?;
+    let found = read_version(&conn).map_err(|e| err("read the schema version", e))?;
     let known = schema::latest_version();
     if found > known {
         return Err(StoreError::SchemaTooNew {
@@ -136,19 +138,19 @@ fn open_blocking(path: &std::path::Path, location: &str) -> StoreResult<Connecti
     // Larger pages for a new file: fewer pages to allocate, balance and
     // write on bulk applies. A no-op on an existing database.
     conn.pragma_update(None, "page_size", PAGE_SIZE)
-        .map_err(|e| err(e.to_string()))?;
-    switch_to_wal(&conn).map_err(|e| err(format!("cannot switch to WAL: {e}")))?;
+        .map_err(|e| err("configure the connection", e))?;
+    switch_to_wal(&conn).map_err(|e| err("cannot switch to WAL", e))?;
     conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err("configure the connection", e))?;
     // 16 MiB page cache. Measured on a 100,000-member apply: larger caches
     // (64 and 256 MiB) were slower (1.9 s vs 1.4 s) and kept ~100 MB more
     // resident; in WAL mode a spill mid-transaction only appends to the WAL.
     conn.pragma_update(None, "cache_size", -16384)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err("configure the connection", e))?;
     // Statement journals (upserts, foreign keys) stay in memory instead of
     // temporary files.
     conn.pragma_update(None, "temp_store", "MEMORY")
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err("configure the connection", e))?;
     // An apply uses ~25 distinct statements; the default cache holds 16.
     conn.set_prepared_statement_cache_capacity(64);
     migrate(&mut conn, location)?;
@@ -1130,8 +1132,8 @@ impl OrgStore for SqliteStore {
                     let (path, op) = (path.clone(), op.clone());
                     async move {
                         lock::try_file_lock(&path).map_err(|e| StoreError::Database {
-                            operation: op,
-                            message: format!("cannot lock {}: {e}", path.display()),
+                            operation: format!("{op} ({})", path.display()),
+                            cause: e.into(),
                         })
                     }
                 })

@@ -8,7 +8,9 @@ mod common;
 
 use common::*;
 use jit_org::{Admin, ChangeKind, Member, MemberStatus, ObjectKind, Provider, SyncPlan};
-use jit_store::{AdminRow, Origin, RoleMemberRow, RunOutcome, StoreError, SyncRun};
+use jit_store::{
+    AdminRow, DriverError, Origin, RoleMemberRow, RunOutcome, StoreError, StoreErrorKind, SyncRun,
+};
 use std::time::{Duration, Instant};
 
 macro_rules! suite {
@@ -76,6 +78,10 @@ suite!(
     a_sync_plan_never_removes_local_rows,
     a_sync_never_sees_local_rows,
     a_role_removed_upstream_takes_its_local_holdings,
+    a_member_in_an_unknown_department_is_an_invalid_plan,
+    a_duplicate_key_is_a_unique_violation_that_keeps_the_driver_error,
+    a_foreign_key_violation_is_classified,
+    a_busy_sync_lock_is_of_kind_busy,
 );
 
 async fn migrations_are_idempotent(t: &TestStore) {
@@ -181,6 +187,7 @@ async fn failure_late_in_apply_rolls_everything_back(t: &TestStore) {
         .expect_err("a membership in a missing department must fail");
     let msg = err.to_string();
     assert!(msg.contains("apply plan for corps.Acme"), "{msg}");
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     assert_eq!(t.store.load_snapshot("corps.Acme").await.unwrap(), snap);
     assert_eq!(t.store.user_count().await.unwrap(), users);
     assert_eq!(t.store.list_runs("corps.Acme", 100).await.unwrap(), runs);
@@ -1311,4 +1318,97 @@ async fn local_corp_data_lists_members_who_left_only_when_asked(t: &TestStore) {
         .unwrap()
         .iter()
         .any(|m| m["memberId"] == "dave" && m["deptId"] == 4));
+}
+
+async fn a_member_in_an_unknown_department_is_an_invalid_plan(t: &TestStore) {
+    let (corp, snap) = seeded(t).await;
+    let mut lost = Member::new("erin", "Erin");
+    lost.depts.push(jit_org::DeptMembership {
+        dept_id: 404,
+        order: 0,
+        is_leader: false,
+    });
+    let err = t
+        .store
+        .apply_plan(&corp, &members_plan(vec![lost]), &run_for(&corp))
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::Invalid(m) => {
+            assert!(m.contains("member erin"), "{m}");
+            assert!(m.contains("department 404"), "{m}");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(err.kind(), StoreErrorKind::Other);
+    assert_eq!(t.store.load_snapshot("corps.Acme").await.unwrap(), snap);
+}
+
+async fn a_duplicate_key_is_a_unique_violation_that_keeps_the_driver_error(t: &TestStore) {
+    let (corp, _) = seeded(t).await;
+    // A stray membership row of a member the store does not have yet: the
+    // plan's plain insert of that member's memberships hits its key.
+    t.exec(
+        "INSERT INTO dept_members (corp, member_id, dept_id, seq, sort_order, is_leader) \
+         VALUES ('corps.Acme', 'erin', 1, 0, 0, FALSE)",
+    )
+    .await;
+    let mut erin = Member::new("erin", "Erin");
+    erin.depts.push(jit_org::DeptMembership {
+        dept_id: 1,
+        order: 0,
+        is_leader: false,
+    });
+    let err = t
+        .store
+        .apply_plan(&corp, &members_plan(vec![erin]), &run_for(&corp))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::UniqueViolation, "{err}");
+    assert!(matches!(
+        err.driver_error(),
+        Some(DriverError::Sqlite(_) | DriverError::Postgres(_))
+    ));
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("store apply plan for corps.Acme failed: "),
+        "{msg}"
+    );
+    assert!(
+        msg.to_lowercase().contains("unique") || msg.contains("duplicate key"),
+        "the message embeds the driver's words: {msg}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_none(),
+        "the message holds the cause; source() does not repeat it"
+    );
+}
+
+async fn a_foreign_key_violation_is_classified(t: &TestStore) {
+    seeded(t).await;
+    let e = t
+        .exec_err(
+            "INSERT INTO role_members (corp, role_id, member_id, origin) \
+             VALUES ('corps.Acme', 'no-such-role', 'alice', 'local')",
+        )
+        .await;
+    assert_eq!(e.kind(), StoreErrorKind::ForeignKey, "{e}");
+    let e = t
+        .exec_err("INSERT INTO corps (full_name, title, corp_type, provider, corp_id) VALUES ('corps.Acme', 'x', 'x', 'x', 'x')")
+        .await;
+    assert_eq!(e.kind(), StoreErrorKind::UniqueViolation, "{e}");
+}
+
+async fn a_busy_sync_lock_is_of_kind_busy(t: &TestStore) {
+    let _held = t
+        .store
+        .lock_sync("corps.Acme", Duration::ZERO)
+        .await
+        .unwrap();
+    let err = t
+        .store
+        .lock_sync("corps.Acme", Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Busy);
 }

@@ -136,6 +136,27 @@ impl TestStore {
         }
     }
 
+    /// Runs one statement directly on the database and returns how the
+    /// driver failed it (the statement must fail).
+    pub async fn exec_err(&self, sql: &str) -> jit_store::DriverError {
+        match &self.place {
+            Place::Sqlite { path, .. } => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+                c.execute_batch(sql)
+                    .expect_err("the statement must fail")
+                    .into()
+            }
+            Place::Postgres { .. } => {
+                let c = self.raw_pg().await;
+                c.batch_execute(sql)
+                    .await
+                    .expect_err("the statement must fail")
+                    .into()
+            }
+        }
+    }
+
     /// Runs a query returning one integer.
     pub async fn scalar(&self, sql: &str) -> i64 {
         match &self.place {
