@@ -32,7 +32,7 @@ use jit_core::{
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -221,20 +221,34 @@ impl NativeApp {
         let handle = py
             .allow_threads(|| self.app.get_element(full_name))
             .map_err(|e| lookup_error(py, e))?;
-        Ok(NativeElement { handle })
+        Ok(NativeElement {
+            handle,
+            _app: self.app.clone(),
+        })
     }
 
     /// The declaration of any element (Meta, Type or Instance), as JSON, or
-    /// `None` if there is no such element.
+    /// `None` if there is no such element: its e.json fields, with
+    /// `fullName`, `kind`, `type`, `meta`, `chain`, the resolved
+    /// `functionList` (inherited methods included) and `configFile`.
     fn get_element_define(&self, full_name: &str) -> Option<String> {
         let define = self.app.get_element_define(full_name)?;
-        let mut v = serde_json::to_value(&*define).unwrap_or(Value::Null);
+        let mut v = match &define.raw {
+            Value::Object(raw) => raw.clone(),
+            _ => serde_json::Map::new(),
+        };
+        v.insert("fullName".into(), json!(define.full_name));
+        v.insert("title".into(), json!(define.title));
+        v.insert("kind".into(), json!(define.kind.as_str()));
+        v.insert("type".into(), json!(define.type_name));
         if let Some(info) = self.app.element_info(full_name) {
-            v["meta"] = serde_json::json!(info.meta);
-            v["chain"] = serde_json::json!(info.chain);
+            v.insert("meta".into(), json!(info.meta));
+            v.insert("chain".into(), json!(info.chain));
+            v.insert("appId".into(), json!(info.app_id));
+            v.insert("configFile".into(), json!(info.config_file));
         }
         if let Some(functions) = self.app.element_functions(full_name) {
-            v["functionList"] = serde_json::json!(functions);
+            v.insert("functionList".into(), json!(functions));
         }
         Some(to_json(&v))
     }
@@ -258,6 +272,10 @@ impl NativeApp {
 #[pyclass(module = "jit._native", frozen)]
 struct NativeElement {
     handle: ElementHandle,
+    /// Elements reach their app (root folder, settings, store) through a
+    /// weak reference: `App.load(...).getElement(...)` in one expression
+    /// must keep the app alive as long as the element.
+    _app: App,
 }
 
 #[pymethods]
@@ -329,6 +347,27 @@ impl NativeSim {
     /// URLs and credentials, as JSON (the `jit sim` line).
     fn info(&self) -> String {
         self.info.clone()
+    }
+
+    /// Changes the simulated org `org` (`"wecom"` or `"dingtalk-N"`) as
+    /// the platform's admin would: `mutation_json` is a `jit_sim::Mutation`
+    /// (`{"op": "removeMember", "userid": ...}`). Returns the outcome as JSON.
+    fn mutate(&self, py: Python<'_>, org: &str, mutation_json: &str) -> PyResult<String> {
+        let bad = |m: String| error(py, "ArgumentError", m, None);
+        let org: jit_sim::OrgRef = org.parse().map_err(|e| bad(format!("{e}")))?;
+        let mutation: jit_sim::Mutation = serde_json::from_str(mutation_json)
+            .map_err(|e| bad(format!("bad simulator mutation: {e}")))?;
+        let guard = self
+            .handle
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("simulator lock poisoned"))?;
+        let handle = guard
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("the simulator is stopped"))?;
+        handle
+            .mutate(org, mutation)
+            .map(|o| to_json(&o))
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// Stops serving (idempotent).

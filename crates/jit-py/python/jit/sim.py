@@ -93,6 +93,17 @@ class Simulator:
             }
         }
 
+    def mutate(self, org: str = "wecom", **mutation: Any) -> Dict[str, Any]:
+        """Changes simulated org ``org`` (``"wecom"``, ``"dingtalk-0"``, ...)
+        as its admin would, e.g. ``sim.mutate(op="removeMember",
+        userid="u1")``; the next sync sees it. Operations: addMember,
+        updateMember, moveMember, disableMember, enableMember, removeMember,
+        addDept, renameDept, moveDept, removeDept, addRole, renameRole,
+        removeRole, addRoleMembers, removeRoleMembers, setAdmins,
+        setVisibleRange (fields in camelCase or snake case)."""
+        body = {_camel(k): v for k, v in mutation.items()}
+        return decode(self._native.mutate(org, encode(body)))
+
     def setLatencyMs(self, ms: int) -> None:
         """Adds ``ms`` milliseconds to every API answer from now on."""
         self._native.set_latency_ms(ms)
