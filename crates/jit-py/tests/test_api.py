@@ -120,3 +120,24 @@ def test_help_describes_the_api():
     org = pydoc.render_doc(jit.OrgElement, renderer=pydoc.plaintext)
     assert "setUserRole(self, memberId: str, roleIdList" in org
     assert "bulkRegister(self, corpData" in org and "memberList" in org
+
+
+def test_the_wheel_ships_type_stubs_that_match_the_classes():
+    import ast
+    import inspect
+
+    package = pathlib.Path(jit.__file__).parent
+    assert (package / "py.typed").exists() and (package / "_native.pyi").exists()
+    stubs = ast.parse((package / "__init__.pyi").read_text())
+    stubbed = {
+        node.name: {f.name for f in node.body if isinstance(f, ast.FunctionDef)}
+        for node in stubs.body
+        if isinstance(node, ast.ClassDef)
+    }
+    for cls in (jit.App, jit.Element, jit.OrgElement):
+        public = {
+            name
+            for name, _ in inspect.getmembers(cls)
+            if not name.startswith("_") and name in vars(cls)
+        }
+        assert public <= stubbed[cls.__name__], public - stubbed[cls.__name__]
