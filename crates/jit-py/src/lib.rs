@@ -354,7 +354,7 @@ impl NativeSim {
     /// (`{"op": "removeMember", "userid": ...}`). Returns the outcome as JSON.
     fn mutate(&self, py: Python<'_>, org: &str, mutation_json: &str) -> PyResult<String> {
         let bad = |m: String| error(py, "ArgumentError", m, None);
-        let org: jit_sim::OrgRef = org.parse().map_err(|e| bad(format!("{e}")))?;
+        let org: jit_sim::OrgRef = org.parse().map_err(|e: String| bad(e))?;
         let mutation: jit_sim::Mutation = serde_json::from_str(mutation_json)
             .map_err(|e| bad(format!("bad simulator mutation: {e}")))?;
         let guard = self
