@@ -118,8 +118,13 @@ def test_help_describes_the_api():
     for words in ("load(", "getElement(", "getElementDefine(", "findElements(", "store", "plugins"):
         assert words in text
     org = pydoc.render_doc(jit.OrgElement, renderer=pydoc.plaintext)
-    assert "setUserRole(self, memberId: str, roleIdList" in org
-    assert "bulkRegister(self, corpData" in org and "memberList" in org
+    for method in ("initCorp", "syncCorp", "bulkRegister", "setUserRole", "getLocalCorpData", "authConfig"):
+        assert method in org
+    # The seeds' argument names and order, as editors and help() show them.
+    import inspect
+
+    assert list(inspect.signature(jit.OrgElement.setUserRole).parameters) == ["self", "memberId", "roleIdList"]
+    assert list(inspect.signature(jit.OrgElement.bulkRegister).parameters) == ["self", "corpData", "memberList"]
 
 
 def test_the_wheel_ships_type_stubs_that_match_the_classes():
