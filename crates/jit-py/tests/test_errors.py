@@ -133,7 +133,8 @@ def test_a_mass_offline_is_refused_until_forced(tmp_path):
 
 
 def test_a_second_sync_of_the_same_org_is_busy(tmp_path):
-    sim = jit.sim.start(users=200, depts=40, latency_ms=150, dingtalk_orgs=1)
+    # Slow answers: the first sync reads for about two seconds.
+    sim = jit.sim.start(users=200, depts=40, latency_ms=400, dingtalk_orgs=1)
     try:
         app = jit.App.load(write_seed_app(tmp_path / "app", sim))
         corp = app.getElement("corps.MyQywxCorp")
