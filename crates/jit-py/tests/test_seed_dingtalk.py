@@ -221,8 +221,8 @@ def test_advanced_features(app, capsys):
     nail_corp = app.getElement("corps.testNailDivision")
     # System automatically executes: initCorp() -> syncCorp() -> bulkRegister()
     # --- end
+    # The next example continues this one: `nail_corp` is the one above.
     # --- seed example: Advanced Features, "User Identity Binding"
-    # (it continues the previous one: `nail_corp` is that example's)
     # Automatically handle user binding during sync
     nail_corp.syncCorp()
     # System automatically handles:
