@@ -128,6 +128,27 @@ fn jit_serve(app: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// Runs a `jit serve` that is expected to refuse to start; a start that
+/// does not end within seconds fails the test instead of hanging it.
+trait Exits {
+    fn exits(&mut self) -> std::process::Output;
+}
+
+impl Exits for Command {
+    fn exits(&mut self) -> std::process::Output {
+        let mut child = self.spawn().expect("start jit serve");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("jit serve did not exit: it should have refused to start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
 impl Server {
     fn start(app: &Path) -> Server {
         Server::start_with(app, &[], &[])
@@ -376,8 +397,14 @@ fn the_ready_line_names_the_url_app_and_orgs_and_the_probes_answer() {
 fn sigterm_stops_it_with_exit_0_and_no_secret_in_its_output() {
     let sim = start_sim();
     let f = token_app(&sim);
-    let s = Server::start_with(f.path(), &[], TOKEN_ENV);
+    // Every level, so nothing logged at debug or trace leaks either.
+    let mut env = TOKEN_ENV.to_vec();
+    env.push(("RUST_LOG", "trace"));
+    let s = Server::start_with(f.path(), &[], &env);
     s.wait_for_run("corps.Acme", Some(READ_TOKEN));
+    for token in [READ_TOKEN, CALL_TOKEN, ADMIN_TOKEN, "wrong"] {
+        s.request("GET", "/api/v1/elements/corps.Acme", None, Some(token));
+    }
     assert_eq!(
         s.request("GET", "/api/v1/elements/corps.Acme", None, Some(READ_TOKEN))
             .status,
@@ -408,6 +435,15 @@ fn sigterm_lets_a_running_sync_finish_before_exiting() {
         finished.is_some(),
         "the sync finished before the exit:\n{out}"
     );
+}
+
+#[test]
+fn a_missing_app_folder_stops_the_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = jit_serve(&dir.path().join("nope"), &["--listen", "127.0.0.1:0"], &[]).exits();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not exist"), "{err}");
 }
 
 #[test]
@@ -444,9 +480,7 @@ fn without_tokens_loopback_requests_need_none_and_the_start_says_so() {
 fn without_tokens_a_public_listen_address_is_refused() {
     let sim = start_sim();
     let f = org_app(&sim);
-    let out = jit_serve(f.path(), &["--listen", "0.0.0.0:0"], &[])
-        .output()
-        .unwrap();
+    let out = jit_serve(f.path(), &["--listen", "0.0.0.0:0"], &[]).exits();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -529,9 +563,7 @@ fn a_read_token_cannot_call_and_a_call_token_cannot_sync() {
 fn an_unset_token_placeholder_stops_the_start_naming_the_variable() {
     let sim = start_sim();
     let f = token_app(&sim);
-    let out = jit_serve(f.path(), &["--listen", "127.0.0.1:0"], &TOKEN_ENV[..2])
-        .output()
-        .unwrap();
+    let out = jit_serve(f.path(), &["--listen", "127.0.0.1:0"], &TOKEN_ENV[..2]).exits();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("T_ADMIN") && err.contains("(ops)"), "{err}");

@@ -40,6 +40,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod auth;
 mod error;
 mod metrics;
@@ -50,7 +52,7 @@ mod state;
 pub use auth::{Scope, Tokens};
 pub use error::{ApiError, ErrorBody, ErrorDetail, ServeError};
 pub use metrics::Metrics;
-pub use routes::{api_routes, router};
+pub use routes::{api_routes, router, router_with};
 pub use runs::Jobs;
 pub use state::HostState;
 
@@ -168,6 +170,11 @@ pub async fn run(
     opts: ServeOptions,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Checked before the store opens: opening it would create `.jit/` and
+    // so the folder itself.
+    if !opts.app_dir.is_dir() {
+        return Err(jit_core::LoadError::NoSuchApp(opts.app_dir.clone()).into());
+    }
     let manifest = read_manifest(&opts.app_dir)?;
     let tokens = Tokens::from_manifest(&manifest).map_err(|message| ServeError::App {
         app: opts.app_dir.display().to_string(),

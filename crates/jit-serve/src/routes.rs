@@ -79,7 +79,15 @@ pub fn api_routes() -> OpenApiRouter<Arc<HostState>> {
 /// The whole service: [`api_routes`] with the OpenAPI document, a JSON 404
 /// for unknown paths, authentication, and request ids, logs and metrics.
 pub fn router(state: Arc<HostState>) -> Router {
-    let (routes, doc) = api_routes().split_for_parts();
+    router_with(state, OpenApiRouter::new())
+}
+
+/// [`router`] with more routes (e.g. those of another feature), which get
+/// the same authentication, logs and metrics and appear in the OpenAPI
+/// document. Their scope follows the same rule: GET needs `read`, other
+/// methods `call`, a path ending in `/sync` `admin`.
+pub fn router_with(state: Arc<HostState>, extra: OpenApiRouter<Arc<HostState>>) -> Router {
+    let (routes, doc) = api_routes().merge(extra).split_for_parts();
     let doc = Arc::new(doc);
     routes
         .fallback(unknown_route)
@@ -428,7 +436,7 @@ impl From<SyncRun> for RunView {
                 .unwrap_or_default(),
             started_at: r.started_at,
             finished_at: r.finished_at,
-            counts: r.counts,
+            counts: r.counts.iter().map(|(k, n)| (k.as_str().to_string(), *n)).collect(),
             error: r.error,
             notes: r.notes,
         }

@@ -70,6 +70,11 @@ impl HostState {
         &self.store
     }
 
+    /// The host's counters (served at `/metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Background work (calls, syncs) the host waits for on shutdown.
     pub fn jobs(&self) -> &Jobs {
         &self.jobs
