@@ -436,7 +436,11 @@ impl From<SyncRun> for RunView {
                 .unwrap_or_default(),
             started_at: r.started_at,
             finished_at: r.finished_at,
-            counts: r.counts.iter().map(|(k, n)| (k.as_str().to_string(), *n)).collect(),
+            counts: r
+                .counts
+                .iter()
+                .map(|(k, n)| (k.as_str().to_string(), *n))
+                .collect(),
             error: r.error,
             notes: r.notes,
         }
