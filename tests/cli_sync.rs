@@ -499,7 +499,13 @@ fn assert_one_sync_applied(outputs: &[Output], runs: &[jit_store::SyncRun]) -> u
     assert_eq!(applied.len(), outputs.len() - busy, "{runs:?}");
     let creators: Vec<_> = applied
         .iter()
-        .filter(|r| r.counts.get("created").copied().unwrap_or(0) > 0)
+        .filter(|r| {
+            r.counts
+                .get(&jit_org::ChangeKind::Created)
+                .copied()
+                .unwrap_or(0)
+                > 0
+        })
         .collect();
     assert_eq!(
         creators.len(),

@@ -333,7 +333,7 @@ struct Ctx<'a> {
 struct Outcome {
     upstream_members: usize,
     rows_written: u64,
-    counts: BTreeMap<String, usize>,
+    counts: jit_org::ChangeCounts,
     peak_growth_mb: f64,
 }
 

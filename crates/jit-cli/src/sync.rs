@@ -184,19 +184,10 @@ pub fn print_summary(corp: &CorpElement, r: &SyncReport) {
         "  upstream            {} members in {} departments",
         r.upstream_members, r.upstream_depts
     );
-    for kind in [
-        "created",
-        "updated",
-        "moved",
-        "offlined",
-        "reactivated",
-        "removed",
-        "skipped",
-    ] {
-        let n = r.counts.get(kind).copied().unwrap_or(0);
-        if n > 0 {
-            println!("  {kind:<19} {n}");
-        }
+    // In ChangeKind order: created, updated, moved, offlined, reactivated,
+    // removed, skipped.
+    for (kind, n) in r.counts.iter().filter(|(_, n)| **n > 0) {
+        println!("  {:<19} {n}", kind.as_str());
     }
     if r.counts.values().all(|n| *n == 0) {
         println!("  changes             none (the store already matches)");

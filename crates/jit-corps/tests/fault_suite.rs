@@ -291,21 +291,21 @@ struct Fixture {
 fn org_config(platform: Platform, sim: &SimHandle) -> Value {
     // Short time-outs; the offline guard fully open; a client budget the
     // unthrottled simulator never needs.
-    let sync = |rate_key: &str| {
+    let sync = |rate_key: &str, budget: u32| {
         json!({"maxOfflineRatio": 1.0, "timeoutSecs": CLIENT_TIMEOUT_MS as f64 / 1000.0,
-               "concurrency": 8, "retries": 2, "retryBaseMs": 5, rate_key: 1_000_000})
+               "concurrency": 8, "retries": 2, "retryBaseMs": 5, rate_key: budget})
     };
     match platform {
         Platform::Wecom => {
             let w = sim.info().wecom;
             json!({"corpId": w.corp_id, "agentId": w.agent_id.to_string(), "secret": w.secret,
-                   "apiBase": w.api_base_url, "sync": sync("rateLimitPerMinute")})
+                   "apiBase": w.api_base_url, "sync": sync("rateLimitPerMinute", 600_000)})
         }
         Platform::DingTalk => {
             let d = &sim.info().dingtalk[0];
             json!({"authConfig": {"corpId": d.corp_id, "agentId": d.agent_id, "appKey": d.app_key,
                    "appSecret": d.app_secret, "apiBase": d.api_base_url},
-                   "sync": sync("rateLimitPerSecond")})
+                   "sync": sync("rateLimitPerSecond", 10_000)})
         }
     }
 }

@@ -1397,8 +1397,18 @@ async fn dingtalk_permission_errors_on_two_departments_lose_nothing() {
             .unwrap();
         let report = sync_with_guard_open(&app, "corps.Nail").await;
         assert!(!report.is_complete(), "a permission error is a failed read");
-        assert_eq!(report.counts.get("offlined"), None, "{:?}", report.changes);
-        assert_eq!(report.counts.get("removed"), None, "{:?}", report.changes);
+        assert_eq!(
+            report.counts.get(&jit_org::ChangeKind::Offlined),
+            None,
+            "{:?}",
+            report.changes
+        );
+        assert_eq!(
+            report.counts.get(&jit_org::ChangeKind::Removed),
+            None,
+            "{:?}",
+            report.changes
+        );
         let after = store.load_snapshot("corps.Nail").await.unwrap();
         assert_eq!(
             facts(&after),
@@ -1448,7 +1458,12 @@ async fn a_wecom_permission_error_on_one_department_keeps_its_members_and_their_
             !report.is_complete(),
             "{errcode} on a listed department is a failed read"
         );
-        assert_eq!(report.counts.get("offlined"), None, "{:?}", report.changes);
+        assert_eq!(
+            report.counts.get(&jit_org::ChangeKind::Offlined),
+            None,
+            "{:?}",
+            report.changes
+        );
         let after = store.load_snapshot("corps.Wecom").await.unwrap();
         assert_eq!(
             facts(&after),
@@ -1501,8 +1516,18 @@ async fn a_scoped_export_reimported_through_a_plugin_stays_scoped() {
     )
     .await
     .unwrap();
-    assert_eq!(report.counts.get("offlined"), None, "{:?}", report.changes);
-    assert_eq!(report.counts.get("removed"), None, "{:?}", report.changes);
+    assert_eq!(
+        report.counts.get(&jit_org::ChangeKind::Offlined),
+        None,
+        "{:?}",
+        report.changes
+    );
+    assert_eq!(
+        report.counts.get(&jit_org::ChangeKind::Removed),
+        None,
+        "{:?}",
+        report.changes
+    );
     assert_eq!(
         facts(&store.load_snapshot("corps.Wecom").await.unwrap()),
         facts(&before)

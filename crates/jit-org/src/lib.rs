@@ -510,7 +510,7 @@ impl CorpSnapshot {
 }
 
 /// What kind of change a plan entry makes; recorded per object in the sync run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// A new object.
@@ -542,6 +542,20 @@ impl ChangeKind {
             ChangeKind::Skipped => "skipped",
         }
     }
+}
+
+/// How many report lines of each kind a run has (kinds with none are left
+/// out). Serialized as an object keyed by [`ChangeKind::as_str`]:
+/// `{"created": 3, "offlined": 1}`.
+pub type ChangeCounts = BTreeMap<ChangeKind, usize>;
+
+/// The counts of `changes` by kind.
+pub fn count_changes(changes: &[Change]) -> ChangeCounts {
+    let mut out = ChangeCounts::new();
+    for c in changes {
+        *out.entry(c.kind).or_insert(0) += 1;
+    }
+    out
 }
 
 /// Which kind of object a change touches.
@@ -619,12 +633,8 @@ impl SyncPlan {
     }
 
     /// Counts of report lines per change kind, for summaries.
-    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        let mut out = BTreeMap::new();
-        for c in &self.changes {
-            *out.entry(c.kind.as_str()).or_insert(0) += 1;
-        }
-        out
+    pub fn counts(&self) -> ChangeCounts {
+        count_changes(&self.changes)
     }
 }
 
@@ -710,6 +720,21 @@ mod tests {
             serde_json::to_value(Platform::DingTalk).unwrap(),
             "dingtalk"
         );
+    }
+
+    #[test]
+    fn change_counts_are_keyed_by_the_stored_kind_names() {
+        let c = Change {
+            object: ObjectKind::Member,
+            id: "u".into(),
+            kind: ChangeKind::Offlined,
+            reason: String::new(),
+        };
+        let counts = count_changes(&[c.clone(), c]);
+        let text = serde_json::to_string(&counts).unwrap();
+        assert_eq!(text, r#"{"offlined":2}"#);
+        let back: ChangeCounts = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, counts);
     }
 
     #[test]

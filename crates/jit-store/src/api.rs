@@ -289,7 +289,7 @@ pub struct SyncRun {
     /// Outcome.
     pub outcome: RunOutcome,
     /// Counts per change kind (`created`, `updated`, ...).
-    pub counts: std::collections::BTreeMap<String, usize>,
+    pub counts: jit_org::ChangeCounts,
     /// Error or refusal reason.
     pub error: Option<String>,
     /// Notes (withheld fields, admin list refused, ...).

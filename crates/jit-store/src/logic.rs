@@ -10,7 +10,7 @@ use jit_org::{
     RoleGroup, SyncPlan,
 };
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
@@ -630,12 +630,12 @@ pub(crate) fn sort_role_rows(rows: &mut [crate::api::RoleMemberRow]) {
 }
 
 /// Counts per change kind as stored in a run (JSON object text).
-pub(crate) fn counts_to_text(counts: &BTreeMap<String, usize>) -> String {
+pub(crate) fn counts_to_text(counts: &jit_org::ChangeCounts) -> String {
     serde_json::to_string(counts).unwrap_or_else(|_| "{}".into())
 }
 
 /// Parses stored counts.
-pub(crate) fn counts_from_text(s: &str) -> BTreeMap<String, usize> {
+pub(crate) fn counts_from_text(s: &str) -> jit_org::ChangeCounts {
     serde_json::from_str(s).unwrap_or_default()
 }
 
@@ -841,17 +841,13 @@ impl OrgRows {
 
 /// Counts to store for a run: the caller's, or derived from the change lines.
 pub(crate) fn run_counts(
-    given: &BTreeMap<String, usize>,
+    given: &jit_org::ChangeCounts,
     changes: &[jit_org::Change],
-) -> BTreeMap<String, usize> {
+) -> jit_org::ChangeCounts {
     if !given.is_empty() || changes.is_empty() {
         return given.clone();
     }
-    let mut out = BTreeMap::new();
-    for c in changes {
-        *out.entry(c.kind.as_str().to_string()).or_insert(0) += 1;
-    }
-    out
+    jit_org::count_changes(changes)
 }
 
 /// Checks, after the writes, that every membership the plan wrote names a

@@ -778,11 +778,11 @@ async fn runs_are_recorded_with_their_changes(t: &TestStore) {
     assert_eq!(runs[0].outcome, RunOutcome::Failed);
     assert_eq!(runs[0].error, failed.error);
     assert_eq!(runs[1].run_id, report.run_id);
-    assert_eq!(runs[1].counts.get("offlined"), Some(&1));
-    assert_eq!(runs[1].counts.get("skipped"), Some(&1));
+    assert_eq!(runs[1].counts.get(&jit_org::ChangeKind::Offlined), Some(&1));
+    assert_eq!(runs[1].counts.get(&jit_org::ChangeKind::Skipped), Some(&1));
     assert_eq!(runs[1].notes, vec!["mobile withheld by WeCom".to_string()]);
     assert_eq!(
-        runs[2].counts.get("created"),
+        runs[2].counts.get(&jit_org::ChangeKind::Created),
         Some(&(snap.depts.len() + snap.members.len()))
     );
     let changes = t.store.run_changes(report.run_id).await.unwrap();
@@ -1042,7 +1042,7 @@ async fn applying_a_begun_run_finishes_it_instead_of_adding_one(t: &TestStore) {
     assert_eq!(runs[0].finished_at, run.finished_at);
     assert_eq!(runs[0].notes, run.notes);
     assert_eq!(
-        runs[0].counts.get("created"),
+        runs[0].counts.get(&jit_org::ChangeKind::Created),
         Some(&(snap.depts.len() + snap.members.len()))
     );
     assert_eq!(
@@ -1078,7 +1078,7 @@ async fn recording_a_begun_run_finishes_it_with_its_change_lines(t: &TestStore) 
     assert_eq!(stored.outcome, RunOutcome::Refused);
     assert_eq!(stored.error, refused.error);
     assert_eq!(stored.finished_at, 1_700_000_009_000);
-    assert_eq!(stored.counts.get("offlined"), Some(&1));
+    assert_eq!(stored.counts.get(&jit_org::ChangeKind::Offlined), Some(&1));
     assert_eq!(t.store.run_changes(id).await.unwrap().len(), 1);
     assert_eq!(t.store.list_runs("corps.Acme", 10).await.unwrap().len(), 1);
 }

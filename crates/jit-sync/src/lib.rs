@@ -41,10 +41,9 @@ pub use jit_org::{
 };
 pub use plan::plan;
 
-use jit_org::{Change, CorpRecord, CorpSnapshot, FetchFailure, Provider, SyncPlan};
+use jit_org::{Change, ChangeCounts, CorpRecord, CorpSnapshot, FetchFailure, Provider, SyncPlan};
 use jit_store::{IdentityConflict, OrgStore, RunOutcome, StoreError, SyncRun};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Why a source could not read its organization.
@@ -176,7 +175,7 @@ pub struct SyncReport {
     /// Applied or DryRun (refusals and failures are errors).
     pub outcome: RunOutcome,
     /// Change lines per kind (`created`, `updated`, `moved`, `offlined`, ...).
-    pub counts: BTreeMap<String, usize>,
+    pub counts: ChangeCounts,
     /// Per-object change lines, skipped ones included.
     pub changes: Vec<Change>,
     /// The plan (what was applied, or would be for a dry run).
@@ -322,7 +321,7 @@ pub async fn run_sync(
             started_at,
             finished_at: now_ms(),
             outcome,
-            counts: BTreeMap::new(),
+            counts: ChangeCounts::new(),
             error,
             notes,
         };
@@ -373,11 +372,7 @@ pub async fn run_sync(
     let plan_ms = ms(t_plan.elapsed());
     let mut notes = remote.notes.clone();
     notes.extend(verdict.notes.iter().cloned());
-    let counts: BTreeMap<String, usize> = the_plan
-        .counts()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let counts = the_plan.counts();
 
     if let Some(refusal) = verdict.refusal {
         let mut run = base_run(

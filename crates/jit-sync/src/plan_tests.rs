@@ -90,7 +90,7 @@ fn first_sync_creates_everything_parents_first() {
     assert_eq!(p.upsert_roles.len(), 1);
     assert_eq!(p.upsert_role_groups.len(), 1);
     assert!(p.set_admins.is_some());
-    assert_eq!(p.counts()["created"], 4 + 10 + 1 + 1);
+    assert_eq!(p.counts()[&jit_org::ChangeKind::Created], 4 + 10 + 1 + 1);
 }
 
 #[test]

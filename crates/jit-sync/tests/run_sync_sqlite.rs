@@ -73,7 +73,7 @@ async fn applied_sync_reports_counts_and_a_repeat_writes_nothing() {
     .await
     .unwrap();
     assert_eq!(r.outcome, RunOutcome::Applied);
-    assert_eq!(r.counts["created"], 3 + 20);
+    assert_eq!(r.counts[&jit_org::ChangeKind::Created], 3 + 20);
     assert_eq!(r.upstream_members, 20);
     assert_eq!(
         progress.phases(),
@@ -188,7 +188,7 @@ async fn incomplete_read_applies_updates_but_offlines_nobody() {
     .unwrap();
     assert!(!r.is_complete());
     assert!(r.plan.offline_members.is_empty());
-    assert_eq!(r.counts["skipped"], 2);
+    assert_eq!(r.counts[&jit_org::ChangeKind::Skipped], 2);
     assert!(r.notes.iter().any(|n| n.contains("incomplete")));
     let stored = store.load_snapshot("corps.Hr").await.unwrap();
     assert_eq!(stored.members["e000"].name, "Renamed");

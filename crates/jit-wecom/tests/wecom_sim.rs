@@ -148,7 +148,7 @@ async fn first_sync_stores_the_truth_and_second_sync_writes_nothing() {
         .unwrap();
     assert_eq!(r1.outcome, RunOutcome::Applied);
     assert!(r1.rows_written > 0);
-    assert!(r1.counts["created"] > 0);
+    assert!(r1.counts[&jit_org::ChangeKind::Created] > 0);
     let stored = store.load_snapshot(&corp.full_name).await.unwrap();
     assert_same_org(&stored, &present(sim.wecom_truth()));
 
