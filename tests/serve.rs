@@ -696,40 +696,43 @@ fn a_platform_failure_is_502_with_the_platform_errcode() {
     assert!(!out.contains("not-the-right-secret-4711"), "{out}");
 }
 
-/// Builds the misbehaving example plugin once; returns its library.
-fn garbage_plugin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            let out = Command::new(env!("CARGO"))
-                .current_dir(&root)
-                .args([
-                    "build",
-                    "--message-format=json",
-                    "-p",
-                    "plugin-test-garbage",
-                ])
-                .output()
-                .expect("run cargo build");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .filter(|m| m["reason"] == "compiler-artifact")
-                .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
-                .map(|f| PathBuf::from(f.as_str().unwrap_or_default()))
-                .find(|f| {
-                    f.to_string_lossy().contains("plugin_test_garbage")
-                        && f.to_string_lossy().ends_with(std::env::consts::DLL_SUFFIX)
-                })
-                .expect("cargo reports the plugin library")
-        })
-        .clone()
+/// Builds an example plugin package once; returns its library, as cargo
+/// reports it.
+fn plugin(package: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(p) = built.get(package) {
+        return p.clone();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["build", "--message-format=json", "-p", package])
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = package.replace('-', "_");
+    let lib = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == target.as_str())
+        .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+        .map(|f| PathBuf::from(f.as_str().unwrap_or_default()))
+        .find(|f| f.to_string_lossy().ends_with(std::env::consts::DLL_SUFFIX))
+        .expect("cargo reports the plugin library");
+    built.insert(package.to_string(), lib.clone());
+    lib
+}
+
+/// Copies a built plugin into the app's `plugins/`.
+fn install(f: &Fixture, package: &str) {
+    let lib = plugin(package);
+    std::fs::create_dir_all(f.sub("plugins")).unwrap();
+    std::fs::copy(&lib, f.sub("plugins").join(lib.file_name().unwrap())).unwrap();
 }
 
 #[test]
@@ -747,9 +750,7 @@ fn a_plugin_failure_is_500() {
         "testing/G/e.json",
         json!({"title": "G", "type": "testing.GarbageType"}),
     );
-    let lib = garbage_plugin();
-    std::fs::create_dir_all(f.sub("plugins")).unwrap();
-    std::fs::copy(&lib, f.sub("plugins").join(lib.file_name().unwrap())).unwrap();
+    install(&f, "plugin-test-garbage");
     let s = Server::start(f.path());
     let r = s.post("/api/v1/elements/testing.G/call/notJson", "");
     assert_eq!(
@@ -805,6 +806,54 @@ fn a_never_synced_org_is_initialised_at_start_and_a_failing_org_does_not_stop_it
         "{log}"
     );
     assert!(!log.contains("wrong-secret-0815"), "{log}");
+}
+
+/// [`org_app`]'s org as an instance of `corps.AuditedQywxType`, a plugin
+/// Type extending `corps.QywxInnerType` (it overrides `syncCorp`; `initCorp`
+/// is the built-in one).
+fn audited_app(sim: &Sim) -> Fixture {
+    let f = org_app(sim);
+    install(&f, "plugin-qywx-audit");
+    f.json(
+        "corps/AuditedQywxType/e.json",
+        json!({"title": "Audited WeCom org", "kind": "Type", "type": "corps.QywxInnerType",
+               "plugin": "plugin-qywx-audit"}),
+    );
+    f.json(
+        "corps/Acme/e.json",
+        json!({"title": "Acme", "type": "corps.AuditedQywxType"}),
+    );
+    f
+}
+
+#[test]
+fn a_plugin_org_type_is_initialised_at_start_through_its_init_corp() {
+    let sim = start_sim();
+    let f = audited_app(&sim);
+    let s = Server::start(f.path());
+    assert_eq!(s.ready["orgs"], json!(["corps.Acme"]));
+    let run = s.wait_for_run("corps.Acme", None);
+    assert_eq!(run["outcome"], "applied", "{run}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.stderr().contains("auto-init: initCorp done") {
+        assert!(Instant::now() < deadline, "{}", s.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_sync_route_refuses_a_plugin_org_type_and_points_at_its_sync_corp() {
+    let sim = start_sim();
+    let f = audited_app(&sim);
+    let s = Server::start(f.path());
+    let r = s.post("/api/v1/corps/corps.Acme/sync", "{}");
+    assert_eq!(
+        (r.status, r.code()),
+        (501, "sync_unsupported".to_string()),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("call/syncCorp"), "{}", r.body);
 }
 
 #[test]
