@@ -394,6 +394,24 @@ impl NativeSim {
 /// default) on the process runtime.
 #[pyfunction]
 fn sim_start(py: Python<'_>, config_json: &str) -> PyResult<NativeSim> {
+    // SimConfig takes missing keys as defaults and ignores unknown ones: a
+    // misspelt setting (`user=`) would silently give the default company.
+    let given: Value = serde_json::from_str(config_json).unwrap_or(Value::Null);
+    let known = serde_json::to_value(jit_sim::SimConfig::default()).unwrap_or(Value::Null);
+    if let (Some(given), Some(known)) = (given.as_object(), known.as_object()) {
+        if let Some(unknown) = given.keys().find(|k| !known.contains_key(*k)) {
+            let names: Vec<&str> = known.keys().map(String::as_str).collect();
+            return Err(error(
+                py,
+                "ArgumentError",
+                format!(
+                    "unknown simulator setting `{unknown}`; the settings are: {}",
+                    names.join(", ")
+                ),
+                None,
+            ));
+        }
+    }
     let config: jit_sim::SimConfig = serde_json::from_str(config_json).map_err(|e| {
         error(
             py,

@@ -146,3 +146,10 @@ def test_the_wheel_ships_type_stubs_that_match_the_classes():
             if not name.startswith("_") and name in vars(cls)
         }
         assert public <= stubbed[cls.__name__], public - stubbed[cls.__name__]
+
+
+def test_simulator_settings_are_checked():
+    with pytest.raises(jit.ArgumentError, match="unknown simulator setting `user`; the settings are: port, seed"):
+        jit.sim.start(user=10)
+    with jit.sim.start(users=5, depts=2, dingtalk_orgs=1) as small:
+        assert len(small.dingtalk) == 1 and small.baseUrl.startswith("http://127.0.0.1:")
