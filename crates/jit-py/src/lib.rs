@@ -15,15 +15,22 @@
 //! Ctrl-C cancels it (the future is dropped; a sync applies in one
 //! transaction, so a cancelled sync writes nothing).
 //!
-//! From Python:
+//! From Python, against the in-process simulator:
 //!
 //! ```python
+//! import json, pathlib
 //! import jit
-//! sim = jit.sim.start(users=40, depts=8)
-//! app = jit.App.load("my-app", env={"WECOM_SECRET": sim.wecom.secret.value})
+//!
+//! sim = jit.sim.start(users=40, depts=8)          # WeCom + DingTalk, no credentials
+//! org = pathlib.Path("my-app/corps/MyQywxCorp")
+//! org.mkdir(parents=True)
+//! (org / "e.json").write_text(json.dumps({"title": "My WeCom Organization", "type": "corps.QywxInnerType"}))
+//! (org / "MyQywxCorp.json").write_text(json.dumps(sim.wecomConfig()))
+//!
+//! app = jit.App.load("my-app")
 //! corp = app.getElement("corps.MyQywxCorp")
 //! corp.initCorp()
-//! print(corp.getRootDept().name.value)
+//! print(f"Root Department: {corp.getRootDept().name.value}")
 //! ```
 
 use jit_core::{
