@@ -238,6 +238,22 @@ impl Server {
     fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
+
+    /// Waits (up to 10 s) for a log line that `matches`; returns it.
+    fn wait_for_log(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self.stderr().lines().find(|l| matches(l)) {
+                return l.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line {what}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Server {
@@ -454,13 +470,11 @@ fn json_logs_carry_the_request_id_that_the_answer_returns() {
     let r = s.get("/api/v1/elements");
     let id = r.headers["x-request-id"].clone();
     assert!(!id.is_empty());
-    std::thread::sleep(Duration::from_millis(100));
-    let log = s.stderr();
-    let line = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["fields"]["message"] == "request" && v["span"]["request_id"] == id.as_str());
-    assert!(line.is_some(), "no JSON request log with id {id}:\n{log}");
+    s.wait_for_log("of the request, as JSON with its id", |l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|v| {
+            v["fields"]["message"] == "request" && v["span"]["request_id"] == id.as_str()
+        })
+    });
 }
 
 // ------------------------------------------------------------------ authentication
@@ -472,8 +486,7 @@ fn without_tokens_loopback_requests_need_none_and_the_start_says_so() {
     let s = Server::start(f.path());
     assert_eq!(s.ready["auth"], "none");
     assert_eq!(s.get("/api/v1/elements").status, 200);
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(s.stderr().contains("loopback only"), "{}", s.stderr());
+    s.wait_for_log("saying loopback only", |l| l.contains("loopback only"));
 }
 
 #[test]
@@ -793,19 +806,10 @@ fn a_never_synced_org_is_initialised_at_start_and_a_failing_org_does_not_stop_it
         users.json()["result"]["userList"].as_array().unwrap().len(),
         present_members(&sim).len()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !s.stderr().contains("wrong") && !s.stderr().contains("corps.Broken") {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let log = s.stderr();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("corps.Broken") && l.contains("did not apply")),
-        "{log}"
-    );
-    assert!(!log.contains("wrong-secret-0815"), "{log}");
+    s.wait_for_log("of the broken org's failure", |l| {
+        l.contains("corps.Broken") && l.contains("did not apply")
+    });
+    assert!(!s.stderr().contains("wrong-secret-0815"), "{}", s.stderr());
 }
 
 /// [`org_app`]'s org as an instance of `corps.AuditedQywxType`, a plugin
@@ -834,11 +838,9 @@ fn a_plugin_org_type_is_initialised_at_start_through_its_init_corp() {
     assert_eq!(s.ready["orgs"], json!(["corps.Acme"]));
     let run = s.wait_for_run("corps.Acme", None);
     assert_eq!(run["outcome"], "applied", "{run}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !s.stderr().contains("auto-init: initCorp done") {
-        assert!(Instant::now() < deadline, "{}", s.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.wait_for_log("of the plugin org's initCorp", |l| {
+        l.contains("auto-init: initCorp done") && l.contains("corps.Acme")
+    });
 }
 
 #[test]
@@ -876,11 +878,9 @@ fn a_background_sync_answers_its_run_id_and_its_events_reach_done() {
     assert_eq!(last, "done");
     assert_eq!(done["runId"], id);
     assert_eq!(done["outcome"], "dry_run");
-    let log = s.stderr();
-    assert!(
-        log.contains(&format!("run_id={id}")),
-        "the run is logged with its id:\n{log}"
-    );
+    s.wait_for_log("of the run with its id", |l| {
+        l.contains("sync run finished") && l.contains(&format!("run_id={id} "))
+    });
 }
 
 #[test]
@@ -996,6 +996,12 @@ fn a_sync_the_safety_checks_refuse_is_422_and_force_applies_it() {
         r.body
     );
     assert!(r.body.contains("refused"), "{}", r.body);
+    let refused = s.get("/api/v1/corps/corps.Acme/runs?limit=1").json();
+    let refused_id = refused["runs"][0]["runId"].as_i64().unwrap();
+    assert_eq!(refused["runs"][0]["outcome"], "refused");
+    s.wait_for_log("of the refused run with its id", |l| {
+        l.contains(&format!("recorded as run {refused_id}"))
+    });
     let forced = s.post("/api/v1/corps/corps.Acme/sync", r#"{"force": true}"#);
     assert_eq!(forced.status, 202, "{}", forced.body);
     let id = forced.json()["runId"].as_i64().unwrap();
@@ -1028,6 +1034,10 @@ fn runs_are_listed_newest_first_a_page_at_a_time_and_a_run_shows_its_changes() {
             r#"{"dryRun": true}"#,
         );
         assert_eq!(r.status, 200, "{}", r.body);
+        let id = r.json()["result"]["runId"].as_i64().unwrap();
+        s.wait_for_log("of a sync through the call route, with its id", |l| {
+            l.contains("sync run finished") && l.contains(&format!("run_id={id} "))
+        });
     }
     let page = s.get("/api/v1/corps/corps.Acme/runs?limit=2").json();
     let ids: Vec<i64> = page["runs"]
