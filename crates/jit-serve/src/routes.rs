@@ -321,7 +321,7 @@ struct CallResult {
 #[utoipa::path(post, path = "/api/v1/elements/{fullName}/call/{method}", tag = "elements",
     params(("fullName" = String, Path, description = "The element's fullName"),
            ("method" = String, Path, description = "The method (or property) name")),
-    request_body(content = Object, description = "Arguments by name (or an array by position)"),
+    request_body(content = Option<Object>, description = "Arguments by name (or an array by position); optional"),
     responses(
         (status = 200, body = CallResult),
         (status = 400, description = "A bad argument (`invalid_argument`, names it), bad input (`invalid_input`) or a body that is not JSON (`invalid_body`)", body = ErrorBody),
@@ -680,7 +680,7 @@ struct SyncStarted {
 /// Starts a sync of an org in the background; answers its run id at once.
 #[utoipa::path(post, path = "/api/v1/corps/{fullName}/sync", tag = "corps",
     params(("fullName" = String, Path, description = "The org element's fullName")),
-    request_body(content = SyncRequest),
+    request_body(content = Option<SyncRequest>, description = "Optional; both default to false"),
     responses((status = 202, body = SyncStarted),
               (status = 400, description = "A body that is not {dryRun, force} (`invalid_body`)", body = ErrorBody),
               (status = 404, description = "Not an org element (`org_not_found`)", body = ErrorBody),
