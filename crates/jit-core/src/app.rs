@@ -554,7 +554,11 @@ impl App {
             define: slot.define.clone(),
             chain: slot.chain.clone(),
             config: slot.config.clone(),
-            app: Arc::new(AppRef(self.inner.self_ref.clone())),
+            app: Arc::new(AppRef {
+                app: self.inner.self_ref.clone(),
+                root: self.inner.root.clone(),
+                settings: self.settings(),
+            }),
         };
         let element = imp
             .instantiate(ctx)
@@ -661,26 +665,32 @@ fn matches_selector(sel: &str, name: &str, slot: &Slot) -> bool {
 }
 
 /// Lets elements reach the app they belong to without keeping it alive.
-struct AppRef(Weak<AppInner>);
+///
+/// The root folder and settings never change after loading, so they are
+/// copied: an element that outlives its `App` (a host that kept only the
+/// element) still opens the app's own store, never one in the current
+/// directory.
+struct AppRef {
+    app: Weak<AppInner>,
+    root: PathBuf,
+    settings: Value,
+}
 
 impl AppServices for AppRef {
     fn element(&self, full_name: &str) -> Result<ElementHandle, LookupError> {
         let inner = self
-            .0
+            .app
             .upgrade()
             .ok_or_else(|| LookupError::AppGone(full_name.to_string()))?;
         App { inner }.get_element(full_name)
     }
 
     fn settings(&self) -> Value {
-        self.0
-            .upgrade()
-            .map(|inner| App { inner }.settings())
-            .unwrap_or(Value::Null)
+        self.settings.clone()
     }
 
     fn root(&self) -> PathBuf {
-        self.0.upgrade().map(|i| i.root.clone()).unwrap_or_default()
+        self.root.clone()
     }
 }
 

@@ -1533,3 +1533,30 @@ async fn a_scoped_export_reimported_through_a_plugin_stays_scoped() {
         facts(&before)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_element_kept_after_its_app_is_dropped_still_uses_the_apps_own_store() {
+    let sim = start_sim().await;
+    let f = Fixture::new();
+    f.org("Wecom", "corps.QywxInnerType", wecom_flat(&sim));
+    let mut registry = TypeRegistry::new();
+    jit_corps::register_builtins(&mut registry);
+    let app = App::load(
+        f.root(),
+        LoadOptions {
+            registry,
+            env: None,
+            skip_startup: true,
+        },
+    )
+    .expect("app loads");
+    let corp = app.get_element("corps.Wecom").unwrap();
+    drop(app);
+    let mut seen = String::new();
+    let report = call(&corp, "syncCorp", Value::Null, &mut seen).await;
+    assert_eq!(report["outcome"], "applied");
+    assert!(
+        f.root().join(".jit/org.db").exists(),
+        "the store is the app's own, not one in the current directory"
+    );
+}
