@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The largest answer body read. The biggest real pages (100 members with
+/// every field) are a few hundred KiB.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 /// How a platform answer is to be treated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -403,9 +407,23 @@ impl ApiCore {
                 Failure::Fatal(error)
             }
         };
-        let resp = builder.send().await.map_err(transport)?;
+        let mut resp = builder.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(transport)?;
+        // Read in chunks and stop at the cap: one hostile (or broken) answer
+        // must not hold the whole process's memory.
+        let mut bytes: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(Failure::Fatal(ApiError::Malformed {
+                    path: path.clone(),
+                    message: format!(
+                        "the answer is larger than {} MiB; no page of a platform API is that big",
+                        MAX_ANSWER_BYTES / (1024 * 1024)
+                    ),
+                }));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         // Redact a window larger than what is shown, so a key just before
         // the cut still hides its value; then keep the first 200 characters.
         let snippet = || {

@@ -4,6 +4,11 @@
 //! answers use JSON numbers and booleans, and optional fields are often
 //! absent rather than empty. These readers accept both spellings and return
 //! `None` for absent or null values, never an error.
+//!
+//! Lenient is not blind: a record whose id cannot be read, or a list that
+//! is not a list, is garbage, not an absent field. The `check_*` functions
+//! and [`records`] say so with the JSON pointer, so a client reports a
+//! malformed answer instead of reading garbage as a smaller org.
 
 use serde_json::Value;
 
@@ -90,5 +95,83 @@ mod tests {
         assert_eq!(boolean(field(&v, &["has_more", "hasMore"])), Some(true));
         let v = json!({"has_more": null, "hasMore": false});
         assert_eq!(boolean(field(&v, &["has_more", "hasMore"])), Some(false));
+    }
+}
+
+/// The largest id accepted (the strict checks below): JSON's safe integer range; anything beyond is
+/// no id a platform hands out (and 2^63 would overflow the store's column).
+pub const MAX_ID: i64 = (1 << 53) - 1;
+
+/// Shows an upstream value in an error: short, credentials removed.
+pub fn shown(v: Option<&Value>) -> String {
+    match v {
+        None => "missing".into(),
+        Some(v) => {
+            let text = crate::redact(&v.to_string());
+            let short: String = text.chars().take(40).collect();
+            if short.len() < text.len() {
+                format!("{short}…")
+            } else {
+                short
+            }
+        }
+    }
+}
+
+/// The records of a list answer: `field` must be a JSON array (an absent or
+/// mistyped list is a malformed answer, never an empty org).
+pub fn records<'a>(v: &'a Value, field: &str) -> Result<&'a [Value], String> {
+    match v.get(field) {
+        Some(Value::Array(items)) => Ok(items),
+        other => Err(format!("/{field} is {}, not a list", shown(other))),
+    }
+}
+
+/// A positive id (number or numeric string) no larger than 2^53 - 1.
+pub fn check_id(v: &Value, key: &str, pointer: &str, required: bool) -> Result<(), String> {
+    match v.get(key) {
+        None | Some(Value::Null) if !required => Ok(()),
+        x => match int(x).filter(|_| !matches!(x, Some(Value::Bool(_)))) {
+            Some(n)
+                if (1..=MAX_ID).contains(&n)
+                    && !matches!(x, Some(Value::Number(n)) if n.is_f64()) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("{pointer}/{key} is {}, not an id", shown(x))),
+        },
+    }
+}
+
+/// A list of ids, when present.
+pub fn check_ids(v: &Value, key: &str, pointer: &str) -> Result<(), String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                check_id(
+                    &serde_json::json!({ "id": item }),
+                    "id",
+                    &format!("{pointer}/{key}/{i}"),
+                    true,
+                )
+                .map_err(|e| e.replace("/id is", " is"))?;
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "{pointer}/{key} is {}, not a list of ids",
+            shown(other)
+        )),
+    }
+}
+
+/// A string field (a number is read as its text), when present or required.
+pub fn check_text(v: &Value, key: &str, pointer: &str, required: bool) -> Result<(), String> {
+    match v.get(key) {
+        None | Some(Value::Null) if !required => Ok(()),
+        Some(Value::String(s)) if !s.is_empty() || !required => Ok(()),
+        Some(Value::Number(_)) => Ok(()),
+        other => Err(format!("{pointer}/{key} is {}, not a text", shown(other))),
     }
 }

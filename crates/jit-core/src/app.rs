@@ -999,7 +999,7 @@ fn load_config(
     };
     // Reading straight away (rather than checking first) costs one system
     // call per instance instead of two.
-    let text = match std::fs::read_to_string(path) {
+    let text = match load::read_text(path) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
@@ -1048,13 +1048,28 @@ fn load_config(
         }
     };
     let before = diags.len();
-    env.substitute(&mut value, &mut String::new(), path, &def.full_name, diags);
+    let mut filled = Vec::new();
+    env.substitute(
+        &mut value,
+        &mut String::new(),
+        path,
+        &def.full_name,
+        diags,
+        &mut filled,
+    );
     if let Some(v) = &schema {
         let mut local = Diagnostics::default();
         load::validate(v, &value, path, Some(&def.full_name), "config", &mut local);
         for d in local.0 {
+            // A value filled from the environment is quoted by a schema
+            // message whatever key it sits under; it is masked like a secret.
+            let mut message = d.message;
+            for f in filled.iter().filter(|f| f.len() >= 4) {
+                message = message.replace(f.as_str(), "******");
+            }
             diags.push(Diagnostic {
                 code: DiagCode::InvalidConfig,
+                message,
                 ..d
             });
         }

@@ -35,16 +35,125 @@ pub fn is_identifier(s: &str) -> bool {
 /// Parses JSON text, turning a syntax error into a located diagnostic
 /// (boxed: the happy path should not carry the diagnostic's size).
 pub(crate) fn parse_json(text: &str, file: &Path) -> Result<Value, Box<Diagnostic>> {
-    serde_json::from_str(text).map_err(|e| {
-        Box::new(
+    if text.starts_with('\u{feff}') {
+        // serde_json would say "expected value at line 1 column 1", which
+        // sends the user looking for a character their editor does not show.
+        return Err(Box::new(
             Diagnostic::error(
                 DiagCode::InvalidJson,
                 file,
                 "",
-                format!("invalid JSON: {}", strip_position(&e.to_string())),
+                "invalid JSON: the file starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM",
             )
-            .at(e.line(), e.column()),
-        )
+            .at(1, 1),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(strict::Strict, &mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| {
+            Box::new(
+                Diagnostic::error(
+                    DiagCode::InvalidJson,
+                    file,
+                    "",
+                    format!("invalid JSON: {}", strip_position(&e.to_string())),
+                )
+                .at(e.line(), e.column()),
+            )
+        })
+}
+
+/// A JSON reader that refuses duplicate keys: `serde_json` keeps the last
+/// one silently, so `{"type": "A", "type": "B"}` would load as whatever came
+/// last, and a config with two `secret` keys would use one nobody meant.
+mod strict {
+    use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+    use std::fmt;
+
+    pub(super) struct Strict;
+
+    impl<'de> DeserializeSeed<'de> for Strict {
+        type Value = Value;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E: Error>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E: Error>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(v) = seq.next_element_seed(Strict)? {
+                items.push(v);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value_seed(Strict)?;
+                if out.contains_key(&key) {
+                    return Err(A::Error::custom(format!(
+                        "duplicate key `{key}` (only one may be given)"
+                    )));
+                }
+                out.insert(key, value);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+}
+
+/// The largest declaration or config file read: real ones are a few KiB;
+/// a bigger one is a mistake (or hostile), and reading it would hold up the
+/// whole load.
+pub(crate) const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Reads a declaration or config file as UTF-8, refusing files larger than
+/// [`MAX_FILE_BYTES`]; the error is the message of an `io` diagnostic.
+pub(crate) fn read_text(file: &Path) -> std::io::Result<String> {
+    let len = std::fs::metadata(file)?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "the file is {len} bytes, larger than the {} MiB a declaration or config file may be",
+                MAX_FILE_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    std::fs::read_to_string(file).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            std::io::Error::new(e.kind(), "the file is not valid UTF-8 text")
+        } else {
+            e
+        }
     })
 }
 
@@ -54,7 +163,7 @@ fn strip_position(msg: &str) -> &str {
 
 /// Reads and parses a JSON file on disk.
 pub(crate) fn read_json(file: &Path) -> Result<Value, Box<Diagnostic>> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
+    let text = read_text(file).map_err(|e| {
         Box::new(Diagnostic::error(
             DiagCode::Io,
             file,
@@ -473,7 +582,7 @@ pub(crate) fn read_layer(
         let mut local = Diagnostics::default();
         let text = match f.text {
             Some(t) => Ok(std::borrow::Cow::Borrowed(t)),
-            None => std::fs::read_to_string(&f.e_json).map(std::borrow::Cow::Owned),
+            None => read_text(&f.e_json).map(std::borrow::Cow::Owned),
         };
         let raw = match text {
             Err(e) => {
@@ -735,7 +844,10 @@ impl Env {
         from_env.or_else(|| self.defaults.get(name).cloned())
     }
 
-    /// Replaces `{{NAME}}` in every string of `value`; reports unset names.
+    /// Replaces `{{NAME}}` in every string of `value`; reports unset names,
+    /// unterminated placeholders and names that are no variable names. The
+    /// values filled in are pushed to `filled`: they are usually secrets,
+    /// so diagnostics about the filled document mask them.
     pub fn substitute(
         &self,
         value: &mut Value,
@@ -743,6 +855,7 @@ impl Env {
         file: &Path,
         element: &str,
         diags: &mut Diagnostics,
+        filled: &mut Vec<String>,
     ) {
         match value {
             Value::String(s) if s.contains("{{") => {
@@ -752,13 +865,45 @@ impl Env {
                     out.push_str(&rest[..start]);
                     let after = &rest[start + 2..];
                     let Some(end) = after.find("}}") else {
+                        // A value that was meant to be filled would otherwise
+                        // go upstream as the literal text `{{NAME`.
+                        diags.push(
+                            Diagnostic::error(
+                                DiagCode::InvalidConfig,
+                                file,
+                                pointer.clone(),
+                                "a `{{` placeholder has no closing `}}`; write {{NAME}}",
+                            )
+                            .for_element(element),
+                        );
                         out.push_str(&rest[start..]);
                         rest = "";
                         break;
                     };
                     let name = after[..end].trim();
+                    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if !valid {
+                        diags.push(
+                            Diagnostic::error(
+                                DiagCode::InvalidConfig,
+                                file,
+                                pointer.clone(),
+                                format!(
+                                    "`{{{{{}}}}}` is not a variable name: a placeholder is {{{{NAME}}}} with letters, digits and _",
+                                    name.chars().take(40).collect::<String>()
+                                ),
+                            )
+                            .for_element(element),
+                        );
+                        rest = &after[end + 2..];
+                        continue;
+                    }
                     match self.get(name) {
-                        Some(v) => out.push_str(&v),
+                        Some(v) => {
+                            out.push_str(&v);
+                            filled.push(v);
+                        }
                         None => diags.push(
                             Diagnostic::error(
                                 DiagCode::UnsetVariable,
@@ -780,7 +925,7 @@ impl Env {
                 for (i, item) in items.iter_mut().enumerate() {
                     let len = pointer.len();
                     pointer.push_str(&format!("/{i}"));
-                    self.substitute(item, pointer, file, element, diags);
+                    self.substitute(item, pointer, file, element, diags, filled);
                     pointer.truncate(len);
                 }
             }
@@ -789,7 +934,7 @@ impl Env {
                     let len = pointer.len();
                     pointer.push('/');
                     pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                    self.substitute(item, pointer, file, element, diags);
+                    self.substitute(item, pointer, file, element, diags, filled);
                     pointer.truncate(len);
                 }
             }

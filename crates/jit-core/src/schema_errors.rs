@@ -284,7 +284,20 @@ fn describe_not(forbidden: &Value) -> String {
 pub(crate) fn without_secrets(message: &str, instance: &Value, pointer: &str) -> String {
     let key = pointer.rsplit('/').next().unwrap_or_default();
     // Masking a one-key object reuses the rule that decides what a secret key is.
-    let masked = crate::mask_secrets(&serde_json::json!({ key: instance }))[key].clone();
+    let mut masked = crate::mask_secrets(&serde_json::json!({ key: instance }))[key].clone();
+    // Strings in an array have no key to tell whether they are secrets
+    // (`["s3cr3t"]` where an object belongs): none of them is quoted.
+    if let Value::Array(items) = &masked {
+        masked = Value::Array(
+            items
+                .iter()
+                .map(|v| match v {
+                    Value::String(_) => Value::String("******".into()),
+                    other => other.clone(),
+                })
+                .collect(),
+        );
+    }
     let (raw, safe) = (instance.to_string(), masked.to_string());
     // An empty value reveals nothing, and "\"\" is too short" must stay readable.
     if raw == safe || instance.as_str() == Some("") {

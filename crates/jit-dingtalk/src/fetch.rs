@@ -218,6 +218,34 @@ impl DingTalkClient {
         }
         while let Some(step) = inflight.next().await {
             match step {
+                // A syncScope root may sit below another root: reaching it
+                // again is expected.
+                Step::Children(id, Ok(kids))
+                    if kids
+                        .iter()
+                        .any(|&k| k == id || (seen.contains(&k) && !roots.contains(&k))) =>
+                {
+                    // A department listed again (as its own child, or under a
+                    // second parent) is no tree: the listing of `id`'s
+                    // children is unreadable, and is reported as such.
+                    let again = kids
+                        .iter()
+                        .find(|&&k| k == id || (seen.contains(&k) && !roots.contains(&k)))
+                        .copied()
+                        .unwrap_or(id);
+                    w.failed(
+                        id,
+                        ApiError::Malformed {
+                            path: "/topapi/v2/department/listsubid".into(),
+                            message: format!(
+                                "department {id} lists department {again} as a child, which the walk already reached (a cycle or a second parent)"
+                            ),
+                        },
+                        ReadPart::DeptChildren { dept_id: id },
+                        "department/listsubid",
+                        &mut first_error,
+                    );
+                }
                 Step::Children(_, Ok(kids)) => {
                     for k in kids {
                         if seen.insert(k) {

@@ -157,6 +157,26 @@ impl DingDialect {
     }
 }
 
+/// The rows of a list in an answer, each checked: a list that is missing or
+/// not a list, or a row that cannot be read, makes the answer malformed
+/// (naming the JSON pointer inside `result`), never a smaller org.
+fn checked<'a>(
+    path: &str,
+    v: &'a Value,
+    field: &str,
+    check: impl Fn(&Value, &str) -> Result<(), String>,
+) -> Result<&'a [Value], ApiError> {
+    let malformed = |message: String| ApiError::Malformed {
+        path: path.to_string(),
+        message,
+    };
+    let rows = json::records(v, field).map_err(malformed)?;
+    for (i, row) in rows.iter().enumerate() {
+        check(row, &format!("/{field}/{i}")).map_err(malformed)?;
+    }
+    Ok(rows)
+}
+
 fn token_from(path: &str, v: &Value, keys: &[&str], exp: &[&str]) -> Result<Token, ApiError> {
     let token = json::string(json::field(v, keys))
         .filter(|t| !t.is_empty())
@@ -367,6 +387,19 @@ impl DingTalkClient {
                 json!({"dept_id": dept_id}),
             )
             .await?;
+        json::check_ids(&r, "dept_id_list", "/result").map_err(|message| ApiError::Malformed {
+            path: "/topapi/v2/department/listsubid".into(),
+            message,
+        })?;
+        if !r.get("dept_id_list").is_some_and(Value::is_array) {
+            return Err(ApiError::Malformed {
+                path: "/topapi/v2/department/listsubid".into(),
+                message: format!(
+                    "/result/dept_id_list is {}, not a list",
+                    json::shown(r.get("dept_id_list"))
+                ),
+            });
+        }
         Ok(json::ints(r.get("dept_id_list")))
     }
 
@@ -375,10 +408,14 @@ impl DingTalkClient {
         let r = self
             .result("/topapi/v2/department/listsub", json!({"dept_id": dept_id}))
             .await?;
-        Ok(json::array(Some(&r))
-            .iter()
-            .map(model::dept_from_json)
-            .collect())
+        let wrapped = json!({ "result": r });
+        let rows = checked(
+            "/topapi/v2/department/listsub",
+            &wrapped,
+            "result",
+            model::check_dept,
+        )?;
+        Ok(rows.iter().map(model::dept_from_json).collect())
     }
 
     /// `topapi/v2/department/get`: one department with order and managers.
@@ -386,6 +423,10 @@ impl DingTalkClient {
         let r = self
             .result("/topapi/v2/department/get", json!({"dept_id": dept_id}))
             .await?;
+        model::check_dept(&r, "/result").map_err(|message| ApiError::Malformed {
+            path: "/topapi/v2/department/get".into(),
+            message,
+        })?;
         Ok(model::dept_from_json(&r))
     }
 
@@ -402,6 +443,7 @@ impl DingTalkClient {
                 json!({"dept_id": dept_id, "cursor": cursor, "size": size, "contain_access_limit": false}),
             )
             .await?;
+        checked("/topapi/v2/user/list", &r, "list", model::check_member)?;
         Ok(model::user_page_from_json(&r, dept_id))
     }
 
@@ -464,7 +506,7 @@ impl DingTalkClient {
             let r = self
                 .result("/topapi/role/list", json!({"offset": offset, "size": 200}))
                 .await?;
-            let list = json::array(r.get("list"));
+            let list = checked("/topapi/role/list", &r, "list", |_, _| Ok(()))?;
             for g in list {
                 let Some(gid) = json::string(json::field(g, &["groupId", "group_id"])) else {
                     continue;
@@ -522,7 +564,7 @@ impl DingTalkClient {
                     json!({"role_id": id, "offset": offset, "size": 100}),
                 )
                 .await?;
-            let list = json::array(r.get("list"));
+            let list = checked("/topapi/role/simplelist", &r, "list", |_, _| Ok(()))?;
             out.extend(list.iter().filter_map(|u| json::string(u.get("userid"))));
             let more = json::boolean(json::field(&r, &["hasMore", "has_more"])).unwrap_or(false);
             if !more || list.is_empty() {
@@ -538,6 +580,12 @@ impl DingTalkClient {
     /// `topapi/user/listadmin`: admins with `sys_level` (1 primary, 2 sub).
     pub async fn list_admin(&self) -> Result<Vec<Admin>, ApiError> {
         let r = self.result("/topapi/user/listadmin", json!({})).await?;
+        checked(
+            "/topapi/user/listadmin",
+            &json!({ "result": r.clone() }),
+            "result",
+            |_, _| Ok(()),
+        )?;
         let mut out: Vec<Admin> = json::array(Some(&r))
             .iter()
             .filter_map(|a| {

@@ -1,6 +1,7 @@
 //! DingTalk JSON → domain types. Absent fields become `None`, never errors.
 
 use jit_apiclient::json;
+use jit_apiclient::json::{check_id, check_ids, check_text, shown};
 use jit_org::{Dept, DeptMembership, Member, MemberStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,6 +40,32 @@ pub struct LoginIdentity {
     pub name: Option<String>,
     /// 1 primary admin, 2 sub-admin, 100 boss, 0 other.
     pub sys_level: Option<i64>,
+}
+
+/// Checks a department object before it is read: an unreadable id or
+/// parent fails the read instead of becoming department 0.
+pub(crate) fn check_dept(v: &Value, pointer: &str) -> Result<(), String> {
+    if !v.is_object() {
+        return Err(format!("{pointer} is {}, not a department", shown(Some(v))));
+    }
+    check_id(v, "dept_id", pointer, true)?;
+    if v.get("parent_id")
+        .is_some_and(|p| json::int(Some(p)) != Some(0))
+    {
+        check_id(v, "parent_id", pointer, false)?;
+    }
+    check_text(v, "name", pointer, false)
+}
+
+/// Checks a user object of `topapi/v2/user/list`: userid and departments readable.
+pub(crate) fn check_member(v: &Value, pointer: &str) -> Result<(), String> {
+    if !v.is_object() {
+        return Err(format!("{pointer} is {}, not a member", shown(Some(v))));
+    }
+    check_text(v, "userid", pointer, true)?;
+    check_text(v, "name", pointer, false)?;
+    check_text(v, "unionid", pointer, false)?;
+    check_ids(v, "dept_id_list", pointer)
 }
 
 pub(crate) fn dept_from_json(v: &Value) -> Dept {

@@ -179,6 +179,26 @@ fn normalize_base(base: &str) -> String {
     b.strip_suffix("/cgi-bin").unwrap_or(b).to_string()
 }
 
+/// The rows of a list answer, each checked: a list that is missing or not a
+/// list, or a row that cannot be read, makes the answer malformed (naming
+/// the JSON pointer), so a read never mistakes garbage for a smaller org.
+fn checked<'a>(
+    path: &str,
+    v: &'a Value,
+    field: &str,
+    check: impl Fn(&Value, &str) -> Result<(), String>,
+) -> Result<&'a [Value], ApiError> {
+    let malformed = |message: String| ApiError::Malformed {
+        path: normalize_path(path),
+        message,
+    };
+    let rows = json::records(v, field).map_err(malformed)?;
+    for (i, row) in rows.iter().enumerate() {
+        check(row, &format!("/{field}/{i}")).map_err(malformed)?;
+    }
+    Ok(rows)
+}
+
 /// `user/list` and `/cgi-bin/user/list` both become `/cgi-bin/user/list`.
 fn normalize_path(path: &str) -> String {
     let p = path.trim_start_matches('/');
@@ -264,10 +284,8 @@ impl WecomClient {
     pub async fn department_list(&self, id: Option<i64>) -> Result<Vec<Dept>, ApiError> {
         let q: Vec<(&str, String)> = id.map(|i| ("id", i.to_string())).into_iter().collect();
         let v = self.get("department/list", &q).await?;
-        Ok(json::array(v.get("department"))
-            .iter()
-            .map(model::dept_from_json)
-            .collect())
+        let rows = checked("department/list", &v, "department", model::check_dept)?;
+        Ok(rows.iter().map(model::dept_from_json).collect())
     }
 
     /// `department/simplelist`: ids, parents and orders of a subtree.
@@ -303,10 +321,8 @@ impl WecomClient {
         let v = self
             .get("user/list", &[("department_id", department_id.to_string())])
             .await?;
-        Ok(json::array(v.get("userlist"))
-            .iter()
-            .map(model::member_from_json)
-            .collect())
+        let rows = checked("user/list", &v, "userlist", model::check_member)?;
+        Ok(rows.iter().map(model::member_from_json).collect())
     }
 
     /// `user/simplelist`: the direct members of a department, ids and names.
@@ -341,10 +357,8 @@ impl WecomClient {
     /// `tag/list`: every tag.
     pub async fn tag_list(&self) -> Result<Vec<Tag>, ApiError> {
         let v = self.get("tag/list", &[]).await?;
-        Ok(json::array(v.get("taglist"))
-            .iter()
-            .filter_map(model::tag_from_json)
-            .collect())
+        let rows = checked("tag/list", &v, "taglist", model::check_tag)?;
+        Ok(rows.iter().filter_map(model::tag_from_json).collect())
     }
 
     /// `tag/get`: a tag's name, members and departments.
@@ -352,6 +366,11 @@ impl WecomClient {
         let v = self
             .get("tag/get", &[("tagid", tag_id.to_string())])
             .await?;
+        if v.get("userlist").is_some_and(|u| !u.is_null()) {
+            checked("tag/get", &v, "userlist", |u, p| {
+                model::check_member(u, p).map(|_| ())
+            })?;
+        }
         Ok(model::tag_detail_from_json(tag_id, &v))
     }
 
@@ -362,6 +381,7 @@ impl WecomClient {
             Err(_) => json!({}),
         };
         let v = self.post("agent/get_admin_list", &[], &body).await?;
+        checked("agent/get_admin_list", &v, "admin", |_, _| Ok(()))?;
         Ok(json::array(v.get("admin"))
             .iter()
             .filter_map(|a| {

@@ -1,6 +1,7 @@
 //! WeCom JSON → domain types. Absent fields become `None`, never errors.
 
 use jit_apiclient::json;
+use jit_apiclient::json::{check_id, check_ids, check_text, shown};
 use jit_org::{Dept, DeptMembership, Member, MemberStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -82,6 +83,48 @@ pub struct LoginIdentity {
     pub open_id: Option<String>,
     /// Present only for `snsapi_privateinfo` logins (valid 1800 s).
     pub user_ticket: Option<String>,
+}
+
+/// Checks a `department/list` row before it is read: a row whose id,
+/// parent or name cannot be read fails the read of the list, rather than
+/// becoming department 0 or a nameless department.
+pub(crate) fn check_dept(v: &Value, pointer: &str) -> Result<(), String> {
+    if !v.is_object() {
+        return Err(format!("{pointer} is {}, not a department", shown(Some(v))));
+    }
+    check_id(v, "id", pointer, true)?;
+    if let Some(p) = v.get("parentid").filter(|p| !p.is_null()) {
+        if json::int(Some(p)) != Some(0) {
+            check_id(v, "parentid", pointer, true)?;
+        }
+    }
+    check_text(v, "name", pointer, false)
+}
+
+/// Checks a `user/list` row: its userid, departments and status must be readable.
+pub(crate) fn check_member(v: &Value, pointer: &str) -> Result<(), String> {
+    if !v.is_object() {
+        return Err(format!("{pointer} is {}, not a member", shown(Some(v))));
+    }
+    check_text(v, "userid", pointer, true)?;
+    check_text(v, "name", pointer, false)?;
+    check_ids(v, "department", pointer)?;
+    match v.get("status") {
+        None | Some(Value::Null) => Ok(()),
+        x if json::int(x).is_some() => Ok(()),
+        x => Err(format!(
+            "{pointer}/status is {}, not a status code",
+            shown(x)
+        )),
+    }
+}
+
+/// Checks a `tag/list` row.
+pub(crate) fn check_tag(v: &Value, pointer: &str) -> Result<(), String> {
+    if !v.is_object() {
+        return Err(format!("{pointer} is {}, not a tag", shown(Some(v))));
+    }
+    check_id(v, "tagid", pointer, true)
 }
 
 pub(crate) fn parent(v: Option<&Value>) -> Option<i64> {
@@ -214,6 +257,37 @@ pub(crate) fn login_from_json(v: &Value) -> LoginIdentity {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn unreadable_ids_fail_the_check_and_readable_ones_pass() {
+        assert!(check_dept(
+            &json!({"id": 2, "parentid": 1, "name": "A"}),
+            "/department/0"
+        )
+        .is_ok());
+        assert!(check_dept(&json!({"id": 1, "parentid": 0}), "/department/0").is_ok());
+        for bad in [
+            json!("two"),
+            json!(-7),
+            json!(0),
+            json!(9223372036854775808u64),
+            json!(1.5),
+            json!(null),
+            json!(true),
+        ] {
+            let e = check_dept(&json!({"id": bad, "name": "A"}), "/department/3").unwrap_err();
+            assert!(e.starts_with("/department/3/id is"), "{e}");
+        }
+        assert!(check_member(
+            &json!({"userid": "u", "department": [1, 2], "status": 1}),
+            "/userlist/0"
+        )
+        .is_ok());
+        assert!(check_member(&json!({"userid": {"a": 1}}), "/userlist/0").is_err());
+        assert!(check_member(&json!({"userid": "u", "department": "2"}), "/userlist/0").is_err());
+        assert!(check_member(&json!({"userid": "u", "status": "gone"}), "/userlist/0").is_err());
+        assert!(json::records(&json!({"userlist": "x"}), "userlist").is_err());
+    }
 
     #[test]
     fn documented_user_sample_maps_every_membership() {

@@ -1,0 +1,1 @@
+//! Property tests of every parser of outside data, and the secrets scan.
