@@ -109,6 +109,75 @@ fn every_crate_is_in_the_architecture_code_map() {
 }
 
 #[test]
+fn every_integration_test_file_is_compiled_into_one_of_its_crates_test_binaries() {
+    // Integration tests are one binary per crate (`autotests = false` and a
+    // `tests/tests.rs` declaring a module per area), so a file dropped into
+    // `tests/` and never declared would silently not run.
+    let root = repo_root();
+    let mut problems = Vec::new();
+    for dir in std::fs::read_dir(root.join("crates")).unwrap() {
+        let dir = dir.unwrap().path();
+        let (Ok(manifest), Ok(entries)) = (
+            std::fs::read_to_string(dir.join("Cargo.toml")),
+            std::fs::read_dir(dir.join("tests")),
+        ) else {
+            continue;
+        };
+        let files: Vec<PathBuf> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .collect();
+        let crate_name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        // Test roots: the `path`s of [[test]] sections (relative to the crate).
+        let roots: Vec<PathBuf> = manifest
+            .split("[[test]]")
+            .skip(1)
+            .filter_map(|section| {
+                section.lines().find_map(|l| {
+                    let l = l.trim();
+                    l.strip_prefix("path")
+                        .map(|rest| rest.trim_start_matches([' ', '=']).trim_matches('"'))
+                        .map(|p| dir.join(p))
+                })
+            })
+            .collect();
+        if files.len() > 1 && !manifest.contains("autotests = false") {
+            problems.push(format!(
+                "{crate_name}: {} integration test files, each its own binary; set `autotests = false` and make them modules of tests/tests.rs",
+                files.len()
+            ));
+            continue;
+        }
+        if !manifest.contains("autotests = false") {
+            continue;
+        }
+        let declared: Vec<String> = roots
+            .iter()
+            .filter_map(|r| std::fs::read_to_string(r).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|l| l.trim().strip_prefix("mod "))
+                    .map(|m| m.trim_end_matches(';').trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for f in &files {
+            let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+            let canonical = f.canonicalize().unwrap();
+            let is_root = roots
+                .iter()
+                .any(|r| r.canonicalize().is_ok_and(|r| r == canonical));
+            if !is_root && !declared.contains(&stem) {
+                problems.push(format!(
+                    "{crate_name}: tests/{stem}.rs is neither a [[test]] nor a module of one, so it never runs"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
 fn a_networking_dependency_of_jit_core_is_reported_even_through_the_workspace() {
     let workspace = Manifest::parse(
         "[workspace.dependencies]\ntokio = { version = \"1\", features = [\"rt\", \"net\"] }\n",
@@ -205,9 +274,10 @@ fn check_dependencies(manifest: &Manifest, workspace: &Manifest) -> Vec<Violatio
         }
         if name == "jit-sim"
             && dep.table != "dev-dependencies"
-            && !matches!(krate.as_str(), "jit-cli" | "jit-bench")
+            && !matches!(krate.as_str(), "jit-cli" | "jit-bench" | "jit-py")
         {
-            broken("the simulator is a test and demo tool: only dev-dependencies, jit-cli and jit-bench use it");
+            // jit-py ships `jit.sim` so Python tests need no separate process.
+            broken("the simulator is a test and demo tool: only dev-dependencies, jit-cli, jit-bench and jit-py (jit.sim) use it");
         }
         if krate == "jit-sync" && matches!(name, "jit-apiclient" | "reqwest" | "axum" | "hyper") {
             broken("the sync engine knows no HTTP client: platform errors reach it boxed in SourceError");

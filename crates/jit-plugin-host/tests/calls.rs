@@ -1,7 +1,7 @@
 //! Calling plugin elements: results, host callbacks, panics, garbage,
 //! delegation to a parent Type, and the corps services.
 
-mod common;
+use crate::common;
 
 use async_trait::async_trait;
 use common::*;

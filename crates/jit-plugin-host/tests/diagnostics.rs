@@ -1,7 +1,7 @@
 //! Loading problems: each becomes a `plugin` diagnostic naming the file,
 //! and the rest of the app still loads.
 
-mod common;
+use crate::common;
 
 use common::*;
 use jit_core::Severity;

@@ -1,6 +1,6 @@
 //! The admin API under /_sim: truth, stats, mutations, login codes.
 
-mod common;
+use crate::common;
 use common::*;
 use jit_org::CorpSnapshot;
 use jit_sim::SimConfig;

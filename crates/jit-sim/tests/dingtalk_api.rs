@@ -1,7 +1,7 @@
 //! DingTalk endpoints of both families: field names and JSON types of the
 //! reference (Part B), pagination, tokens, limits, and read-back == truth.
 
-mod common;
+use crate::common;
 use common::*;
 use jit_sim::{AdminSpec, Mutation, OrgRef, SimConfig};
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Change events pushed to callback URLs: WeCom change_contact XML sealed
 //! with WXBizMsgCrypt, DingTalk HTTP push expecting the encrypted "success".
 
-mod common;
+use crate::common;
 use axum::extract::{Query, State};
 use axum::routing::post;
 use axum::{Json, Router};

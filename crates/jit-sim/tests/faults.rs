@@ -1,6 +1,6 @@
 //! Injected faults: each kind looks to a client like the real failure.
 
-mod common;
+use crate::common;
 use common::*;
 use jit_sim::{DeptRefusal, FaultKind, FaultSettings, OrgRef, SimConfig};
 use serde_json::json;

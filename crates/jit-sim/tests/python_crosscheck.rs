@@ -4,7 +4,7 @@
 //!
 //! Needs `pip install -r crates/jit-sim/tests/py/requirements.txt`.
 
-mod common;
+use crate::common;
 use common::*;
 use jit_crypto::{DingTalkCrypto, DingTalkEncrypted, WecomCrypto};
 use serde_json::{json, Value};

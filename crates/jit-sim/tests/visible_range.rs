@@ -1,7 +1,7 @@
 //! The app's visible range (WeCom) / contact scope (DingTalk): what the APIs
 //! show and refuse, and a truth that is exactly what a complete read yields.
 
-mod common;
+use crate::common;
 use common::*;
 use jit_org::CorpSnapshot;
 use jit_sim::{Mutation, OrgRef, SimConfig, SimHandle};

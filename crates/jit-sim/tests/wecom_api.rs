@@ -1,7 +1,7 @@
 //! WeCom endpoints: field names and JSON types of the reference (Part A),
 //! pagination, tokens, limits, and the read-back-equals-truth check.
 
-mod common;
+use crate::common;
 use common::*;
 use jit_sim::{MembershipSpec, Mutation, OrgRef, SimConfig};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! can tell it from a bad statement and reconnect. (SQLite has no
 //! connection to lose.)
 
-mod common;
+use crate::common;
 
 use common::*;
 use jit_store::StoreErrorKind;

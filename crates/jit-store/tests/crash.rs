@@ -6,7 +6,7 @@
 //! variable) which applies a 100,000-member plan; the parent SIGKILLs it
 //! mid-apply and inspects the store.
 
-mod common;
+use crate::common;
 
 use common::*;
 use jit_org::{CorpSnapshot, Provider, SyncPlan};
@@ -91,7 +91,7 @@ enum Ending {
 fn run_worker(spec: &str, delay: Duration) -> Ending {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "crash_worker",
+            "crash::crash_worker",
             "--exact",
             "--ignored",
             "--nocapture",
@@ -105,7 +105,7 @@ fn run_worker(spec: &str, delay: Duration) -> Ending {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     loop {
         match lines.next() {
-            // libtest prints "test crash_worker ... " before the output.
+            // libtest prints "test crash::crash_worker ... " before the output.
             Some(Ok(l)) if l.trim_end().ends_with("applying") => break,
             Some(Ok(_)) => continue,
             other => {

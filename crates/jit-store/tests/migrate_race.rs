@@ -1,7 +1,7 @@
 //! Replicas starting together on a fresh database: every one of them opens
 //! it, and the schema is migrated exactly once.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -4,7 +4,7 @@
 //! `suite!` macro instantiates every one of them once per backend
 //! (`sqlite::<name>` and `postgres::<name>`).
 
-mod common;
+use crate::common;
 
 use common::*;
 use jit_org::{Admin, ChangeKind, Member, MemberStatus, ObjectKind, Provider, SyncPlan};
@@ -20,7 +20,7 @@ macro_rules! suite {
                 #[tokio::test]
                 async fn $name() {
                     let t = crate::common::TestStore::sqlite().await;
-                    crate::$name(&t).await;
+                    super::$name(&t).await;
                 }
             )*
         }
@@ -29,7 +29,7 @@ macro_rules! suite {
                 #[tokio::test]
                 async fn $name() {
                     let Some(t) = crate::common::TestStore::postgres().await else { return };
-                    crate::$name(&t).await;
+                    super::$name(&t).await;
                 }
             )*
         }

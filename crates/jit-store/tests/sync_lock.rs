@@ -6,7 +6,7 @@
 //! `lock_worker` test, selected through an environment variable) that takes
 //! the lock, says so, and waits to be killed.
 
-mod common;
+use crate::common;
 
 use common::*;
 use jit_store::StoreError;
@@ -43,7 +43,7 @@ async fn lock_worker() {
 async fn lock_of_a_killed_process_is_released(t: &TestStore, spec: String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "lock_worker",
+            "sync_lock::lock_worker",
             "--exact",
             "--ignored",
             "--nocapture",
