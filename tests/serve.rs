@@ -454,6 +454,33 @@ fn sigterm_lets_a_running_sync_finish_before_exiting() {
 }
 
 #[test]
+fn a_plain_request_id_from_a_proxy_is_kept_and_anything_else_replaced() {
+    let sim = start_sim();
+    let f = org_app(&sim);
+    let s = Server::start(f.path());
+    let host = s.base.trim_start_matches("http://").to_string();
+    let ask = |id: &str| {
+        let mut conn = TcpStream::connect(&host).unwrap();
+        write!(
+            conn,
+            "GET /healthz HTTP/1.1\r\nhost: x\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(ask("edge-42.a_b"), "edge-42.a_b");
+    let replaced = ask("two words");
+    assert_ne!(replaced, "two words");
+    assert_eq!(replaced.len(), 16);
+}
+
+#[test]
 fn a_missing_app_folder_stops_the_start_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let out = jit_serve(&dir.path().join("nope"), &["--listen", "127.0.0.1:0"], &[]).exits();
@@ -840,6 +867,10 @@ fn a_plugin_org_type_is_initialised_at_start_through_its_init_corp() {
     assert_eq!(run["outcome"], "applied", "{run}");
     s.wait_for_log("of the plugin org's initCorp", |l| {
         l.contains("auto-init: initCorp done") && l.contains("corps.Acme")
+    });
+    let id = run["runId"].as_i64().unwrap();
+    s.wait_for_log("of the plugin org's run with its id", |l| {
+        l.contains("sync run finished") && l.contains(&format!("run_id={id} "))
     });
 }
 

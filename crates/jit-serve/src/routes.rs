@@ -102,7 +102,19 @@ pub fn router_with(state: Arc<HostState>, extra: OpenApiRouter<Arc<HostState>>) 
 /// span carrying that id, logs its outcome and counts it. Headers are never
 /// logged: they carry the bearer token.
 async fn observe(State(state): State<Arc<HostState>>, req: Request, next: Next) -> Response {
-    let id = format!("{:016x}", rand::random::<u64>());
+    // A proxy's id is kept (so one id follows the request through both
+    // logs) when it is short and plain; otherwise the host makes one.
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_string);
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -363,7 +375,7 @@ async fn call_method(
         state.metrics.call(&full_name, &method, t0.elapsed());
     }
     if SYNC_METHODS.contains(&method.as_str()) {
-        log_called_sync(&state, &full_name, &method, &result);
+        runs::log_called_sync(&state, &full_name, &method, &result);
     }
     match result {
         Ok(result) => Ok(Json(CallResult { result })),
@@ -372,46 +384,6 @@ async fn call_method(
             tracing::warn!(element = %full_name, method = %method, code = e.code(), error = %e.body.error.message, "call failed");
             Err(e)
         }
-    }
-}
-
-/// Logs and counts a sync run through the call route (`syncCorp`,
-/// `initCorp`) by the run id its report names, like the host's own runs.
-fn log_called_sync(state: &HostState, org: &str, method: &str, result: &Result<Value, CallError>) {
-    match result {
-        Ok(v) => {
-            // initCorp nests the sync report under `sync`.
-            let report = v.get("sync").unwrap_or(v);
-            let run_id = report.get("runId").and_then(Value::as_i64);
-            let outcome = report
-                .get("outcome")
-                .and_then(Value::as_str)
-                .unwrap_or("applied");
-            let rows = report
-                .get("rowsWritten")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            state.metrics.sync(org, outcome, rows);
-            tracing::info!(
-                run_id,
-                org,
-                what = method,
-                outcome,
-                rows_written = rows,
-                "sync run finished"
-            );
-        }
-        Err(CallError::Failed { kind, message, .. }) => {
-            let outcome = match kind {
-                jit_core::FailureKind::Busy => "busy",
-                jit_core::FailureKind::Refused => "refused",
-                _ => "failed",
-            };
-            state.metrics.sync(org, outcome, 0);
-            // The message names the recorded run ("recorded as run N").
-            tracing::warn!(org, what = method, outcome, error = %message, "sync run did not apply");
-        }
-        Err(_) => {}
     }
 }
 

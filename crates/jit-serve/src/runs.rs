@@ -8,7 +8,7 @@ use crate::error::{from_failure, ApiError};
 use crate::state::HostState;
 use axum::response::sse::Event;
 use futures_util::StreamExt;
-use jit_core::ElementHandle;
+use jit_core::{CallError, ElementHandle};
 use jit_corps::{CorpClient, CorpElement, CorpError};
 use jit_store::{RunOutcome, SyncRun};
 use jit_sync::{Progress, ProgressEvent, SyncError, SyncOptions, SyncReport};
@@ -428,6 +428,52 @@ pub(crate) fn event_stream(
     .right_stream()
 }
 
+/// Logs and counts a sync run made through an element's own method
+/// (`syncCorp`, `initCorp`: the call route, a plugin org's auto-init) by the
+/// run id its report names, like the host's own runs.
+pub(crate) fn log_called_sync(
+    state: &HostState,
+    org: &str,
+    method: &str,
+    result: &Result<Value, CallError>,
+) {
+    match result {
+        Ok(v) => {
+            // initCorp nests the sync report under `sync`.
+            let report = v.get("sync").unwrap_or(v);
+            let run_id = report.get("runId").and_then(Value::as_i64);
+            let outcome = report
+                .get("outcome")
+                .and_then(Value::as_str)
+                .unwrap_or("applied");
+            let rows = report
+                .get("rowsWritten")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            state.metrics.sync(org, outcome, rows);
+            tracing::info!(
+                run_id,
+                org,
+                what = method,
+                outcome,
+                rows_written = rows,
+                "sync run finished"
+            );
+        }
+        Err(CallError::Failed { kind, message, .. }) => {
+            let outcome = match kind {
+                jit_core::FailureKind::Busy => "busy",
+                jit_core::FailureKind::Refused => "refused",
+                _ => "failed",
+            };
+            state.metrics.sync(org, outcome, 0);
+            // The message names the recorded run ("recorded as run N").
+            tracing::warn!(org, what = method, outcome, error = %message, "sync run did not apply");
+        }
+        Err(_) => {}
+    }
+}
+
 /// Starts `initCorp` in the background for every org element that has
 /// never synced; each outcome is logged, and one failing org does not stop
 /// the others.
@@ -459,6 +505,7 @@ pub(crate) async fn auto_init(state: Arc<HostState>) {
                 let t0 = Instant::now();
                 let result = handle.call("initCorp", Value::Null).await;
                 st.metrics.call(&org, "initCorp", t0.elapsed());
+                log_called_sync(&st, &org, "initCorp", &result);
                 match result {
                     Ok(_) => tracing::info!(org = %org, "auto-init: initCorp done"),
                     Err(e) => {
