@@ -5,6 +5,6 @@
 //! `common`. A file here that is not a module below is not compiled: the
 //! tidy test checks that none is left out.
 
-mod common;
 mod calls;
+mod common;
 mod diagnostics;

@@ -5,8 +5,8 @@
 //! `common`. A file here that is not a module below is not compiled: the
 //! tidy test checks that none is left out.
 
-mod common;
 mod admin_api;
+mod common;
 mod dingtalk_api;
 mod events;
 mod faults;
