@@ -67,37 +67,6 @@ pub fn strings(v: Option<&Value>) -> Vec<String> {
     array(v).iter().filter_map(|x| string(Some(x))).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn numbers_and_booleans_may_be_quoted() {
-        let v = json!({"a": "12", "b": 12, "c": "true", "d": 1, "e": "x"});
-        assert_eq!(int(v.get("a")), Some(12));
-        assert_eq!(int(v.get("b")), Some(12));
-        assert_eq!(boolean(v.get("c")), Some(true));
-        assert_eq!(boolean(v.get("d")), Some(true));
-        assert_eq!(int(v.get("e")), None);
-        assert_eq!(int(v.get("missing")), None);
-    }
-
-    #[test]
-    fn user_ids_keep_leading_zeros() {
-        let v = json!({"userid": "01543620621234"});
-        assert_eq!(string(v.get("userid")).as_deref(), Some("01543620621234"));
-    }
-
-    #[test]
-    fn field_reads_either_spelling() {
-        let v = json!({"hasMore": true});
-        assert_eq!(boolean(field(&v, &["has_more", "hasMore"])), Some(true));
-        let v = json!({"has_more": null, "hasMore": false});
-        assert_eq!(boolean(field(&v, &["has_more", "hasMore"])), Some(false));
-    }
-}
-
 /// The largest id accepted (the strict checks below): JSON's safe integer range; anything beyond is
 /// no id a platform hands out (and 2^63 would overflow the store's column).
 pub const MAX_ID: i64 = (1 << 53) - 1;
@@ -173,5 +142,36 @@ pub fn check_text(v: &Value, key: &str, pointer: &str, required: bool) -> Result
         Some(Value::String(s)) if !s.is_empty() || !required => Ok(()),
         Some(Value::Number(_)) => Ok(()),
         other => Err(format!("{pointer}/{key} is {}, not a text", shown(other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_and_booleans_may_be_quoted() {
+        let v = json!({"a": "12", "b": 12, "c": "true", "d": 1, "e": "x"});
+        assert_eq!(int(v.get("a")), Some(12));
+        assert_eq!(int(v.get("b")), Some(12));
+        assert_eq!(boolean(v.get("c")), Some(true));
+        assert_eq!(boolean(v.get("d")), Some(true));
+        assert_eq!(int(v.get("e")), None);
+        assert_eq!(int(v.get("missing")), None);
+    }
+
+    #[test]
+    fn user_ids_keep_leading_zeros() {
+        let v = json!({"userid": "01543620621234"});
+        assert_eq!(string(v.get("userid")).as_deref(), Some("01543620621234"));
+    }
+
+    #[test]
+    fn field_reads_either_spelling() {
+        let v = json!({"hasMore": true});
+        assert_eq!(boolean(field(&v, &["has_more", "hasMore"])), Some(true));
+        let v = json!({"has_more": null, "hasMore": false});
+        assert_eq!(boolean(field(&v, &["has_more", "hasMore"])), Some(false));
     }
 }
