@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use jit_core::{CallError, ElementHandle};
 use jit_corps::{CorpClient, CorpElement, CorpError};
 use jit_store::{RunOutcome, SyncRun};
-use jit_sync::{Progress, ProgressEvent, SyncError, SyncOptions, SyncReport};
+use jit_sync::{FetchStats, Progress, ProgressEvent, SyncError, SyncOptions, SyncReport};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -146,6 +146,9 @@ struct RunProgress {
     state: Arc<HostState>,
     live: Arc<LiveRun>,
     client: Option<CorpClient>,
+    /// The client's cumulative statistics when the run began: events show
+    /// this run's calls only.
+    baseline: FetchStats,
     started: Mutex<Option<oneshot::Sender<Result<i64, ApiError>>>>,
     tallies: Mutex<Tallies>,
 }
@@ -155,7 +158,7 @@ impl RunProgress {
         let Some(c) = &self.client else {
             return Value::Null;
         };
-        let s = c.stats();
+        let s = c.stats().since(&self.baseline);
         let e = s.endpoints.values();
         json!({
             "total": s.total_calls(),
@@ -252,10 +255,12 @@ pub(crate) fn spawn_tracked(
             return;
         };
         let org = corp.full_name().to_string();
+        let client = corp.client().ok();
         let progress = RunProgress {
             state: st.clone(),
             live: LiveRun::new(&org),
-            client: corp.client().ok(),
+            baseline: client.as_ref().map(CorpClient::stats).unwrap_or_default(),
+            client,
             started: Mutex::new(Some(tx)),
             tallies: Mutex::new((BTreeMap::new(), Instant::now())),
         };
