@@ -551,4 +551,48 @@ pub trait OrgStore: Send + Sync + 'static {
     /// Offline members are left out (their memberships are kept only as
     /// history); disabled and not-activated members are included.
     async fn subtree_members(&self, full_name: &str, dept_id: i64) -> StoreResult<Vec<String>>;
+
+    /// Claims one scheduled slot of a task, atomically across every process
+    /// and host sharing the store (one transaction: SQLite `BEGIN IMMEDIATE`;
+    /// PostgreSQL `INSERT … ON CONFLICT (task, scheduled_at) DO NOTHING
+    /// RETURNING` and a conditional `UPDATE` for take-overs):
+    /// - slot not recorded, and no firing of the task running under a live
+    ///   lease: a `running` firing (attempt 1) held by `claim.holder` until
+    ///   `now + lease_ms` → [`Claim::Run`];
+    /// - slot not recorded, but the previous firing still runs: the slot is
+    ///   recorded `skipped` with a note naming it → [`Claim::Skipped`];
+    /// - slot recorded `running` and its lease expired before `now` (its
+    ///   holder died): taken over, `attempt` + 1 and a note naming the
+    ///   expired holder → [`Claim::Run`];
+    /// - otherwise (finished, skipped, or running under a live lease), or
+    ///   another claimer won the race → [`Claim::Taken`].
+    async fn claim_firing(&self, claim: &crate::FiringClaim) -> StoreResult<crate::Claim>;
+
+    /// Extends the lease of a running firing to `lease_until`; `false` (and
+    /// nothing changed) when `holder` no longer holds `attempt` of it.
+    async fn renew_firing(
+        &self,
+        firing_id: i64,
+        holder: &str,
+        attempt: i64,
+        lease_until: i64,
+    ) -> StoreResult<bool>;
+
+    /// Records how a running firing ended; `false` (and nothing written) when
+    /// `end.holder` no longer holds `end.attempt` of it (its lease expired and
+    /// another host took it over: that host's result is the one kept).
+    async fn finish_firing(&self, end: &crate::FiringEnd) -> StoreResult<bool>;
+
+    /// Every firing still `running` whose lease expired before `now`, oldest
+    /// slot first: what a dead holder left, to be claimed again.
+    async fn expired_firings(&self, now: i64) -> StoreResult<Vec<crate::Firing>>;
+
+    /// A task's firings, newest slot first, at most `limit`, only slots
+    /// before `before` when given (paging).
+    async fn list_firings(
+        &self,
+        task: &str,
+        limit: usize,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<crate::Firing>>;
 }

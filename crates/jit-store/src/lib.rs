@@ -93,6 +93,7 @@
 //! ```
 
 mod api;
+mod firings;
 mod lock;
 mod logic;
 mod postgres;
@@ -101,6 +102,7 @@ mod sqlite;
 pub mod synthetic;
 
 pub use api::*;
+pub use firings::{Claim, Firing, FiringClaim, FiringEnd, FiringState};
 pub use lock::SyncLock;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! paths, identity binding decisions, and assembling what reads return.
 //! The backends only move rows in and out of their database.
 
+pub(crate) mod firings;
 pub(crate) mod ops;
 
 use crate::api::{AdminRow, IdentityConflict, Origin, StoreError, StoreResult};
@@ -80,6 +81,19 @@ pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
             m
         }
     }
+}
+
+/// A firing row read by a backend, its state and result still as stored.
+pub(crate) fn firing_from_parts(
+    (mut f, state, result): (crate::Firing, String, Option<String>),
+    op: &str,
+) -> StoreResult<crate::Firing> {
+    f.state = crate::FiringState::parse(&state).ok_or_else(|| StoreError::Internal {
+        operation: op.to_string(),
+        message: format!("unknown firing state `{state}` in the store"),
+    })?;
+    f.result = result.and_then(|t| serde_json::from_str(&t).ok());
+    Ok(f)
 }
 
 /// JSON text for the `extra` column; `Null` (unknown) is stored as NULL.

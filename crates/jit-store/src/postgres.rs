@@ -4,7 +4,9 @@
 //! a 100,000-member plan is a few dozen statements, all in one transaction.
 
 use crate::api::*;
+use crate::firings::{Claim, Firing, FiringClaim, FiringEnd, FiringState};
 use crate::lock::{self, SyncLock};
+use crate::logic::firings::{self, FiringParam, FiringTx};
 use crate::logic::ops::{self, BindingRow, Tx};
 use crate::logic::{self, sql, Ctx, MembershipRow, OrgRows};
 use crate::schema::{self, Dialect};
@@ -1388,5 +1390,141 @@ impl OrgStore for PgStore {
         })?;
         ids.sort();
         Ok(ids)
+    }
+
+    async fn claim_firing(&self, claim: &FiringClaim) -> StoreResult<Claim> {
+        let op = format!("claim firing of {} at {}", claim.task, claim.scheduled_at);
+        in_tx!(self, &op, |tx| firings::claim(tx, claim))
+    }
+
+    async fn renew_firing(
+        &self,
+        firing_id: i64,
+        holder: &str,
+        attempt: i64,
+        lease_until: i64,
+    ) -> StoreResult<bool> {
+        let op = format!("renew lease of firing {firing_id}");
+        in_tx!(self, &op, |tx| firings::renew(
+            tx,
+            firing_id,
+            holder,
+            attempt,
+            lease_until
+        ))
+    }
+
+    async fn finish_firing(&self, end: &FiringEnd) -> StoreResult<bool> {
+        let op = format!("finish firing {}", end.firing_id);
+        in_tx!(self, &op, |tx| firings::finish(tx, end))
+    }
+
+    async fn expired_firings(&self, now: i64) -> StoreResult<Vec<Firing>> {
+        in_tx!(self, "read expired firings", |tx| firings::expired(tx, now))
+    }
+
+    async fn list_firings(
+        &self,
+        task: &str,
+        limit: usize,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<Firing>> {
+        let op = format!("list firings of {task}");
+        in_tx!(self, &op, |tx| firings::list(tx, task, limit, before))
+    }
+}
+
+type PgParam = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
+
+fn pg_firing_params(p: &[FiringParam<'_>]) -> Vec<PgParam> {
+    p.iter()
+        .map(|p| -> PgParam {
+            match p {
+                FiringParam::Int(i) => Box::new(*i),
+                FiringParam::Text(t) => Box::new(t.to_string()),
+                FiringParam::OptText(t) => Box::new(t.map(str::to_string)),
+            }
+        })
+        .collect()
+}
+
+fn pg_firing(r: &tokio_postgres::Row, op: &str) -> StoreResult<Firing> {
+    logic::firing_from_parts(
+        (
+            Firing {
+                firing_id: r.get(0),
+                task: r.get(1),
+                scheduled_at: r.get(2),
+                attempt: r.get(3),
+                state: FiringState::Running,
+                holder: r.get(5),
+                started_at: r.get(6),
+                lease_until: r.get(7),
+                finished_at: r.get(8),
+                result: None,
+                error: r.get(10),
+                note: r.get(11),
+            },
+            r.get(4),
+            r.get(9),
+        ),
+        op,
+    )
+}
+
+impl FiringTx for PgTx<'_, '_> {
+    async fn firing_at(&mut self, task: &str, scheduled_at: i64) -> StoreResult<Option<Firing>> {
+        let rows = self.rows(firings::sql::AT, &[&task, &scheduled_at]).await?;
+        rows.first().map(|r| pg_firing(r, self.op)).transpose()
+    }
+
+    async fn live_firing(&mut self, task: &str, now: i64) -> StoreResult<Option<Firing>> {
+        let rows = self.rows(firings::sql::LIVE, &[&task, &now]).await?;
+        rows.first().map(|r| pg_firing(r, self.op)).transpose()
+    }
+
+    async fn insert_firing(&mut self, f: &Firing) -> StoreResult<Option<i64>> {
+        let result = f.result.as_ref().map(|v| v.to_string());
+        let rows = self
+            .rows(
+                firings::sql::INSERT,
+                &[
+                    &f.task,
+                    &f.scheduled_at,
+                    &f.attempt,
+                    &f.state.as_str(),
+                    &f.holder,
+                    &f.started_at,
+                    &f.lease_until,
+                    &f.finished_at,
+                    &result,
+                    &f.error,
+                    &f.note,
+                ],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    async fn update_firing(&mut self, sql: &str, params: &[FiringParam<'_>]) -> StoreResult<u64> {
+        let owned = pg_firing_params(params);
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            owned.iter().map(|b| &**b as _).collect();
+        self.exec(sql, &refs).await
+    }
+
+    async fn select_firings(
+        &mut self,
+        sql: &str,
+        params: &[FiringParam<'_>],
+    ) -> StoreResult<Vec<Firing>> {
+        let owned = pg_firing_params(params);
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            owned.iter().map(|b| &**b as _).collect();
+        self.rows(sql, &refs)
+            .await?
+            .iter()
+            .map(|r| pg_firing(r, self.op))
+            .collect()
     }
 }

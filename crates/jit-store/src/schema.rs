@@ -233,6 +233,36 @@ DROP TABLE admins;
 ALTER TABLE admins_v2 RENAME TO admins
 "#,
     },
+    Migration {
+        version: 3,
+        sql: r#"
+-- Task firings: one row per (task, scheduled slot), whatever happened to it.
+-- The unique key is what makes a slot run once across replicas: every
+-- replica tries to insert the slot's row and only one insert succeeds.
+-- state: running | succeeded | failed | skipped. A running row belongs to
+-- `holder` until `lease_until` (milliseconds since the epoch); the holder
+-- renews the lease while the call runs. Once it has expired another replica
+-- may take the row over: `attempt` goes up and `note` says whose lease
+-- expired, so a re-run is visible. Only the holder of the current attempt
+-- can finish a row.
+CREATE TABLE task_firings (
+    firing_id {id_pk},
+    task TEXT NOT NULL,
+    scheduled_at BIGINT NOT NULL,
+    attempt BIGINT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed', 'skipped')),
+    holder TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    lease_until BIGINT NOT NULL,
+    finished_at BIGINT,
+    result TEXT,
+    error TEXT,
+    note TEXT,
+    UNIQUE (task, scheduled_at)
+);
+CREATE INDEX task_firings_running ON task_firings (state, lease_until)
+"#,
+    },
 ];
 
 /// Highest version the binary knows.

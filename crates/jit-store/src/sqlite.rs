@@ -4,7 +4,9 @@
 //! is fastest at (no network round trips to batch away).
 
 use crate::api::*;
+use crate::firings::{Claim, Firing, FiringClaim, FiringEnd, FiringState};
 use crate::lock::{self, SyncLock};
+use crate::logic::firings::{self, FiringParam, FiringTx};
 use crate::logic::ops::{self, BindingRow, Tx};
 use crate::logic::{self, sql, Ctx, MembershipRow, OrgRows};
 use crate::schema::{self, Dialect};
@@ -1397,5 +1399,164 @@ impl OrgStore for SqliteStore {
             Ok(ids)
         })
         .await
+    }
+
+    async fn claim_firing(&self, claim: &FiringClaim) -> StoreResult<Claim> {
+        let claim = claim.clone();
+        self.with("claim task firing", move |c| {
+            let op = format!("claim firing of {} at {}", claim.task, claim.scheduled_at);
+            // BEGIN IMMEDIATE: one claimer at a time across processes.
+            in_write_tx(c, &op, |tx| run_ready(firings::claim(tx, &claim)))
+        })
+        .await
+    }
+
+    async fn renew_firing(
+        &self,
+        firing_id: i64,
+        holder: &str,
+        attempt: i64,
+        lease_until: i64,
+    ) -> StoreResult<bool> {
+        let holder = holder.to_string();
+        self.with("renew firing lease", move |c| {
+            let op = format!("renew lease of firing {firing_id}");
+            in_write_tx(c, &op, |tx| {
+                run_ready(firings::renew(tx, firing_id, &holder, attempt, lease_until))
+            })
+        })
+        .await
+    }
+
+    async fn finish_firing(&self, end: &FiringEnd) -> StoreResult<bool> {
+        let end = end.clone();
+        self.with("finish firing", move |c| {
+            let op = format!("finish firing {}", end.firing_id);
+            in_write_tx(c, &op, |tx| run_ready(firings::finish(tx, &end)))
+        })
+        .await
+    }
+
+    async fn expired_firings(&self, now: i64) -> StoreResult<Vec<Firing>> {
+        self.with("read expired firings", move |c| {
+            run_ready(firings::expired(
+                &mut SqliteTx::new(c, "read expired firings"),
+                now,
+            ))
+        })
+        .await
+    }
+
+    async fn list_firings(
+        &self,
+        task: &str,
+        limit: usize,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<Firing>> {
+        let task = task.to_string();
+        self.with("list firings", move |c| {
+            let op = format!("list firings of {task}");
+            run_ready(firings::list(
+                &mut SqliteTx::new(c, &op),
+                &task,
+                limit,
+                before,
+            ))
+        })
+        .await
+    }
+}
+
+fn sqlite_firing_params(p: &[FiringParam<'_>]) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value as V;
+    p.iter()
+        .map(|p| match p {
+            FiringParam::Int(i) => V::Integer(*i),
+            FiringParam::Text(t) => V::Text(t.to_string()),
+            FiringParam::OptText(t) => t.map_or(V::Null, |t| V::Text(t.to_string())),
+        })
+        .collect()
+}
+
+fn sqlite_firing(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Firing, String, Option<String>)> {
+    Ok((
+        Firing {
+            firing_id: r.get(0)?,
+            task: r.get(1)?,
+            scheduled_at: r.get(2)?,
+            attempt: r.get(3)?,
+            state: FiringState::Running,
+            holder: r.get(5)?,
+            started_at: r.get(6)?,
+            lease_until: r.get(7)?,
+            finished_at: r.get(8)?,
+            result: None,
+            error: r.get(10)?,
+            note: r.get(11)?,
+        },
+        r.get(4)?,
+        r.get(9)?,
+    ))
+}
+
+impl FiringTx for SqliteTx<'_> {
+    async fn firing_at(&mut self, task: &str, scheduled_at: i64) -> StoreResult<Option<Firing>> {
+        let rows: Vec<_> =
+            self.rows(firings::sql::AT, params![task, scheduled_at], sqlite_firing)?;
+        rows.into_iter()
+            .next()
+            .map(|r| logic::firing_from_parts(r, self.op))
+            .transpose()
+    }
+
+    async fn live_firing(&mut self, task: &str, now: i64) -> StoreResult<Option<Firing>> {
+        let rows: Vec<_> = self.rows(firings::sql::LIVE, params![task, now], sqlite_firing)?;
+        rows.into_iter()
+            .next()
+            .map(|r| logic::firing_from_parts(r, self.op))
+            .transpose()
+    }
+
+    async fn insert_firing(&mut self, f: &Firing) -> StoreResult<Option<i64>> {
+        let ids: Vec<i64> = self.rows(
+            firings::sql::INSERT,
+            params![
+                f.task,
+                f.scheduled_at,
+                f.attempt,
+                f.state.as_str(),
+                f.holder,
+                f.started_at,
+                f.lease_until,
+                f.finished_at,
+                f.result.as_ref().map(|v| v.to_string()),
+                f.error,
+                f.note
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(ids.into_iter().next())
+    }
+
+    async fn update_firing(&mut self, sql: &str, params: &[FiringParam<'_>]) -> StoreResult<u64> {
+        self.exec(
+            sql,
+            rusqlite::params_from_iter(sqlite_firing_params(params)),
+        )
+    }
+
+    async fn select_firings(
+        &mut self,
+        sql: &str,
+        params: &[FiringParam<'_>],
+    ) -> StoreResult<Vec<Firing>> {
+        let rows: Vec<_> = self.rows(
+            sql,
+            rusqlite::params_from_iter(sqlite_firing_params(params)),
+            sqlite_firing,
+        )?;
+        rows.into_iter()
+            .map(|r| logic::firing_from_parts(r, self.op))
+            .collect()
     }
 }
