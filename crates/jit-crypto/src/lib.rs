@@ -271,6 +271,23 @@ pub fn cdata(text: &str) -> String {
     format!("<![CDATA[{}]]>", text.replace("]]>", "]]]]><![CDATA[>"))
 }
 
+/// Implements `Debug` for a sealed message: its timestamp, nonce and the
+/// length of the sealed text, never the ciphertext itself, which belongs in no
+/// log. The keys are the names each platform gives the values.
+macro_rules! debug_sealed {
+    ($ty:ident { $timestamp_key:literal: $timestamp:ident, $len_key:literal: $sealed:ident }) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field($timestamp_key, &self.$timestamp)
+                    .field("nonce", &self.nonce)
+                    .field($len_key, &self.$sealed.len())
+                    .finish()
+            }
+        }
+    };
+}
+
 /// An encrypted WeCom event ready to POST: the XML body and the query values.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WecomEnvelope {
@@ -284,63 +301,81 @@ pub struct WecomEnvelope {
     pub nonce: String,
 }
 
-impl fmt::Debug for WecomEnvelope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WecomEnvelope")
-            .field("timestamp", &self.timestamp)
-            .field("nonce", &self.nonce)
-            .field("body_len", &self.body.len())
-            .finish()
-    }
+debug_sealed!(WecomEnvelope { "timestamp": timestamp, "body_len": body });
+
+/// Defines one platform's callback crypto: a type wrapping the shared `Core`
+/// (WXBizMsgCrypt framing), its constructor, the accessor of the id frames are
+/// sealed for, and the four methods both platforms expose word for word.
+/// Only the envelopes differ, so each platform adds those in its own `impl`.
+macro_rules! callback_crypto {
+    (
+        $(#[$type_doc:meta])*
+        pub struct $name:ident;
+        #[doc = $new_doc:literal]
+        new($token:ident, $aes_key:ident, $id:ident);
+        #[doc = $id_doc:literal]
+        id: $id_fn:ident, named $id_name:literal;
+    ) => {
+        $(#[$type_doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            core: Core,
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field(stringify!($id_fn), &self.core.id)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl $name {
+            #[doc = $new_doc]
+            pub fn new($token: &str, $aes_key: &str, $id: &str) -> Result<Self, CryptoError> {
+                Ok($name {
+                    core: Core::new($token, $aes_key, $id)?,
+                })
+            }
+
+            #[doc = $id_doc]
+            pub fn $id_fn(&self) -> &str {
+                &self.core.id
+            }
+
+            /// Signature (`msg_signature`) over (token, timestamp, nonce, encrypt).
+            pub fn signature(&self, timestamp: &str, nonce: &str, encrypt: &str) -> String {
+                self.core.signature(timestamp, nonce, encrypt)
+            }
+
+            /// Encrypts a message with a fresh random prefix; returns Base64.
+            pub fn encrypt(&self, msg: &str) -> String {
+                self.core.encrypt(msg)
+            }
+
+            /// Encrypts with a given 16-byte random prefix (reproducible output).
+            pub fn encrypt_with_random(&self, msg: &str, random: [u8; 16]) -> String {
+                self.core.encrypt_with_random(msg, random)
+            }
+
+            #[doc = concat!("Decrypts Base64 ciphertext and checks the trailing ", $id_name, ".")]
+            pub fn decrypt(&self, encrypt: &str) -> Result<String, CryptoError> {
+                self.core.decrypt(encrypt)
+            }
+        }
+    };
 }
 
-/// WeCom's WXBizMsgCrypt for enterprise callbacks (receiveid = corpId).
-#[derive(Clone)]
-pub struct WecomCrypto {
-    core: Core,
-}
-
-impl fmt::Debug for WecomCrypto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WecomCrypto")
-            .field("receive_id", &self.core.id)
-            .finish_non_exhaustive()
-    }
+callback_crypto! {
+    /// WeCom's WXBizMsgCrypt for enterprise callbacks (receiveid = corpId).
+    pub struct WecomCrypto;
+    /// Creates the crypto for one callback configuration.
+    new(token, encoding_aes_key, corp_id);
+    /// The corpId (receiveid) frames are sealed for.
+    id: receive_id, named "receiveid";
 }
 
 impl WecomCrypto {
-    /// Creates the crypto for one callback configuration.
-    pub fn new(token: &str, encoding_aes_key: &str, corp_id: &str) -> Result<Self, CryptoError> {
-        Ok(WecomCrypto {
-            core: Core::new(token, encoding_aes_key, corp_id)?,
-        })
-    }
-
-    /// The corpId (receiveid) frames are sealed for.
-    pub fn receive_id(&self) -> &str {
-        &self.core.id
-    }
-
-    /// `msg_signature` over (token, timestamp, nonce, encrypt).
-    pub fn signature(&self, timestamp: &str, nonce: &str, encrypt: &str) -> String {
-        self.core.signature(timestamp, nonce, encrypt)
-    }
-
-    /// Encrypts a message with a fresh random prefix; returns Base64.
-    pub fn encrypt(&self, msg: &str) -> String {
-        self.core.encrypt(msg)
-    }
-
-    /// Encrypts with a given 16-byte random prefix (reproducible output).
-    pub fn encrypt_with_random(&self, msg: &str, random: [u8; 16]) -> String {
-        self.core.encrypt_with_random(msg, random)
-    }
-
-    /// Decrypts Base64 ciphertext and checks the trailing receiveid.
-    pub fn decrypt(&self, encrypt: &str) -> Result<String, CryptoError> {
-        self.core.decrypt(encrypt)
-    }
-
     /// URL verification (`GET ?msg_signature&timestamp&nonce&echostr`): checks
     /// the signature over echostr and returns the plaintext to answer with.
     /// The parameters must already be URL-decoded.
@@ -438,63 +473,18 @@ pub struct DingTalkEncrypted {
     pub encrypt: String,
 }
 
-impl fmt::Debug for DingTalkEncrypted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DingTalkEncrypted")
-            .field("timeStamp", &self.time_stamp)
-            .field("nonce", &self.nonce)
-            .field("encrypt_len", &self.encrypt.len())
-            .finish()
-    }
-}
+debug_sealed!(DingTalkEncrypted { "timeStamp": time_stamp, "encrypt_len": encrypt });
 
-/// DingTalk's HTTP-push crypto (ownerKey = the AppKey for console subscriptions).
-#[derive(Clone)]
-pub struct DingTalkCrypto {
-    core: Core,
-}
-
-impl fmt::Debug for DingTalkCrypto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DingTalkCrypto")
-            .field("owner_key", &self.core.id)
-            .finish_non_exhaustive()
-    }
+callback_crypto! {
+    /// DingTalk's HTTP-push crypto (ownerKey = the AppKey for console subscriptions).
+    pub struct DingTalkCrypto;
+    /// Creates the crypto for one app's HTTP push configuration.
+    new(token, aes_key, owner_key);
+    /// The ownerKey (AppKey, or corpId for legacy registrations).
+    id: owner_key, named "ownerKey";
 }
 
 impl DingTalkCrypto {
-    /// Creates the crypto for one app's HTTP push configuration.
-    pub fn new(token: &str, aes_key: &str, owner_key: &str) -> Result<Self, CryptoError> {
-        Ok(DingTalkCrypto {
-            core: Core::new(token, aes_key, owner_key)?,
-        })
-    }
-
-    /// The ownerKey (AppKey, or corpId for legacy registrations).
-    pub fn owner_key(&self) -> &str {
-        &self.core.id
-    }
-
-    /// Signature over (token, timestamp, nonce, encrypt).
-    pub fn signature(&self, timestamp: &str, nonce: &str, encrypt: &str) -> String {
-        self.core.signature(timestamp, nonce, encrypt)
-    }
-
-    /// Encrypts a message with a fresh random prefix; returns Base64.
-    pub fn encrypt(&self, msg: &str) -> String {
-        self.core.encrypt(msg)
-    }
-
-    /// Encrypts with a given 16-byte random prefix (reproducible output).
-    pub fn encrypt_with_random(&self, msg: &str, random: [u8; 16]) -> String {
-        self.core.encrypt_with_random(msg, random)
-    }
-
-    /// Decrypts Base64 ciphertext and checks the trailing ownerKey.
-    pub fn decrypt(&self, encrypt: &str) -> Result<String, CryptoError> {
-        self.core.decrypt(encrypt)
-    }
-
     /// Encrypts and signs a message (an event JSON, or "success").
     pub fn seal(&self, msg: &str, timestamp: &str, nonce: &str) -> DingTalkEncrypted {
         let encrypt = self.encrypt(msg);
