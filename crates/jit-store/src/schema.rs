@@ -263,6 +263,38 @@ CREATE TABLE task_firings (
 CREATE INDEX task_firings_running ON task_firings (state, lease_until)
 "#,
     },
+    Migration {
+        version: 4,
+        sql: r#"
+-- Login sessions (auths.loginTypes.*). Session tokens are signed, not
+-- stored; the store holds only what every replica must agree on.
+-- Signing keys, by generation: the newest signs, older ones still verify
+-- the sessions they signed until those expire (rotation logs nobody out).
+-- The generation is the key so that two replicas generating the first key
+-- (or rotating) together insert one row: the loser's insert conflicts.
+CREATE TABLE login_keys (
+    generation BIGINT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+-- Sessions ended by logout before their expiry; a row is kept until the
+-- session would have expired anyway.
+CREATE TABLE login_revocations (
+    session_id TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+-- Browser login flows started and not finished: the OAuth `state`, bound
+-- to the browser that started it (a hash of its binding cookie), used once
+-- (taken with DELETE ... RETURNING), expiring.
+CREATE TABLE login_states (
+    state_id TEXT PRIMARY KEY,
+    login TEXT NOT NULL,
+    browser_hash TEXT NOT NULL,
+    redirect TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+)
+"#,
+    },
 ];
 
 /// Highest version the binary knows.
