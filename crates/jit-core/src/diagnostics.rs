@@ -83,15 +83,16 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// An error at `file`/`pointer`.
-    pub fn error(
+    /// A diagnostic of `severity` at `file`/`pointer`.
+    pub fn new(
+        severity: Severity,
         code: DiagCode,
         file: impl AsRef<Path>,
         pointer: impl Into<String>,
         message: impl Into<String>,
     ) -> Diagnostic {
         Diagnostic {
-            severity: Severity::Error,
+            severity,
             code,
             file: file.as_ref().to_path_buf(),
             pointer: pointer.into(),
@@ -102,17 +103,14 @@ impl Diagnostic {
         }
     }
 
-    /// A warning at `file`/`pointer`.
-    pub fn warning(
+    /// An error at `file`/`pointer`: the common case, so it has a shorthand.
+    pub fn error(
         code: DiagCode,
         file: impl AsRef<Path>,
         pointer: impl Into<String>,
         message: impl Into<String>,
     ) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(code, file, pointer, message)
-        }
+        Diagnostic::new(Severity::Error, code, file, pointer, message)
     }
 
     /// Names the element concerned.

@@ -5,7 +5,8 @@ use crate::instance::{Parents, PluginTypeImpl};
 use crate::library::{self, LoadedLibrary, PluginLoadError};
 use crate::services::{stderr_log_sink, CorpServices, LogSink};
 use jit_core::{
-    AppView, DiagCode, Diagnostic, ElementKind, ProvidedTypes, TypeImpl, TypeProvider, TypeRegistry,
+    AppView, DiagCode, Diagnostic, ElementDefine, ElementKind, ProvidedTypes, Severity, TypeImpl,
+    TypeProvider, TypeRegistry,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -109,6 +110,26 @@ fn names_of(lib: &LoadedLibrary) -> Vec<String> {
         }
     }
     names
+}
+
+/// A problem with how the Type element `def` is matched to a plugin export,
+/// reported on its e.json at `pointer`.
+fn type_problem(def: &ElementDefine, pointer: &str, message: String) -> Diagnostic {
+    Diagnostic::error(DiagCode::Plugin, &def.origin.file, pointer, message)
+        .for_element(def.full_name.clone())
+}
+
+/// `items` joined with commas, or `empty` when there are none, so a message
+/// never ends in an empty list.
+fn joined_or(items: &[impl AsRef<str>], empty: &str) -> String {
+    if items.is_empty() {
+        return empty.to_string();
+    }
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn canonical(p: &Path) -> PathBuf {
@@ -268,19 +289,15 @@ impl TypeProvider for PluginProvider {
                     let Some(lib) = lib else {
                         let loaded: Vec<String> =
                             libraries.iter().map(|l| l.info.name.clone()).collect();
-                        diagnostics.push(
-                            Diagnostic::error(
-                                DiagCode::Plugin,
-                                &def.origin.file,
-                                "/plugin",
-                                format!(
-                                    "this Type names plugin `{spec}`, but no loaded plugin library has that name (loaded: {}); put the library in {}/ or list it in app.json \"plugins\"",
-                                    if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") },
-                                    plugins_dir.display()
-                                ),
-                            )
-                            .for_element(name.clone()),
-                        );
+                        diagnostics.push(type_problem(
+                            def,
+                            "/plugin",
+                            format!(
+                                "this Type names plugin `{spec}`, but no loaded plugin library has that name (loaded: {}); put the library in {}/ or list it in app.json \"plugins\"",
+                                joined_or(&loaded, "none"),
+                                plugins_dir.display()
+                            ),
+                        ));
                         continue;
                     };
                     match offered.iter().find(|(l, _)| Arc::ptr_eq(l, &lib)) {
@@ -293,20 +310,16 @@ impl TypeProvider for PluginProvider {
                                 .map(|t| t.full_name.as_str())
                                 .collect();
                             if !lib.info.types.iter().any(|t| &t.full_name == name) {
-                                diagnostics.push(
-                                    Diagnostic::error(
-                                        DiagCode::Plugin,
-                                        &def.origin.file,
-                                        "/plugin",
-                                        format!(
-                                            "Type `{name}` is not exported by plugin {} ({}); it exports: {}",
-                                            lib.info.name,
-                                            lib.info.path.display(),
-                                            if exported.is_empty() { "nothing".to_string() } else { exported.join(", ") }
-                                        ),
-                                    )
-                                    .for_element(name.clone()),
-                                );
+                                diagnostics.push(type_problem(
+                                    def,
+                                    "/plugin",
+                                    format!(
+                                        "Type `{name}` is not exported by plugin {} ({}); it exports: {}",
+                                        lib.info.name,
+                                        lib.info.path.display(),
+                                        joined_or(&exported, "nothing")
+                                    ),
+                                ));
                             }
                             continue;
                         }
@@ -316,18 +329,14 @@ impl TypeProvider for PluginProvider {
                     0 => continue,
                     1 => offered[0].clone(),
                     _ => {
-                        diagnostics.push(
-                            Diagnostic::error(
-                                DiagCode::Plugin,
-                                &def.origin.file,
-                                "",
-                                format!(
-                                    "Type `{name}` is exported by several plugin libraries ({}); name the one to use with \"plugin\" in this e.json",
-                                    offered.iter().map(|(l, _)| l.info.path.display().to_string()).collect::<Vec<_>>().join(", ")
-                                ),
-                            )
-                            .for_element(name.clone()),
-                        );
+                        diagnostics.push(type_problem(
+                            def,
+                            "",
+                            format!(
+                                "Type `{name}` is exported by several plugin libraries ({}); name the one to use with \"plugin\" in this e.json",
+                                offered.iter().map(|(l, _)| l.info.path.display().to_string()).collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
                         continue;
                     }
                 },
@@ -350,7 +359,8 @@ impl TypeProvider for PluginProvider {
             };
             if let Some(msg) = problem {
                 for (lib, _) in offered {
-                    diagnostics.push(Diagnostic::warning(
+                    diagnostics.push(Diagnostic::new(
+                        Severity::Warning,
                         DiagCode::Plugin,
                         &lib.info.path,
                         "",
