@@ -595,4 +595,33 @@ pub trait OrgStore: Send + Sync + 'static {
         limit: usize,
         before: Option<i64>,
     ) -> StoreResult<Vec<crate::Firing>>;
+
+    /// The session signing keys of login elements, oldest generation first;
+    /// when there is none yet, `first` is stored as generation 1 (replicas
+    /// racing to do so store one: the others get the winner's key).
+    async fn login_keys(&self, first: &crate::LoginKey) -> StoreResult<Vec<crate::LoginKey>>;
+
+    /// Adds `next` as the newest generation (its `generation` is ignored) and
+    /// returns every key; older keys stay, so sessions they signed stay valid.
+    async fn rotate_login_key(&self, next: &crate::LoginKey) -> StoreResult<Vec<crate::LoginKey>>;
+
+    /// Records that a session was ended (logout) before `expires_at`; rows of
+    /// sessions expired before `now` are dropped.
+    async fn revoke_session(&self, session_id: &str, expires_at: i64, now: i64) -> StoreResult<()>;
+
+    /// Whether a session was ended by [`OrgStore::revoke_session`].
+    async fn session_revoked(&self, session_id: &str) -> StoreResult<bool>;
+
+    /// Stores a browser login flow's state (states expired before `now` are
+    /// dropped). A state id already stored is an error.
+    async fn put_login_state(&self, state: &crate::LoginState, now: i64) -> StoreResult<()>;
+
+    /// Takes a state: it is deleted whatever happens, so it is used at most
+    /// once even by racing replicas; `None` if unknown, already taken or
+    /// expired at `now`.
+    async fn take_login_state(
+        &self,
+        state_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<crate::LoginState>>;
 }

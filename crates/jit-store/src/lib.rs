@@ -96,6 +96,7 @@ mod api;
 mod firings;
 mod lock;
 mod logic;
+mod logins;
 mod postgres;
 mod schema;
 mod sqlite;
@@ -104,6 +105,7 @@ pub mod synthetic;
 pub use api::*;
 pub use firings::{Claim, Firing, FiringClaim, FiringEnd, FiringState};
 pub use lock::SyncLock;
+pub use logins::{LoginKey, LoginState};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

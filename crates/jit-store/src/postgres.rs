@@ -7,8 +7,10 @@ use crate::api::*;
 use crate::firings::{Claim, Firing, FiringClaim, FiringEnd, FiringState};
 use crate::lock::{self, SyncLock};
 use crate::logic::firings::{self, FiringParam, FiringTx};
+use crate::logic::logins::{self, LoginParam, LoginTx};
 use crate::logic::ops::{self, BindingRow, Tx};
 use crate::logic::{self, sql, Ctx, MembershipRow, OrgRows};
+use crate::logins::{LoginKey, LoginState};
 use crate::schema::{self, Dialect};
 use jit_org::{
     Admin, Change, CorpRecord, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, Provider,
@@ -1431,6 +1433,92 @@ impl OrgStore for PgStore {
     ) -> StoreResult<Vec<Firing>> {
         let op = format!("list firings of {task}");
         in_tx!(self, &op, |tx| firings::list(tx, task, limit, before))
+    }
+
+    async fn login_keys(&self, first: &LoginKey) -> StoreResult<Vec<LoginKey>> {
+        in_tx!(self, "read login keys", |tx| logins::keys(tx, first))
+    }
+
+    async fn rotate_login_key(&self, next: &LoginKey) -> StoreResult<Vec<LoginKey>> {
+        in_tx!(self, "rotate login key", |tx| logins::rotate(tx, next))
+    }
+
+    async fn revoke_session(&self, session_id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
+        in_tx!(self, "revoke session", |tx| logins::revoke(
+            tx, session_id, expires_at, now
+        ))
+    }
+
+    async fn session_revoked(&self, session_id: &str) -> StoreResult<bool> {
+        in_tx!(self, "read session revocation", |tx| logins::revoked(
+            tx, session_id
+        ))
+    }
+
+    async fn put_login_state(&self, state: &LoginState, now: i64) -> StoreResult<()> {
+        in_tx!(self, "store login state", |tx| logins::put_state(
+            tx, state, now
+        ))
+    }
+
+    async fn take_login_state(&self, state_id: &str, now: i64) -> StoreResult<Option<LoginState>> {
+        in_tx!(self, "take login state", |tx| logins::take_state(
+            tx, state_id, now
+        ))
+    }
+}
+
+fn pg_login_params(p: &[LoginParam<'_>]) -> Vec<PgParam> {
+    p.iter()
+        .map(|p| -> PgParam {
+            match p {
+                LoginParam::Int(i) => Box::new(*i),
+                LoginParam::Text(t) => Box::new(t.to_string()),
+            }
+        })
+        .collect()
+}
+
+impl LoginTx for PgTx<'_, '_> {
+    async fn login_exec(&mut self, sql: &str, params: &[LoginParam<'_>]) -> StoreResult<u64> {
+        let owned = pg_login_params(params);
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            owned.iter().map(|p| p.as_ref() as _).collect();
+        self.exec(sql, &refs).await
+    }
+
+    async fn login_key_rows(&mut self) -> StoreResult<Vec<LoginKey>> {
+        let rows = self.rows(logins::sql::KEYS, &[]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| LoginKey {
+                generation: r.get(0),
+                secret: r.get(1),
+                created_at: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn take_state_rows(&mut self, state_id: &str) -> StoreResult<Vec<LoginState>> {
+        let rows = self.rows(logins::sql::TAKE_STATE, &[&state_id]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| LoginState {
+                state_id: r.get(0),
+                login: r.get(1),
+                browser_hash: r.get(2),
+                redirect: r.get(3),
+                expires_at: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn login_count(&mut self, sql: &str, params: &[LoginParam<'_>]) -> StoreResult<i64> {
+        let owned = pg_login_params(params);
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            owned.iter().map(|p| p.as_ref() as _).collect();
+        let rows = self.rows(sql, &refs).await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)))
     }
 }
 

@@ -7,8 +7,10 @@ use crate::api::*;
 use crate::firings::{Claim, Firing, FiringClaim, FiringEnd, FiringState};
 use crate::lock::{self, SyncLock};
 use crate::logic::firings::{self, FiringParam, FiringTx};
+use crate::logic::logins::{self, LoginParam, LoginTx};
 use crate::logic::ops::{self, BindingRow, Tx};
 use crate::logic::{self, sql, Ctx, MembershipRow, OrgRows};
+use crate::logins::{LoginKey, LoginState};
 use crate::schema::{self, Dialect};
 use jit_org::{
     Admin, Change, CorpRecord, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, Provider,
@@ -1464,6 +1466,121 @@ impl OrgStore for SqliteStore {
             ))
         })
         .await
+    }
+
+    async fn login_keys(&self, first: &LoginKey) -> StoreResult<Vec<LoginKey>> {
+        let first = first.clone();
+        self.with("read login keys", move |c| {
+            in_write_tx(c, "read login keys", |tx| {
+                run_ready(logins::keys(tx, &first))
+            })
+        })
+        .await
+    }
+
+    async fn rotate_login_key(&self, next: &LoginKey) -> StoreResult<Vec<LoginKey>> {
+        let next = next.clone();
+        self.with("rotate login key", move |c| {
+            in_write_tx(c, "rotate login key", |tx| {
+                run_ready(logins::rotate(tx, &next))
+            })
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, session_id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
+        let id = session_id.to_string();
+        self.with("revoke session", move |c| {
+            in_write_tx(c, "revoke session", |tx| {
+                run_ready(logins::revoke(tx, &id, expires_at, now))
+            })
+        })
+        .await
+    }
+
+    async fn session_revoked(&self, session_id: &str) -> StoreResult<bool> {
+        let id = session_id.to_string();
+        self.with("read session revocation", move |c| {
+            run_ready(logins::revoked(
+                &mut SqliteTx::new(c, "read session revocation"),
+                &id,
+            ))
+        })
+        .await
+    }
+
+    async fn put_login_state(&self, state: &LoginState, now: i64) -> StoreResult<()> {
+        let state = state.clone();
+        self.with("store login state", move |c| {
+            in_write_tx(c, "store login state", |tx| {
+                run_ready(logins::put_state(tx, &state, now))
+            })
+        })
+        .await
+    }
+
+    async fn take_login_state(&self, state_id: &str, now: i64) -> StoreResult<Option<LoginState>> {
+        let id = state_id.to_string();
+        self.with("take login state", move |c| {
+            in_write_tx(c, "take login state", |tx| {
+                run_ready(logins::take_state(tx, &id, now))
+            })
+        })
+        .await
+    }
+}
+
+fn sqlite_login_params(p: &[LoginParam<'_>]) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value as V;
+    p.iter()
+        .map(|p| match p {
+            LoginParam::Int(i) => V::Integer(*i),
+            LoginParam::Text(t) => V::Text(t.to_string()),
+        })
+        .collect()
+}
+
+impl LoginTx for SqliteTx<'_> {
+    async fn login_exec(&mut self, sql: &str, params: &[LoginParam<'_>]) -> StoreResult<u64> {
+        self.exec(sql, rusqlite::params_from_iter(sqlite_login_params(params)))
+    }
+
+    async fn login_key_rows(&mut self) -> StoreResult<Vec<LoginKey>> {
+        self.rows(logins::sql::KEYS, [], |r| {
+            Ok(LoginKey {
+                generation: r.get(0)?,
+                secret: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })
+    }
+
+    async fn take_state_rows(&mut self, state_id: &str) -> StoreResult<Vec<LoginState>> {
+        // Not cached: a DELETE ... RETURNING statement must run to its end.
+        let mut st = self.c.prepare(logins::sql::TAKE_STATE).ctx(self.op)?;
+        let rows = st
+            .query_map([state_id], |r| {
+                Ok(LoginState {
+                    state_id: r.get(0)?,
+                    login: r.get(1)?,
+                    browser_hash: r.get(2)?,
+                    redirect: r.get(3)?,
+                    expires_at: r.get(4)?,
+                })
+            })
+            .ctx(self.op)?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx(self.op)?;
+        Ok(rows)
+    }
+
+    async fn login_count(&mut self, sql: &str, params: &[LoginParam<'_>]) -> StoreResult<i64> {
+        count(
+            self.c,
+            sql,
+            rusqlite::params_from_iter(sqlite_login_params(params)),
+            self.op,
+        )
     }
 }
 

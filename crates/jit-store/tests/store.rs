@@ -82,6 +82,9 @@ suite!(
     a_duplicate_key_is_a_unique_violation_that_keeps_the_driver_error,
     a_foreign_key_violation_is_classified,
     a_busy_sync_lock_is_of_kind_busy,
+    the_first_login_key_is_stored_once_and_rotation_keeps_older_keys,
+    a_revoked_session_is_known_as_revoked,
+    a_login_state_is_taken_once_and_not_after_it_expired,
 );
 
 async fn migrations_are_idempotent(t: &TestStore) {
@@ -1411,4 +1414,78 @@ async fn a_busy_sync_lock_is_of_kind_busy(t: &TestStore) {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Busy);
+}
+
+fn login_key(secret: &str, created_at: i64) -> jit_store::LoginKey {
+    jit_store::LoginKey {
+        generation: 0,
+        secret: secret.into(),
+        created_at,
+    }
+}
+
+async fn the_first_login_key_is_stored_once_and_rotation_keeps_older_keys(t: &TestStore) {
+    // Two replicas starting together each offer a key: the first one stored wins.
+    let a = t.store.login_keys(&login_key("key-a", 10)).await.unwrap();
+    let b = t.store.login_keys(&login_key("key-b", 11)).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 1);
+    assert_eq!((a[0].generation, a[0].secret.as_str()), (1, "key-a"));
+
+    let rotated = t
+        .store
+        .rotate_login_key(&login_key("key-c", 20))
+        .await
+        .unwrap();
+    let gens: Vec<(i64, &str)> = rotated
+        .iter()
+        .map(|k| (k.generation, k.secret.as_str()))
+        .collect();
+    assert_eq!(gens, [(1, "key-a"), (2, "key-c")]);
+    assert!(
+        !format!("{rotated:?}").contains("key-"),
+        "Debug hides secrets"
+    );
+}
+
+async fn a_revoked_session_is_known_as_revoked(t: &TestStore) {
+    assert!(!t.store.session_revoked("s1").await.unwrap());
+    t.store.revoke_session("s1", 1_000, 500).await.unwrap();
+    t.store.revoke_session("s1", 1_000, 500).await.unwrap();
+    assert!(t.store.session_revoked("s1").await.unwrap());
+    // A revocation is forgotten once its session would have expired anyway.
+    t.store.revoke_session("s2", 9_000, 2_000).await.unwrap();
+    assert!(!t.store.session_revoked("s1").await.unwrap());
+    assert!(t.store.session_revoked("s2").await.unwrap());
+}
+
+async fn a_login_state_is_taken_once_and_not_after_it_expired(t: &TestStore) {
+    let state = |id: &str, expires_at| jit_store::LoginState {
+        state_id: id.into(),
+        login: "auths.loginTypes.Wecom".into(),
+        browser_hash: "h".into(),
+        redirect: "/home".into(),
+        expires_at,
+    };
+    t.store
+        .put_login_state(&state("st1", 1_000), 0)
+        .await
+        .unwrap();
+    t.store
+        .put_login_state(&state("st2", 1_000), 0)
+        .await
+        .unwrap();
+    assert!(t
+        .store
+        .put_login_state(&state("st1", 1_000), 0)
+        .await
+        .is_err());
+    assert_eq!(
+        t.store.take_login_state("st1", 500).await.unwrap(),
+        Some(state("st1", 1_000))
+    );
+    assert_eq!(t.store.take_login_state("st1", 500).await.unwrap(), None);
+    assert_eq!(t.store.take_login_state("st2", 1_001).await.unwrap(), None);
+    assert_eq!(t.store.take_login_state("unknown", 0).await.unwrap(), None);
+    assert!(!format!("{:?}", state("secret-state", 1)).contains("secret-state"));
 }
