@@ -3,6 +3,7 @@
 
 mod demo;
 mod sync;
+mod tasks;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jit_core::{mask_secrets, App, DiagCode, Diagnostic, LoadOptions, Severity, TypeRegistry};
@@ -102,6 +103,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// List the app's task elements: schedule, call, next and last firing (from the store).
+    Tasks {
+        /// The app folder.
+        #[arg(default_value = ".")]
+        app_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Serve the app over HTTP until SIGTERM/SIGINT (prints one JSON line when ready).
     Serve {
         /// The app folder.
@@ -134,6 +144,7 @@ pub(crate) fn registry() -> TypeRegistry {
 fn registry_with(plugins: bool) -> (TypeRegistry, Option<Arc<jit_plugin_host::PluginProvider>>) {
     let mut registry = TypeRegistry::new();
     jit_corps::register_builtins(&mut registry);
+    jit_tasks::register_builtins(&mut registry);
     if !plugins {
         return (registry, None);
     }
@@ -251,6 +262,7 @@ fn main() -> ExitCode {
             },
             format,
         ),
+        Command::Tasks { app_dir, format } => tasks::run(&app_dir, format),
         Command::Serve {
             app_dir,
             listen,

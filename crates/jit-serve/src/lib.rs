@@ -48,6 +48,7 @@ mod metrics;
 mod routes;
 mod runs;
 mod state;
+mod tasks;
 
 pub use auth::{Scope, Tokens};
 pub use error::{ApiError, ErrorBody, ErrorDetail, ServeError};
@@ -55,6 +56,7 @@ pub use metrics::Metrics;
 pub use routes::{api_routes, router, router_with};
 pub use runs::Jobs;
 pub use state::HostState;
+pub use tasks::routes as task_routes;
 
 use jit_core::{App, LoadOptions, Severity, TypeRegistry};
 use serde_json::{json, Value};
@@ -144,6 +146,7 @@ pub async fn stop_signal() {
 fn registry(store: Arc<dyn jit_store::OrgStore>) -> TypeRegistry {
     let mut registry = TypeRegistry::new();
     jit_corps::register_builtins_with_store(&mut registry, store.clone());
+    jit_tasks::register_builtins(&mut registry);
     let plugins = jit_plugin_host::PluginProvider::new(registry.clone())
         .with_corp_services(Arc::new(jit_corps::EngineCorpServices::with_store(store)));
     registry.add_provider(Arc::new(plugins));
@@ -233,6 +236,15 @@ pub async fn run(
         tracing::warn!(diagnostic = %d, "app problem (see `jit check`)");
     }
     let state = HostState::new(app, store.clone(), tokens);
+    // Task firings are claimed and leased on a connection of their own, so
+    // lease renewals never wait behind a long apply on the main one.
+    let task_store = jit_store::open_for_app(&opts.app_dir, database_url).await?;
+    let scheduler = jit_tasks::Scheduler::new(
+        state.app.clone(),
+        task_store,
+        jit_tasks::SchedulerOptions::default(),
+    );
+    let task_count = scheduler.tasks().len();
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -252,6 +264,7 @@ pub async fn run(
             "app": state.app_id,
             "auth": if open { "none" } else { "bearer" },
             "orgs": state.orgs,
+            "tasks": task_count,
             "store": store.location(),
             "pid": std::process::id(),
         })
@@ -265,18 +278,21 @@ pub async fn run(
     tracing::info!(listen = %local, app = %state.app_id, orgs = state.orgs.len(), "serving");
 
     tokio::spawn(runs::auto_init(state.clone()));
+    // A job: on shutdown the host waits (up to the grace) for the firings it runs.
+    state.jobs.spawn(scheduler.run(state.shutdown.clone()));
 
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
     let st = state.clone();
-    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(async move {
-        stop.await;
-        tracing::info!(
-            "stopping: no new connections; waiting for running requests, calls and syncs"
-        );
-        st.begin_shutdown();
-        signalled.notify_one();
-    });
+    let server = axum::serve(listener, router_with(state.clone(), tasks::routes()))
+        .with_graceful_shutdown(async move {
+            stop.await;
+            tracing::info!(
+                "stopping: no new connections; waiting for running requests, calls and syncs"
+            );
+            st.begin_shutdown();
+            signalled.notify_one();
+        });
     let mut server = tokio::spawn(async move { server.await });
     let serve_err = |source| ServeError::Io {
         what: "serving".into(),

@@ -28,7 +28,7 @@ mod view;
 
 pub use scheduler::{task_elements, Scheduler, SchedulerOptions, Task};
 pub use spec::{parse_duration, CallSpec, Schedule, SpecError, TaskSpec};
-pub use view::{list_tasks, FiringView, TaskView};
+pub use view::{list_tasks, render_text, utc_text, FiringView, TaskView};
 
 use jit_core::{CallFuture, Element, InstanceContext, TypeImpl, TypeRegistry};
 use serde_json::{json, Value};

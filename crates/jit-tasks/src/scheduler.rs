@@ -143,6 +143,16 @@ impl Scheduler {
     /// keeps its row `running`, and another replica re-runs it once its
     /// lease expires).
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        if self.tasks.is_empty() {
+            // Nothing to claim or recover: a replica without tasks leaves
+            // the firing table to those that have them.
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+            return;
+        }
         let mut running = tokio::task::JoinSet::new();
         let now = now_ms();
         let mut next: Vec<Option<i64>> = Vec::with_capacity(self.tasks.len());

@@ -106,3 +106,70 @@ pub async fn list_tasks(
     }
     Ok((out, problems))
 }
+
+/// An instant (milliseconds since the epoch) as RFC 3339 UTC, to the second.
+pub fn utc_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// The `jit tasks` table: one line per task with its schedule, call, next
+/// slot and newest firing (slot, outcome, attempt, duration).
+pub fn render_text(tasks: &[TaskView]) -> String {
+    let rows: Vec<[String; 5]> = tasks
+        .iter()
+        .map(|t| {
+            let next = match (t.enabled, t.next_firing) {
+                (false, _) => "disabled".to_string(),
+                (true, Some(n)) => utc_text(n),
+                (true, None) => "never".to_string(),
+            };
+            let last = match &t.last_firing {
+                None => "never fired".to_string(),
+                Some(f) => {
+                    let mut s = format!("{} {}", utc_text(f.scheduled_at), f.state);
+                    if f.attempt > 1 {
+                        s.push_str(&format!(" (attempt {})", f.attempt));
+                    }
+                    if let Some(end) = f.finished_at.filter(|_| f.state != "skipped") {
+                        s.push_str(&format!(
+                            " in {:.1}s",
+                            (end - f.started_at).max(0) as f64 / 1000.0
+                        ));
+                    }
+                    if let Some(e) = &f.error {
+                        s.push_str(&format!(": {e}"));
+                    }
+                    s
+                }
+            };
+            [
+                t.full_name.clone(),
+                t.schedule.clone(),
+                format!("{}.{}", t.element, t.method),
+                next,
+                last,
+            ]
+        })
+        .collect();
+    let header = ["TASK", "SCHEDULE", "CALLS", "NEXT", "LAST"].map(String::from);
+    let mut widths = [0usize; 4];
+    for r in std::iter::once(&header).chain(&rows) {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(&rows) {
+        for (i, c) in r.iter().enumerate() {
+            if i < 4 {
+                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            } else {
+                out.push_str(c);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
