@@ -88,6 +88,54 @@ pub const LOG_INFO: u32 = 3;
 /// Log level: debugging detail.
 pub const LOG_DEBUG: u32 = 4;
 
+/// A log line's severity, on both sides of [`HostApi::log`]: the SDK sends
+/// it as one of the `LOG_*` codes and the host reads it back, so the enum and
+/// its codes live here, beside the ABI they travel through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Something failed.
+    Error,
+    /// Something looks wrong.
+    Warn,
+    /// Progress worth knowing.
+    Info,
+    /// Detail for debugging.
+    Debug,
+}
+
+impl LogLevel {
+    /// The `LOG_*` code the level travels as.
+    pub fn to_abi(self) -> u32 {
+        match self {
+            LogLevel::Error => LOG_ERROR,
+            LogLevel::Warn => LOG_WARN,
+            LogLevel::Info => LOG_INFO,
+            LogLevel::Debug => LOG_DEBUG,
+        }
+    }
+
+    /// The level of a `LOG_*` code; an unknown code is read as detail, so a
+    /// newer plugin's level never loses its line.
+    pub fn from_abi(level: u32) -> LogLevel {
+        match level {
+            LOG_ERROR => LogLevel::Error,
+            LOG_WARN => LogLevel::Warn,
+            LOG_INFO => LogLevel::Info,
+            _ => LogLevel::Debug,
+        }
+    }
+
+    /// `error`, `warn`, `info` or `debug`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
 /// A borrowed byte slice (UTF-8 text or JSON), valid for the duration of
 /// the call it is passed to (or, inside a descriptor, as long as the library).
 #[repr(C)]

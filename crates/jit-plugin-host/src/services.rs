@@ -72,39 +72,8 @@ pub trait CorpServices: Send + Sync {
     }
 }
 
-/// Severity of a plugin's log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    /// Something failed.
-    Error,
-    /// Something looks wrong.
-    Warn,
-    /// Progress.
-    Info,
-    /// Detail.
-    Debug,
-}
-
-impl LogLevel {
-    pub(crate) fn from_abi(level: u32) -> LogLevel {
-        match level {
-            jit_plugin_abi::LOG_ERROR => LogLevel::Error,
-            jit_plugin_abi::LOG_WARN => LogLevel::Warn,
-            jit_plugin_abi::LOG_INFO => LogLevel::Info,
-            _ => LogLevel::Debug,
-        }
-    }
-
-    /// `error`, `warn`, `info` or `debug`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-        }
-    }
-}
+/// Severity of a plugin's log line (defined by the ABI both sides share).
+pub use jit_plugin_abi::LogLevel;
 
 /// One line a plugin logged.
 #[derive(Debug, Clone, Copy)]

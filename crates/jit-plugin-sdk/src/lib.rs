@@ -50,9 +50,7 @@ pub use jit_org as org;
 pub use jit_plugin_abi as abi;
 pub use serde_json::{self, json, Value};
 
-use jit_plugin_abi::{
-    Bytes, HostApi, OwnedBuffer, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN, STATUS_OK,
-};
+use jit_plugin_abi::{Bytes, HostApi, OwnedBuffer, STATUS_OK};
 use serde::de::DeserializeOwned;
 use std::fmt;
 
@@ -176,18 +174,8 @@ impl fmt::Debug for Init {
     }
 }
 
-/// Log levels for [`Host::log`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    /// Something failed.
-    Error,
-    /// Something looks wrong.
-    Warn,
-    /// Progress worth knowing.
-    Info,
-    /// Detail for debugging.
-    Debug,
-}
+/// Log levels for [`Host::log`] (defined by the ABI both sides share).
+pub use jit_plugin_abi::LogLevel;
 
 /// The host's services, as seen by one instance. Valid for the instance's
 /// whole life; usable from any thread.
@@ -215,12 +203,7 @@ impl Host {
 
     /// Writes a line to the host's log, tagged with the element.
     pub fn log(&self, level: LogLevel, message: &str) {
-        let level = match level {
-            LogLevel::Error => LOG_ERROR,
-            LogLevel::Warn => LOG_WARN,
-            LogLevel::Info => LOG_INFO,
-            LogLevel::Debug => LOG_DEBUG,
-        };
+        let level = level.to_abi();
         let api = self.api();
         // SAFETY: host function from the HostApi table, with its own ctx.
         unsafe { (api.log)(api.ctx, level, Bytes::from_str(message)) }
@@ -262,57 +245,50 @@ impl Host {
         method: &str,
         args: Value,
     ) -> Result<Value, PluginError> {
-        let api = self.api();
-        let args = args.to_string();
-        let mut out = OwnedBuffer::EMPTY;
-        // SAFETY: host function; inputs borrowed for the call only.
-        let status = unsafe {
-            (api.call_element)(
-                api.ctx,
-                Bytes::from_str(full_name),
-                Bytes::from_str(method),
-                Bytes::from_str(&args),
-                &mut out,
-            )
-        };
-        self.answer(&format!("{full_name}.{method}"), status, out)
+        // SAFETY: host function from the HostApi table, with its own ctx;
+        // inputs borrowed for the call only.
+        self.request(
+            &format!("{full_name}.{method}"),
+            args,
+            |api, args, out| unsafe {
+                let (full_name, method) = (Bytes::from_str(full_name), Bytes::from_str(method));
+                (api.call_element)(api.ctx, full_name, method, args, out)
+            },
+        )
     }
 
     /// Calls `method` as implemented by the parent Type (the Type this plugin
     /// Type extends) for this same element: how an override reuses the
     /// behaviour it replaces.
     pub fn call_parent(&self, method: &str, args: Value) -> Result<Value, PluginError> {
-        let api = self.api();
-        let args = args.to_string();
-        let mut out = OwnedBuffer::EMPTY;
         // SAFETY: as above.
-        let status = unsafe {
-            (api.call_parent)(
-                api.ctx,
-                Bytes::from_str(method),
-                Bytes::from_str(&args),
-                &mut out,
-            )
-        };
-        self.answer(&format!("parent {method}"), status, out)
+        self.request(&format!("parent {method}"), args, |api, args, out| unsafe {
+            (api.call_parent)(api.ctx, Bytes::from_str(method), args, out)
+        })
     }
 
     /// Calls a named host service (`corps.syncSnapshot`, `corps.localCorpData`,
     /// `app.settings`, `app.root`).
     pub fn service(&self, name: &str, args: Value) -> Result<Value, PluginError> {
-        let api = self.api();
+        // SAFETY: as above.
+        self.request(name, args, |api, args, out| unsafe {
+            (api.host_service)(api.ctx, Bytes::from_str(name), args, out)
+        })
+    }
+
+    /// One host call that takes JSON arguments: serializes `args`, lets
+    /// `call` invoke the host function with them and a buffer for the
+    /// answer, and reads that answer (`what` names the call in errors).
+    fn request(
+        &self,
+        what: &str,
+        args: Value,
+        call: impl FnOnce(&HostApi, Bytes, *mut OwnedBuffer) -> i32,
+    ) -> Result<Value, PluginError> {
         let args = args.to_string();
         let mut out = OwnedBuffer::EMPTY;
-        // SAFETY: as above.
-        let status = unsafe {
-            (api.host_service)(
-                api.ctx,
-                Bytes::from_str(name),
-                Bytes::from_str(&args),
-                &mut out,
-            )
-        };
-        self.answer(name, status, out)
+        let status = call(self.api(), Bytes::from_str(&args), &mut out);
+        self.answer(what, status, out)
     }
 
     /// Syncs an organization read by the plugin into the app's org store,
