@@ -606,6 +606,62 @@ impl DingTalkClient {
             .await?;
         Ok(model::login_from_json(&r))
     }
+
+    /// `POST /v1.0/oauth2/userAccessToken` (reference B.6 b, step 2):
+    /// exchanges a web login's `authCode` for the person's user access token,
+    /// with the app's Client ID and Client Secret (no app token).
+    pub async fn user_access_token(&self, auth_code: &str) -> Result<UserAccessToken, ApiError> {
+        let req = ApiRequest::post(
+            &self.api,
+            "/v1.0/oauth2/userAccessToken",
+            json!({
+                "clientId": self.config.app_key,
+                "clientSecret": self.config.app_secret,
+                "code": auth_code,
+                "grantType": "authorization_code",
+            }),
+        )
+        .auth(Auth::None);
+        let v = self.core.call(&req).await?;
+        json::string(v.get("accessToken"))
+            .filter(|t| !t.is_empty())
+            .map(UserAccessToken)
+            .ok_or_else(|| ApiError::Malformed {
+                path: req.path.clone(),
+                message: "no accessToken in the answer".into(),
+            })
+    }
+
+    /// `GET /v1.0/contact/users/me` with a user access token (reference B.6 b,
+    /// step 3): who logged in, above all their unionId.
+    pub async fn users_me(&self, token: &UserAccessToken) -> Result<UserMe, ApiError> {
+        let req = ApiRequest::get(&self.api, "/v1.0/contact/users/me")
+            .user_token("x-acs-dingtalk-access-token", token.0.clone());
+        let v = self.core.call(&req).await?;
+        Ok(UserMe {
+            union_id: json::string(v.get("unionId")).filter(|u| !u.is_empty()),
+            nick: json::string(v.get("nick")),
+        })
+    }
+}
+
+/// A person's user access token from a web login. `Debug` never shows it.
+#[derive(Clone)]
+pub struct UserAccessToken(String);
+
+impl fmt::Debug for UserAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UserAccessToken(***)")
+    }
+}
+
+/// The `contact/users/me` answer, as far as a login needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMe {
+    /// The person's unionId: what identifies them across DingTalk orgs.
+    pub union_id: Option<String>,
+    /// Their nickname.
+    pub nick: Option<String>,
 }
 
 /// Whether an error means "this department is outside the app's contact

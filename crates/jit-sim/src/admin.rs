@@ -983,7 +983,11 @@ async fn mutate(
 
 #[derive(Deserialize)]
 struct CodeReq {
+    #[serde(default)]
     userid: String,
+    /// A code for someone who is not a member of the org.
+    #[serde(default)]
+    outsider: bool,
 }
 
 async fn login_code(
@@ -995,7 +999,12 @@ async fn login_code(
         Ok(r) => r,
         Err(e) => return bad(StatusCode::NOT_FOUND, e),
     };
-    match crate::login_code_shared(&sh, r, &body.userid) {
+    if body.outsider == body.userid.is_empty() {
+        let e = "give either a userid or \"outsider\": true";
+        return bad(StatusCode::BAD_REQUEST, e);
+    }
+    let userid = if body.outsider { "" } else { &body.userid };
+    match crate::login_code_shared(&sh, r, userid) {
         Ok(code) => Json(json!({"code": code})).into_response(),
         Err(e) => bad(StatusCode::NOT_FOUND, e),
     }

@@ -162,6 +162,14 @@ pub(crate) fn handle(
         let TokenKind::User(userid) = kind else {
             return new_err(sh, 400, "InvalidAuthentication", "不合法的access_token");
         };
+        if userid.is_empty() {
+            // The outsider: a DingTalk person no org of the app knows.
+            return Reply::Json(
+                StatusCode::OK,
+                json!({"nick": "Outsider", "avatarUrl": "", "openId": "openOutsider",
+                       "unionId": "unionOutsiderOfEveryOrg", "stateCode": "86"}),
+            );
+        }
         return match org.find_member(userid) {
             Some(m) => Reply::Json(
                 StatusCode::OK,

@@ -27,7 +27,11 @@
 //! | `POST /_sim/orgs/{org}/refusals` | `[{"deptId": 7, "errcode": 60020}]`: departments the app is refused until the list changes ([`DeptRefusal`]) |
 //! | `GET /_sim/orgs/{org}/truth` | the org in the jit-org model (`CorpSnapshot`) |
 //! | `POST /_sim/orgs/{org}/mutate` | one [`Mutation`] or a list, e.g. `{"op":"removeMember","userid":"x"}` |
-//! | `POST /_sim/orgs/{org}/login-code` | `{"userid"}` → `{"code"}` for the login endpoints |
+//! | `POST /_sim/orgs/{org}/login-code` | `{"userid"}` (or `{"outsider": true}`: someone who is not a member) → `{"code"}` for the login endpoints |
+//!
+//! The platforms' login pages (WeCom `/connect/oauth2/authorize` and
+//! `/wwlogin/sso/login`, DingTalk `/oauth2/auth`) send the browser back with
+//! a code for the member named by `sim_userid`; see the `login` module.
 //! | `POST /_sim/orgs/{org}/callback` | [`CallbackConfig`] or `null`; `…/callback/verify` runs the URL check |
 //!
 //! Decisions that hold everywhere:
@@ -73,6 +77,7 @@ pub mod cli;
 mod config;
 mod dingtalk;
 mod events;
+mod login;
 mod org;
 mod server;
 mod wecom;
@@ -359,7 +364,8 @@ pub(crate) fn mutate_shared(
 
 pub(crate) fn login_code_shared(sh: &Shared, r: OrgRef, userid: &str) -> Result<String, SimError> {
     let lock = sh.org(r)?;
-    if lock.read().expect("org lock").find_member(userid).is_none() {
+    // The empty userid is the outsider: someone who is not a member.
+    if !userid.is_empty() && lock.read().expect("org lock").find_member(userid).is_none() {
         return Err(SimError::Mutation {
             org: r.label(),
             message: format!("member {userid:?} does not exist"),

@@ -929,7 +929,10 @@ fn busy(sh: &Shared, family: Family) -> Reply {
 
 /// Builds the whole router: admin API under `/_sim`, everything else is an API call.
 pub(crate) fn router(sh: Arc<Shared>) -> Router {
-    admin::routes().fallback(api).with_state(sh)
+    admin::routes()
+        .merge(crate::login::routes())
+        .fallback(api)
+        .with_state(sh)
 }
 
 #[derive(Debug)]

@@ -511,8 +511,16 @@ fn inner(
             let code = req.query("code").unwrap_or("");
             let userid = sh
                 .take_code(0, code)
-                .filter(|u| org.find_member(u).is_some())
+                .filter(|u| u.is_empty() || org.find_member(u).is_some())
                 .ok_or_else(|| errcode(40029, "invalid code"))?;
+            if userid.is_empty() {
+                // Not a member of the corp (reference A.7): an openid.
+                let openid = "oSimOutsider";
+                if path == "/cgi-bin/auth/getuserinfo" {
+                    return Ok(ok(obj! {"openid" => openid, "external_userid" => ""}));
+                }
+                return Ok(ok(obj! {"OpenId" => openid, "DeviceId" => ""}));
+            }
             if path == "/cgi-bin/auth/getuserinfo" {
                 ok(obj! {"userid" => userid})
             } else {
