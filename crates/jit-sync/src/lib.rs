@@ -373,15 +373,14 @@ pub async fn run_sync(
     let mut notes = remote.notes.clone();
     notes.extend(verdict.notes.iter().cloned());
     let counts = the_plan.counts();
+    // Once there is a plan, every record of the run carries its counts.
+    let planned_run = |outcome: RunOutcome, error: Option<String>, notes: Vec<String>| SyncRun {
+        counts: counts.clone(),
+        ..base_run(run_id, outcome, error, notes)
+    };
 
     if let Some(refusal) = verdict.refusal {
-        let mut run = base_run(
-            run_id,
-            RunOutcome::Refused,
-            Some(refusal.reason.clone()),
-            notes,
-        );
-        run.counts = counts;
+        let run = planned_run(RunOutcome::Refused, Some(refusal.reason.clone()), notes);
         let recorded = store.record_run(&run, &the_plan.changes).await.ok();
         return Err(SyncError::Refused {
             corp: name.clone(),
@@ -431,13 +430,7 @@ pub async fn run_sync(
     drop(local);
 
     if opts.dry_run {
-        let mut run = base_run(
-            run_id,
-            RunOutcome::DryRun,
-            failure_note,
-            report.notes.clone(),
-        );
-        run.counts = counts;
+        let run = planned_run(RunOutcome::DryRun, failure_note, report.notes.clone());
         store
             .record_run(&run, &the_plan.changes)
             .await
@@ -450,13 +443,7 @@ pub async fn run_sync(
 
     progress.on_event(&ProgressEvent::Phase("apply".into()));
     let t_apply = Instant::now();
-    let mut run = base_run(
-        run_id,
-        RunOutcome::Applied,
-        failure_note,
-        report.notes.clone(),
-    );
-    run.counts = counts;
+    let run = planned_run(RunOutcome::Applied, failure_note, report.notes.clone());
     let applied = match store.apply_plan(corp, &the_plan, &run).await {
         Ok(a) => a,
         Err(e) => {

@@ -61,6 +61,31 @@ fn change(object: ObjectKind, id: impl ToString, kind: ChangeKind, reason: Strin
     }
 }
 
+/// The removal of `what` (e.g. `role "Sales"`), which upstream no longer has.
+fn gone(object: ObjectKind, id: impl ToString, what: &str) -> Change {
+    let reason = format!("{what} no longer exists upstream");
+    change(object, id, ChangeKind::Removed, reason)
+}
+
+/// `what` (e.g. `department "Sales"`) is kept as stored, for the reason `why`.
+fn kept(object: ObjectKind, id: impl ToString, what: &str, why: &str) -> Change {
+    change(object, id, ChangeKind::Skipped, format!("{what} {why}"))
+}
+
+/// Keeps the stored department `d` (for the reason `why`) under its stored
+/// parent, so the departments below it keep theirs.
+fn keep_dept(
+    out: &mut SyncPlan,
+    parent_after: &mut HashMap<i64, Option<i64>>,
+    d: &Dept,
+    why: &str,
+) {
+    parent_after.insert(d.dept_id, d.parent_id);
+    let what = format!("department \"{}\"", d.name);
+    out.changes
+        .push(kept(ObjectKind::Dept, d.dept_id, &what, why));
+}
+
 fn parent_str(p: Option<i64>) -> String {
     p.map_or_else(|| "none".to_string(), |p| p.to_string())
 }
@@ -242,16 +267,8 @@ fn plan_depts(
                 parent_after.insert(d.dept_id, d.parent_id);
             }
             Verdict::Unread => {
-                parent_after.insert(d.dept_id, d.parent_id);
-                out.changes.push(change(
-                    ObjectKind::Dept,
-                    d.dept_id,
-                    ChangeKind::Skipped,
-                    format!(
-                        "department \"{}\" could not be read upstream; kept as stored",
-                        d.name
-                    ),
-                ));
+                let why = "could not be read upstream; kept as stored";
+                keep_dept(out, &mut parent_after, d, why);
             }
         }
     }
@@ -273,24 +290,12 @@ fn plan_depts(
             if let Some(p) = d.parent_id {
                 *kept_children.entry(p).or_default() += 1;
             }
-            parent_after.insert(d.dept_id, d.parent_id);
-            out.changes.push(change(
-                ObjectKind::Dept,
-                d.dept_id,
-                ChangeKind::Skipped,
-                format!(
-                    "department \"{}\" was not returned upstream, but departments below it could not be read; kept",
-                    d.name
-                ),
-            ));
+            let why = "was not returned upstream, but departments below it could not be read; kept";
+            keep_dept(out, &mut parent_after, d, why);
             continue;
         }
-        out.changes.push(change(
-            ObjectKind::Dept,
-            d.dept_id,
-            ChangeKind::Removed,
-            format!("department \"{}\" no longer exists upstream", d.name),
-        ));
+        let what = format!("department \"{}\"", d.name);
+        out.changes.push(gone(ObjectKind::Dept, d.dept_id, &what));
         out.remove_depts.push(d.dept_id);
     }
     parent_after.into_keys().collect()
@@ -576,24 +581,13 @@ fn plan_roles(local: &CorpSnapshot, remote: &CorpSnapshot, cov: &Coverage, out: 
         if remote.roles.contains_key(id) {
             continue;
         }
+        let what = format!("role \"{}\"", r.name);
         if cov.role(id).is_covered() {
-            out.changes.push(change(
-                ObjectKind::Role,
-                id,
-                ChangeKind::Removed,
-                format!("role \"{}\" no longer exists upstream", r.name),
-            ));
+            out.changes.push(gone(ObjectKind::Role, id, &what));
             out.remove_roles.push(id.clone());
         } else {
-            out.changes.push(change(
-                ObjectKind::Role,
-                id,
-                ChangeKind::Skipped,
-                format!(
-                    "role \"{}\" could not be read upstream (or not all its holders); kept as stored",
-                    r.name
-                ),
-            ));
+            let why = "could not be read upstream (or not all its holders); kept as stored";
+            out.changes.push(kept(ObjectKind::Role, id, &what, why));
         }
     }
     for (id, g) in &local.role_groups {
@@ -606,24 +600,14 @@ fn plan_roles(local: &CorpSnapshot, remote: &CorpSnapshot, cov: &Coverage, out: 
                 && !remote.roles.contains_key(&r.role_id)
                 && !cov.role(&r.role_id).is_covered()
         });
+        let what = format!("role group \"{}\"", g.name);
         if cov.roles_listed() && !holds_kept_role {
-            out.changes.push(change(
-                ObjectKind::RoleGroup,
-                id,
-                ChangeKind::Removed,
-                format!("role group \"{}\" no longer exists upstream", g.name),
-            ));
+            out.changes.push(gone(ObjectKind::RoleGroup, id, &what));
             out.remove_role_groups.push(id.clone());
         } else {
-            out.changes.push(change(
-                ObjectKind::RoleGroup,
-                id,
-                ChangeKind::Skipped,
-                format!(
-                    "role group \"{}\" was not returned, but the role list was not read whole; kept",
-                    g.name
-                ),
-            ));
+            let why = "was not returned, but the role list was not read whole; kept";
+            out.changes
+                .push(kept(ObjectKind::RoleGroup, id, &what, why));
         }
     }
 }
