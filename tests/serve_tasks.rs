@@ -1,0 +1,327 @@
+//! Task elements under `jit serve`: several replicas (the real binary) on
+//! one PostgreSQL database run every firing once, never sync one org twice
+//! at a time, and re-run what a killed replica was running once its lease
+//! expires. The simulator runs in this test process; the app is in a temp
+//! folder; the database is a fresh one per test (`JIT_TEST_PG_URL`).
+
+mod support;
+
+use jit_sim::{SimConfig, SimHandle, Simulator};
+use jit_store::{Firing, FiringState, OrgStore};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::Fixture;
+
+/// A fresh PostgreSQL database, dropped with the test.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        let admin_url = std::env::var("JIT_TEST_PG_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("jit_tasks_{}_{}", std::process::id(), now_ms());
+        psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        PgDatabase { admin_url, name }
+    }
+
+    fn url(&self) -> String {
+        let (base, _) = self.admin_url.rsplit_once('/').expect("a URL with a path");
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .expect("psql is installed (the PostgreSQL client)");
+    assert!(
+        out.status.success(),
+        "psql {sql:?} failed (is PostgreSQL running? set JIT_TEST_PG_URL): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// One `jit serve` process; its output is collected for failure messages.
+struct Replica {
+    child: Child,
+    pid: u32,
+    output: Arc<Mutex<String>>,
+}
+
+fn drain(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut s = into.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+}
+
+impl Replica {
+    /// Starts `jit serve APP` on a free port with `DATABASE_URL` and waits
+    /// for its ready line.
+    fn start(app: &Path, database_url: &str) -> Replica {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jit"))
+            .arg("serve")
+            .arg(app)
+            .args(["--listen", "127.0.0.1:0", "--grace", "10"])
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start jit serve");
+        let output = Arc::new(Mutex::new(String::new()));
+        drain(child.stderr.take().unwrap(), output.clone());
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            let _ = child.kill();
+            std::thread::sleep(Duration::from_millis(200));
+            panic!("no ready line ({e}): {line:?}\n{}", output.lock().unwrap())
+        });
+        assert_eq!(ready["tasks"], 10, "{ready}");
+        drain(out, output.clone());
+        Replica {
+            pid: child.id(),
+            child,
+            output,
+        }
+    }
+
+    /// Whether `holder` (a firing's) is this process.
+    fn holds(&self, holder: &str) -> bool {
+        holder.contains(&format!("/{}/", self.pid))
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+/// An app with ten DingTalk orgs (`corps.Org0` … `corps.Org9`, one
+/// simulated org each) and a task per org syncing it every 2 s with a 3 s
+/// lease.
+fn ten_org_app(sim: &SimHandle) -> Fixture {
+    let info = sim.info();
+    let f = Fixture::new();
+    f.json("app.json", json!({"appId": "t.replicas"}));
+    for (i, d) in info.dingtalk.iter().enumerate().take(10) {
+        f.json(
+            &format!("corps/Org{i}/e.json"),
+            json!({"title": format!("Org {i}"), "type": "corps.DDInnerType"}),
+        );
+        f.json(
+            &format!("corps/Org{i}/Org{i}.json"),
+            json!({"authConfig": {"corpId": d.corp_id, "agentId": d.agent_id.to_string(),
+                   "appKey": d.app_key, "appSecret": d.app_secret, "apiBase": d.api_base_url},
+                   "sync": {"lockWaitSecs": 5}}),
+        );
+        f.json(
+            &format!("tasks/SyncOrg{i}/e.json"),
+            json!({"title": format!("Sync org {i}"), "type": "tasks.NormalType"}),
+        );
+        f.json(
+            &format!("tasks/SyncOrg{i}/SyncOrg{i}.json"),
+            json!({"timerCfg": {"repeat": "2s"}, "lease": "3s", "catchUp": false,
+                   "call": {"element": format!("corps.Org{i}"), "method": "syncCorp"}}),
+        );
+    }
+    f
+}
+
+/// Runs store calls on one runtime for the whole test: the store's
+/// connection lives on the runtime that opened it.
+fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+    .block_on(fut)
+}
+
+fn all_firings(store: &dyn OrgStore) -> BTreeMap<String, Vec<Firing>> {
+    block_on(async {
+        let mut out = BTreeMap::new();
+        for i in 0..10 {
+            let task = format!("tasks.SyncOrg{i}");
+            let mut f = store.list_firings(&task, 1000, None).await.unwrap();
+            f.reverse();
+            out.insert(task, f);
+        }
+        out
+    })
+}
+
+#[test]
+fn three_replicas_on_one_postgresql_run_every_firing_once_and_recover_a_killed_ones() {
+    let pg = PgDatabase::create();
+    let sim_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = sim_rt
+        .block_on(Simulator::start(SimConfig {
+            seed: 11,
+            depts: 4,
+            users: 12,
+            dingtalk_orgs: 10,
+            dingtalk_shared_fraction: 0.0,
+            // Each sync takes a few hundred milliseconds: long enough to
+            // be caught mid-run by the SIGKILL below.
+            latency_ms: 40,
+            dingtalk_rate_per_second: 0,
+            ..SimConfig::default()
+        }))
+        .expect("simulator starts");
+    let app = ten_org_app(&sim);
+    let url = pg.url();
+    let store = block_on(jit_store::open(&url)).expect("store opens");
+
+    let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::start(app.path(), &url)).collect();
+    let started = now_ms();
+    // 20 s of firing; replica 0 is killed while it runs a firing, ~8 s in.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    std::thread::sleep(Duration::from_secs(8));
+    let victim_firing = loop {
+        let running = block_on(store.expired_firings(i64::MAX)).unwrap();
+        if let Some(f) = running.into_iter().find(|f| replicas[0].holds(&f.holder)) {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "replica 0 never ran a firing");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    replicas[0].signal("-KILL");
+    let killed_at = now_ms();
+    let _ = replicas[0].child.wait();
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    let stopped = now_ms();
+    for r in &replicas[1..] {
+        r.signal("-TERM");
+    }
+    for r in &mut replicas[1..] {
+        let status = r.child.wait().unwrap();
+        assert!(status.success(), "{}", r.output.lock().unwrap());
+    }
+
+    let firings = all_firings(store.as_ref());
+    let lease_ms = 3_000;
+    let (mut expected, mut ran, mut skipped, mut reruns) = (0, 0, 0, 0);
+    let mut run_ids: HashMap<String, HashSet<i64>> = HashMap::new();
+    for (task, list) in &firings {
+        // Every slot from the first one after start to the last before the
+        // stop has exactly one record (the table's key allows no second).
+        let first = (started / 2_000 + 1) * 2_000;
+        let last = (stopped - 500) / 2_000 * 2_000;
+        let slots: Vec<i64> = list.iter().map(|f| f.scheduled_at).collect();
+        let wanted: Vec<i64> = (first..=last).step_by(2_000).collect();
+        for s in &wanted {
+            assert!(
+                slots.contains(s),
+                "{task}: slot {s} has no firing: {list:#?}"
+            );
+        }
+        expected += wanted.len();
+        for f in list {
+            match f.state {
+                FiringState::Succeeded => {
+                    ran += 1;
+                    let run_id = f.result.as_ref().unwrap()["runId"].as_i64().unwrap();
+                    let org = f.task.replace("tasks.Sync", "corps.");
+                    assert!(
+                        run_ids.entry(org).or_default().insert(run_id),
+                        "{task}: two firings report run {run_id}"
+                    );
+                }
+                FiringState::Skipped => skipped += 1,
+                other => panic!("{task}: a firing ended {other:?}: {f:#?}"),
+            }
+            if f.attempt > 1 {
+                reruns += 1;
+                assert!(f.note.as_deref().unwrap().contains("expired"), "{f:#?}");
+                assert!(!replicas[0].holds(&f.holder), "{f:#?}");
+            }
+        }
+    }
+    // The firing the killed replica held was re-run by a survivor within
+    // the lease (plus the scheduler's half-second look for expired leases).
+    let victim = firings[&victim_firing.task]
+        .iter()
+        .find(|f| f.firing_id == victim_firing.firing_id)
+        .unwrap();
+    assert_eq!(victim.state, FiringState::Succeeded, "{victim:#?}");
+    assert_eq!(victim.attempt, 2, "{victim:#?}");
+    let recovered_after = victim.started_at - killed_at;
+    assert!(
+        recovered_after <= lease_ms + 1_500,
+        "re-run {recovered_after} ms after the kill: {victim:#?}"
+    );
+
+    // No two syncs of one org overlapped (the run records' own times).
+    let mut runs_total = 0;
+    for i in 0..10 {
+        let org = format!("corps.Org{i}");
+        let mut runs = block_on(store.list_runs(&org, 1000)).unwrap();
+        runs.sort_by_key(|r| r.started_at);
+        runs_total += runs.len();
+        for w in runs.windows(2) {
+            assert!(
+                w[0].finished_at <= w[1].started_at,
+                "{org}: runs {} and {} overlap: {runs:#?}",
+                w[0].run_id,
+                w[1].run_id
+            );
+        }
+        // Every run a firing reported is one of the org's recorded runs.
+        let recorded: HashSet<i64> = runs.iter().map(|r| r.run_id).collect();
+        for id in run_ids.get(&org).into_iter().flatten() {
+            assert!(recorded.contains(id), "{org}: run {id} is not recorded");
+        }
+    }
+    println!(
+        "slots expected {expected}, firings ran {ran} (re-runs after a lease expiry {reruns}), \
+         skipped {skipped}, sync runs recorded {runs_total}; killed replica's firing {} of {} \
+         re-run {recovered_after} ms after SIGKILL",
+        victim.scheduled_at, victim.task
+    );
+    drop(sim);
+}
