@@ -1,13 +1,10 @@
 //! `run_sync` end to end with a JSON-file source and the real SQLite store:
 //! what is recorded for applied, dry, refused and failed runs.
 
-use jit_org::{
-    CorpRecord, CorpSnapshot, Dept, DeptMembership, FetchFailure, Member, MemberStatus, Provider,
-};
-use jit_store::{OrgStore, RunOutcome};
-use jit_sync::{run_sync, CountingProgress, JsonFileSource, NoProgress, SyncError, SyncOptions};
-use std::path::Path;
-use std::sync::Arc;
+use crate::common::Hr;
+use jit_org::{CorpSnapshot, Dept, DeptMembership, FetchFailure, Member, MemberStatus};
+use jit_store::RunOutcome;
+use jit_sync::{CountingProgress, SyncError, SyncOptions};
 
 fn org(members: usize) -> CorpSnapshot {
     let mut s = CorpSnapshot::new("hr1");
@@ -27,51 +24,15 @@ fn org(members: usize) -> CorpSnapshot {
     s
 }
 
-fn write(path: &Path, snap: &CorpSnapshot) {
-    std::fs::write(
-        path,
-        serde_json::to_string_pretty(&snap.to_corp_data()).unwrap(),
-    )
-    .unwrap();
-}
-
-fn corp() -> CorpRecord {
-    CorpRecord {
-        full_name: "corps.Hr".into(),
-        title: "HR".into(),
-        corp_type: "plugins.HrType".into(),
-        provider: Provider::Other("hr".into()),
-        corp_id: "hr1".into(),
-    }
-}
-
-async fn setup() -> (tempfile::TempDir, Arc<dyn OrgStore>, JsonFileSource) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = jit_store::open(dir.path().join("org.db").to_str().unwrap())
-        .await
-        .unwrap();
-    let source = JsonFileSource::new(
-        dir.path().join("corp.json"),
-        Provider::Other("hr".into()),
-        "hr1",
-    );
-    (dir, store, source)
-}
-
 #[tokio::test]
 async fn applied_sync_reports_counts_and_a_repeat_writes_nothing() {
-    let (_dir, store, source) = setup().await;
-    write(&source.path, &org(20));
+    let hr = Hr::new().await;
+    hr.write(&org(20));
     let progress = CountingProgress::default();
-    let r = run_sync(
-        &source,
-        store.as_ref(),
-        &corp(),
-        &SyncOptions::default(),
-        &progress,
-    )
-    .await
-    .unwrap();
+    let r = hr
+        .sync_with(&SyncOptions::default(), &progress)
+        .await
+        .unwrap();
     assert_eq!(r.outcome, RunOutcome::Applied);
     assert_eq!(r.counts[&jit_org::ChangeKind::Created], 3 + 20);
     assert_eq!(r.upstream_members, 20);
@@ -79,33 +40,17 @@ async fn applied_sync_reports_counts_and_a_repeat_writes_nothing() {
         progress.phases(),
         vec!["fetch", "read file", "plan", "apply"]
     );
-    let again = run_sync(
-        &source,
-        store.as_ref(),
-        &corp(),
-        &SyncOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    let again = hr.sync().await.unwrap();
     assert!(again.changes.is_empty());
     assert_eq!(again.rows_written, 0);
-    let runs = store.list_runs("corps.Hr", 10).await.unwrap();
+    let runs = hr.store.list_runs("corps.Hr", 10).await.unwrap();
     assert_eq!(runs.len(), 2);
 }
 
 #[tokio::test]
 async fn unreadable_source_is_a_failed_run_that_names_the_file() {
-    let (_dir, store, source) = setup().await;
-    let err = run_sync(
-        &source,
-        store.as_ref(),
-        &corp(),
-        &SyncOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .unwrap_err();
+    let hr = Hr::new().await;
+    let err = hr.sync().await.unwrap_err();
     let msg = err.to_string();
     assert!(
         matches!(
@@ -121,54 +66,26 @@ async fn unreadable_source_is_a_failed_run_that_names_the_file() {
         msg.contains("corp.json") && msg.contains("nothing was changed"),
         "{msg}"
     );
-    let runs = store.list_runs("corps.Hr", 1).await.unwrap();
+    let runs = hr.store.list_runs("corps.Hr", 1).await.unwrap();
     assert_eq!(runs[0].outcome, RunOutcome::Failed);
     assert!(runs[0].error.as_deref().unwrap().contains("corp.json"));
 }
 
 #[tokio::test]
 async fn empty_upstream_read_is_refused_and_recorded() {
-    let (_dir, store, source) = setup().await;
-    write(&source.path, &org(20));
-    run_sync(
-        &source,
-        store.as_ref(),
-        &corp(),
-        &SyncOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
-    write(&source.path, &org(0));
-    let err = run_sync(
-        &source,
-        store.as_ref(),
-        &corp(),
-        &SyncOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .unwrap_err();
+    let hr = Hr::holding(&org(20)).await;
+    hr.write(&org(0));
+    let err = hr.sync().await.unwrap_err();
     assert!(err.to_string().contains("no members"), "{err}");
-    let runs = store.list_runs("corps.Hr", 1).await.unwrap();
+    let runs = hr.store.list_runs("corps.Hr", 1).await.unwrap();
     assert_eq!(runs[0].outcome, RunOutcome::Refused);
-    let stored = store.load_snapshot("corps.Hr").await.unwrap();
+    let stored = hr.stored().await;
     assert_eq!(stored.active_count(), 20);
 }
 
 #[tokio::test]
 async fn incomplete_read_applies_updates_but_offlines_nobody() {
-    let (_dir, store, source) = setup().await;
-    write(&source.path, &org(20));
-    run_sync(
-        &source,
-        store.as_ref(),
-        &corp(),
-        &SyncOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    let hr = Hr::holding(&org(20)).await;
     let mut partial = org(18);
     partial.members.get_mut("e000").unwrap().name = "Renamed".into();
     partial.failures.push(FetchFailure::new(
@@ -176,70 +93,43 @@ async fn incomplete_read_applies_updates_but_offlines_nobody() {
         "user/list department_id=3",
         "errcode -1: system busy",
     ));
-    write(&source.path, &partial);
-    let r = run_sync(
-        &source,
-        store.as_ref(),
-        &corp(),
-        &SyncOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    hr.write(&partial);
+    let r = hr.sync().await.unwrap();
     assert!(!r.is_complete());
     assert!(r.plan.offline_members.is_empty());
     assert_eq!(r.counts[&jit_org::ChangeKind::Skipped], 2);
     assert!(r.notes.iter().any(|n| n.contains("incomplete")));
-    let stored = store.load_snapshot("corps.Hr").await.unwrap();
+    let stored = hr.stored().await;
     assert_eq!(stored.members["e000"].name, "Renamed");
     assert_eq!(stored.members["e019"].status, MemberStatus::Active);
 }
 
 #[tokio::test]
 async fn dry_run_keeps_the_store_unchanged_and_records_the_changes() {
-    let (_dir, store, source) = setup().await;
-    write(&source.path, &org(5));
+    let hr = Hr::new().await;
+    hr.write(&org(5));
     let opts = SyncOptions {
         dry_run: true,
         ..SyncOptions::default()
     };
-    let r = run_sync(&source, store.as_ref(), &corp(), &opts, &NoProgress)
-        .await
-        .unwrap();
+    let r = hr.sync_with(&opts, &jit_sync::NoProgress).await.unwrap();
     assert_eq!(r.outcome, RunOutcome::DryRun);
-    assert!(store
-        .load_snapshot("corps.Hr")
-        .await
-        .unwrap()
-        .members
-        .is_empty());
+    assert!(hr.stored().await.members.is_empty());
     assert_eq!(
-        store.run_changes(r.run_id).await.unwrap().len(),
+        hr.store.run_changes(r.run_id).await.unwrap().len(),
         r.changes.len()
     );
 }
 
 #[tokio::test]
 async fn scoped_file_read_keeps_members_outside_the_scope() {
-    let (_dir, store, source) = setup().await;
-    write(&source.path, &org(20));
-    run_sync(
-        &source,
-        store.as_ref(),
-        &corp(),
-        &SyncOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    let hr = Hr::holding(&org(20)).await;
     // Team B (3) empties upstream; a sync scoped to Team A must not notice.
     let mut changed = org(20);
     changed.members.retain(|_, m| m.depts[0].dept_id == 2);
-    write(&source.path, &changed);
+    hr.write(&changed);
     let mut opts = SyncOptions::default();
     opts.fetch.scope = vec![2];
-    let r = run_sync(&source, store.as_ref(), &corp(), &opts, &NoProgress)
-        .await
-        .unwrap();
+    let r = hr.sync_with(&opts, &jit_sync::NoProgress).await.unwrap();
     assert!(r.plan.is_empty(), "{:?}", r.changes);
 }

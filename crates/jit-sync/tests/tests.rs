@@ -5,5 +5,6 @@
 //! `common`. A file here that is not a module below is not compiled: the
 //! tidy test checks that none is left out.
 
+mod common;
 mod run_started;
 mod run_sync_sqlite;
