@@ -92,6 +92,7 @@ both_backends!(
     a_slot_whose_previous_firing_still_runs_is_skipped_and_recorded,
     a_finished_firing_keeps_its_result_and_is_listed_newest_first,
     the_scheduler_runs_each_slot_once_and_records_the_call,
+    a_slot_missed_while_no_host_ran_is_run_once_at_start_when_catch_up_is_on,
 );
 
 fn claim(task: &str, slot: i64, holder: &str, now: i64, lease_ms: i64) -> FiringClaim {
@@ -298,11 +299,15 @@ async fn a_finished_firing_keeps_its_result_and_is_listed_newest_first(place: Pl
 /// An app with one task that calls another task's `getTaskInfo` (no
 /// network needed) every 300 ms.
 fn task_app(dir: &std::path::Path) -> App {
+    task_app_with(dir, json!({"repeat": "300ms"}), true)
+}
+
+fn task_app_with(dir: &std::path::Path, timer: serde_json::Value, catch_up: bool) -> App {
     std::fs::write(dir.join("app.json"), r#"{"appId": "tasks.test"}"#).unwrap();
     for (name, config) in [
         (
             "Tick",
-            json!({"timerCfg": {"repeat": "300ms"}, "lease": "3s",
+            json!({"timerCfg": timer, "lease": "3s", "catchUp": catch_up,
                    "call": {"element": "tasks.Info", "method": "getTaskInfo", "args": {"count": 1}}}),
         ),
         (
@@ -380,4 +385,66 @@ async fn the_scheduler_runs_each_slot_once_and_records_the_call(place: Place) {
     let info = views.iter().find(|v| v.full_name == "tasks.Info").unwrap();
     assert_eq!(info.schedule, "cron 0 0 1 1 * (Asia/Shanghai)");
     assert!(info.next_firing.is_none() && info.last_firing.is_none());
+}
+
+async fn a_slot_missed_while_no_host_ran_is_run_once_at_start_when_catch_up_is_on(place: Place) {
+    let hour = 3_600_000;
+    let this_hour = jit_tasks_now() / hour * hour;
+    for catch_up in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let app = task_app_with(dir.path(), json!({"repeat": "1h"}), catch_up);
+        let store = place.open().await;
+        // A host ran the task three hours ago (recorded before the first
+        // start below); none ran it since.
+        let old = this_hour - 3 * hour;
+        if !catch_up {
+            let Claim::Run(f) = store
+                .claim_firing(&claim("tasks.Tick", old, "gone", old, 1_000))
+                .await
+                .unwrap()
+            else {
+                panic!("must run")
+            };
+            let end = FiringEnd {
+                firing_id: f.firing_id,
+                holder: "gone".into(),
+                attempt: 1,
+                state: FiringState::Succeeded,
+                finished_at: old + 10,
+                result: None,
+                error: None,
+            };
+            assert!(store.finish_firing(&end).await.unwrap());
+        }
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let s = Scheduler::new(app, store.clone(), SchedulerOptions::default());
+        let run = tokio::spawn(s.run(stop));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop_tx.send(true).unwrap();
+        run.await.unwrap();
+        let slots: Vec<i64> = store
+            .list_firings("tasks.Tick", 10, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|f| f.scheduled_at)
+            .collect();
+        if catch_up {
+            // Only the newest missed slot is run, once.
+            assert_eq!(slots, [this_hour, old]);
+        } else {
+            assert_eq!(
+                slots,
+                [old],
+                "catchUp false: nothing runs before the next slot"
+            );
+        }
+    }
+}
+
+fn jit_tasks_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
