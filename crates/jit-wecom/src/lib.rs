@@ -285,7 +285,12 @@ impl WecomClient {
         let q: Vec<(&str, String)> = id.map(|i| ("id", i.to_string())).into_iter().collect();
         let v = self.get("department/list", &q).await?;
         let rows = checked("department/list", &v, "department", model::check_dept)?;
-        Ok(rows.iter().map(model::dept_from_json).collect())
+        let depts: Vec<Dept> = rows.iter().map(model::dept_from_json).collect();
+        model::check_tree(&depts).map_err(|message| ApiError::Malformed {
+            path: normalize_path("department/list"),
+            message,
+        })?;
+        Ok(depts)
     }
 
     /// `department/simplelist`: ids, parents and orders of a subtree.
@@ -322,7 +327,15 @@ impl WecomClient {
             .get("user/list", &[("department_id", department_id.to_string())])
             .await?;
         let rows = checked("user/list", &v, "userlist", model::check_member)?;
-        Ok(rows.iter().map(model::member_from_json).collect())
+        let members: Vec<Member> = rows.iter().map(model::member_from_json).collect();
+        let mut seen = std::collections::HashSet::new();
+        if let Some(m) = members.iter().find(|m| !seen.insert(m.member_id.as_str())) {
+            return Err(ApiError::Malformed {
+                path: normalize_path("user/list"),
+                message: format!("member {:?} is listed twice in one answer", m.member_id),
+            });
+        }
+        Ok(members)
     }
 
     /// `user/simplelist`: the direct members of a department, ids and names.

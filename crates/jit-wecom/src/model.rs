@@ -119,6 +119,36 @@ pub(crate) fn check_member(v: &Value, pointer: &str) -> Result<(), String> {
     }
 }
 
+/// Checks that a department listing is a forest: no id twice, no cycle in
+/// the parent links among the listed departments (a parent outside the
+/// listing is the top of what the app may see, and is fine).
+pub(crate) fn check_tree(depts: &[Dept]) -> Result<(), String> {
+    let mut parent = std::collections::HashMap::new();
+    for (i, d) in depts.iter().enumerate() {
+        if parent.insert(d.dept_id, d.parent_id).is_some() {
+            return Err(format!(
+                "department {} is listed twice (again at /department/{i})",
+                d.dept_id
+            ));
+        }
+    }
+    for d in depts {
+        let mut at = d.parent_id;
+        let mut steps = 0;
+        while let Some(p) = at {
+            if p == d.dept_id || steps > depts.len() {
+                return Err(format!(
+                    "department {} is its own ancestor: the parent links form a cycle",
+                    d.dept_id
+                ));
+            }
+            at = parent.get(&p).copied().flatten();
+            steps += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Checks a `tag/list` row.
 pub(crate) fn check_tag(v: &Value, pointer: &str) -> Result<(), String> {
     if !v.is_object() {
@@ -287,6 +317,18 @@ mod tests {
         assert!(check_member(&json!({"userid": "u", "department": "2"}), "/userlist/0").is_err());
         assert!(check_member(&json!({"userid": "u", "status": "gone"}), "/userlist/0").is_err());
         assert!(json::records(&json!({"userlist": "x"}), "userlist").is_err());
+    }
+
+    #[test]
+    fn a_department_listing_with_a_cycle_or_a_repeated_id_is_no_tree() {
+        let d = |id, parent| Dept::new(id, parent, "d");
+        assert!(check_tree(&[d(1, None), d(2, Some(1)), d(3, Some(2))]).is_ok());
+        // The top of a limited visible range has a parent outside the listing.
+        assert!(check_tree(&[d(5, Some(1)), d(6, Some(5))]).is_ok());
+        let cycle = check_tree(&[d(1, None), d(2, Some(3)), d(3, Some(2))]).unwrap_err();
+        assert!(cycle.contains("cycle"), "{cycle}");
+        let twice = check_tree(&[d(1, None), d(2, Some(1)), d(2, Some(1))]).unwrap_err();
+        assert!(twice.contains("listed twice"), "{twice}");
     }
 
     #[test]
