@@ -788,11 +788,13 @@ fn every_hostile_input_is_a_clear_error_without_panic_secret_or_store_change() {
         }
     }
     let total: usize = counts.values().sum();
+    // Straight to stderr, past the harness's capture, so CI shows the counts.
+    let mut summary = String::new();
     for g in &gaps {
-        println!("known gap: {g}");
+        summary.push_str(&format!("known gap: {g}\n"));
     }
-    println!(
-        "hostile corpus: {total} cases ({}) in {:.1}s, {} failed, {} known gaps",
+    summary.push_str(&format!(
+        "hostile corpus: {total} cases ({}) in {:.1}s, {} failed, {} known gaps\n",
         counts
             .iter()
             .map(|(c, n)| format!("{c} {n}"))
@@ -801,7 +803,8 @@ fn every_hostile_input_is_a_clear_error_without_panic_secret_or_store_change() {
         start.elapsed().as_secs_f64(),
         failures.len(),
         gaps.len()
-    );
+    ));
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), summary.as_bytes());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     if only.is_none() {
         assert!(

@@ -398,13 +398,15 @@ fn no_sentinel_secret_or_token_appears_in_anything_jit_writes() {
     );
     let found = leaks(&sentinels, &out);
     let bytes: usize = out.0.iter().map(|(_, b)| b.len()).sum();
-    println!(
+    // Straight to stderr, past the harness's capture, so CI shows the counts.
+    let line = format!(
         "secrets scan: {} sentinels (app secrets, serve tokens, platform tokens) and every 8-character piece of each, \
          over {} sources ({bytes} bytes) from {commands} jit runs and {serve_requests} serve requests: {} found",
         sentinels.len(),
         out.0.len(),
         found.len()
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));
 }
 
