@@ -577,31 +577,13 @@ impl Scenario {
                     let depts = self.some_depts(&whole);
                     (
                         format!("hire {userid}"),
-                        Mutation::AddMember {
-                            userid: userid.clone(),
-                            name: format!("新人{}", self.hires),
-                            depts,
-                            position: None,
-                            mobile: None,
-                            email: None,
-                            job_number: None,
-                            union_id: None,
-                            status: None,
-                        },
+                        Mutation::add_member(userid.clone(), format!("新人{}", self.hires), depts),
                     )
                 }
                 2 => {
                     // WeCom keeps a leaver listed with status 5 or removes them.
                     let m = if self.platform == Platform::Wecom && self.rng.chance(0.5) {
-                        Mutation::UpdateMember {
-                            userid: who.clone(),
-                            name: None,
-                            position: None,
-                            mobile: None,
-                            email: None,
-                            job_number: None,
-                            status: Some(SimStatus::Left),
-                        }
+                        Mutation::set_member_status(who.clone(), SimStatus::Left)
                     } else {
                         Mutation::RemoveMember {
                             userid: who.clone(),
@@ -622,15 +604,10 @@ impl Scenario {
                 }
                 5 => (
                     format!("rename {who}"),
-                    Mutation::UpdateMember {
-                        userid: who.clone(),
-                        name: Some(format!("改名{round}-{}", self.rng.below(1000))),
-                        position: None,
-                        mobile: None,
-                        email: None,
-                        job_number: None,
-                        status: None,
-                    },
+                    Mutation::rename_member(
+                        who.clone(),
+                        format!("改名{round}-{}", self.rng.below(1000)),
+                    ),
                 ),
                 6 => {
                     let d = *self.rng.pick(&depts);

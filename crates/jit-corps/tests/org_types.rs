@@ -151,15 +151,7 @@ fn first_active(t: &CorpSnapshot) -> String {
 
 /// The member leaves the company (WeCom keeps listing them with status 5).
 fn leave(userid: &str) -> Mutation {
-    Mutation::UpdateMember {
-        userid: userid.to_string(),
-        name: None,
-        position: None,
-        mobile: None,
-        email: None,
-        job_number: None,
-        status: Some(SimStatus::Left),
-    }
+    Mutation::set_member_status(userid.to_string(), SimStatus::Left)
 }
 
 /// The truth as a sync stores it: members who left upstream are not created.

@@ -29,6 +29,17 @@ pub struct MembershipSpec {
     pub leader: bool,
 }
 
+impl MembershipSpec {
+    /// An ordinary membership of `dept_id`: order 0, not its leader.
+    pub fn of(dept_id: i64) -> MembershipSpec {
+        MembershipSpec {
+            dept_id,
+            order: 0,
+            leader: false,
+        }
+    }
+}
+
 /// An administrator entry: WeCom `auth_type`, DingTalk `sys_level`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -218,6 +229,52 @@ pub enum Mutation {
         #[serde(default)]
         depts: Option<Vec<i64>>,
     },
+}
+
+impl Mutation {
+    /// Adds an active member with a name and departments, every other field
+    /// left unset as a plain hire has them.
+    pub fn add_member(
+        userid: impl Into<String>,
+        name: impl Into<String>,
+        depts: Vec<MembershipSpec>,
+    ) -> Mutation {
+        Mutation::AddMember {
+            userid: userid.into(),
+            name: name.into(),
+            depts,
+            position: None,
+            mobile: None,
+            email: None,
+            job_number: None,
+            union_id: None,
+            status: None,
+        }
+    }
+
+    /// Changes the member's name and nothing else.
+    pub fn rename_member(userid: impl Into<String>, name: impl Into<String>) -> Mutation {
+        Mutation::update_member(userid.into(), Some(name.into()), None)
+    }
+
+    /// Changes the member's state and nothing else (e.g. WeCom's leaver,
+    /// still listed with status 5: [`SimStatus::Left`]).
+    pub fn set_member_status(userid: impl Into<String>, status: SimStatus) -> Mutation {
+        Mutation::update_member(userid.into(), None, Some(status))
+    }
+
+    /// An update of the name and/or state that keeps every other field.
+    fn update_member(userid: String, name: Option<String>, status: Option<SimStatus>) -> Mutation {
+        Mutation::UpdateMember {
+            userid,
+            name,
+            position: None,
+            mobile: None,
+            email: None,
+            job_number: None,
+            status,
+        }
+    }
 }
 
 /// What a mutation did.

@@ -125,21 +125,7 @@ async fn wecom_events_arrive_sealed_for_the_corp_in_mutation_order() {
     let out = sim
         .mutate(
             OrgRef::Wecom,
-            Mutation::AddMember {
-                userid: "evt_user".into(),
-                name: "事件".into(),
-                depts: vec![MembershipSpec {
-                    dept_id: d,
-                    order: 0,
-                    leader: false,
-                }],
-                position: None,
-                mobile: None,
-                email: None,
-                job_number: None,
-                union_id: None,
-                status: None,
-            },
+            Mutation::add_member("evt_user", "事件", vec![MembershipSpec::of(d)]),
         )
         .unwrap();
     assert_eq!(out.events, vec!["create_user".to_string()]);

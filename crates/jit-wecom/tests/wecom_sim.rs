@@ -199,15 +199,7 @@ async fn moves_renames_resignations_and_rehires_between_syncs_are_applied() {
     .unwrap();
     sim.mutate(
         OrgRef::Wecom,
-        Mutation::UpdateMember {
-            userid: renamed.member_id.clone(),
-            name: Some("Renamed Person".into()),
-            position: None,
-            mobile: None,
-            email: None,
-            job_number: None,
-            status: None,
-        },
+        Mutation::rename_member(renamed.member_id.clone(), "Renamed Person"),
     )
     .unwrap();
     sim.mutate(
@@ -272,21 +264,11 @@ async fn moves_renames_resignations_and_rehires_between_syncs_are_applied() {
     // Re-hire: the same userid comes back and gets the same local user.
     sim.mutate(
         OrgRef::Wecom,
-        Mutation::AddMember {
-            userid: leaver.member_id.clone(),
-            name: leaver.name.clone(),
-            depts: vec![MembershipSpec {
-                dept_id: 1,
-                order: 0,
-                leader: false,
-            }],
-            position: None,
-            mobile: None,
-            email: None,
-            job_number: None,
-            union_id: None,
-            status: None,
-        },
+        Mutation::add_member(
+            leaver.member_id.clone(),
+            leaver.name.clone(),
+            vec![MembershipSpec::of(1)],
+        ),
     )
     .unwrap();
     let r = run_sync(&c, store.as_ref(), &corp, &opts, &NoProgress)
