@@ -159,6 +159,80 @@ proptest! {
         let _ = json::check_text(&obj, "id", "", true);
     }
 
+    /// The WeCom and DingTalk models take any JSON as an answer without
+    /// panicking; whatever they accept has readable ids (no department 0,
+    /// no id beyond 2^53 - 1, no empty userid), and a malformed answer names
+    /// the API path.
+    #[test]
+    fn platform_models_accept_only_readable_records(
+        answer in arb_json(),
+        rows in prop::collection::vec(arb_json(), 0..4),
+        key in prop::sample::select(vec!["id", "parentid", "userid", "department", "dept_id_list", "status"]),
+    ) {
+        let as_rows = |field: &str| {
+            let rows: Vec<Value> = rows
+                .iter()
+                .map(|r| json!({ "id": 2, "parentid": 1, "userid": "u", key: r.clone() }))
+                .collect();
+            json!({ field: rows })
+        };
+        let max = jit_apiclient::json::MAX_ID;
+        for v in [answer.clone(), as_rows("department")] {
+            match jit_wecom::parse_department_list(&v) {
+                Ok(depts) => {
+                    for d in depts {
+                        prop_assert!((1..=max).contains(&d.dept_id), "{d:?}");
+                        prop_assert!(d.parent_id.is_none_or(|p| (1..=max).contains(&p)), "{d:?}");
+                    }
+                }
+                Err(e) => prop_assert_eq!(e.path(), "/cgi-bin/department/list"),
+            }
+        }
+        for v in [answer.clone(), as_rows("userlist")] {
+            match jit_wecom::parse_user_list(&v) {
+                Ok(members) => {
+                    for m in members {
+                        prop_assert!(!m.member_id.is_empty());
+                        prop_assert!(m.depts.iter().all(|d| (1..=max).contains(&d.dept_id)), "{m:?}");
+                    }
+                }
+                Err(e) => prop_assert_eq!(e.path(), "/cgi-bin/user/list"),
+            }
+        }
+        for v in [answer, as_rows("list")] {
+            match jit_dingtalk::parse_user_page(&v, 7) {
+                Ok(page) => {
+                    for l in page.members {
+                        prop_assert!(!l.member.member_id.is_empty());
+                        prop_assert!(l.member.depts.iter().all(|d| (1..=max).contains(&d.dept_id)), "{:?}", l.member);
+                    }
+                }
+                Err(e) => prop_assert_eq!(e.path(), "/topapi/v2/user/list"),
+            }
+        }
+    }
+
+    /// A well-formed WeCom department answer reads back exactly.
+    #[test]
+    fn a_well_formed_wecom_department_list_reads_back_exactly(
+        names in prop::collection::vec("[^\\u{0}]{0,10}", 1..6),
+        orders in prop::collection::vec(any::<u32>(), 6),
+    ) {
+        let rows: Vec<Value> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| json!({"id": i + 1, "parentid": i, "name": n, "order": orders[i]}))
+            .collect();
+        let depts = jit_wecom::parse_department_list(&json!({"errcode": 0, "department": rows}))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for (i, d) in depts.iter().enumerate() {
+            prop_assert_eq!(d.dept_id, i as i64 + 1);
+            prop_assert_eq!(d.parent_id, if i == 0 { None } else { Some(i as i64) });
+            prop_assert_eq!(&d.name, &names[i]);
+            prop_assert_eq!(d.order, i64::from(orders[i]));
+        }
+    }
+
     /// A secret value under any secret key, in a query, a form, a JSON
     /// member (cut off or not, escaped or not) or a header line, inside any
     /// text, never survives `redact`; redacting twice changes nothing more.

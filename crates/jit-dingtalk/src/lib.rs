@@ -157,6 +157,15 @@ impl DingDialect {
     }
 }
 
+/// Reads the `result` of a `topapi/v2/user/list` page for department
+/// `dept_id`: every member checked (userid, unionid, departments);
+/// otherwise a malformed answer naming the JSON pointer. Pure, so it can be
+/// tested on any JSON.
+pub fn parse_user_page(result: &Value, dept_id: i64) -> Result<UserPage, ApiError> {
+    checked("/topapi/v2/user/list", result, "list", model::check_member)?;
+    Ok(model::user_page_from_json(result, dept_id))
+}
+
 /// The rows of a list in an answer, each checked: a list that is missing or
 /// not a list, or a row that cannot be read, makes the answer malformed
 /// (naming the JSON pointer inside `result`), never a smaller org.
@@ -443,8 +452,7 @@ impl DingTalkClient {
                 json!({"dept_id": dept_id, "cursor": cursor, "size": size, "contain_access_limit": false}),
             )
             .await?;
-        checked("/topapi/v2/user/list", &r, "list", model::check_member)?;
-        Ok(model::user_page_from_json(&r, dept_id))
+        parse_user_page(&r, dept_id)
     }
 
     /// Every direct member of a department, following `next_cursor` to the end.

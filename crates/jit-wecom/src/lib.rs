@@ -179,6 +179,35 @@ fn normalize_base(base: &str) -> String {
     b.strip_suffix("/cgi-bin").unwrap_or(b).to_string()
 }
 
+/// Reads a `department/list` answer: every row checked (ids, parents,
+/// names), no id twice, no cycle; otherwise a malformed answer naming the
+/// JSON pointer. Pure, so it can be tested on any JSON.
+pub fn parse_department_list(answer: &Value) -> Result<Vec<Dept>, ApiError> {
+    let rows = checked("department/list", answer, "department", model::check_dept)?;
+    let depts: Vec<Dept> = rows.iter().map(model::dept_from_json).collect();
+    model::check_tree(&depts).map_err(|message| ApiError::Malformed {
+        path: normalize_path("department/list"),
+        message,
+    })?;
+    Ok(depts)
+}
+
+/// Reads a `user/list` answer: every row checked (userid, departments,
+/// status) and no member twice; otherwise a malformed answer naming the
+/// JSON pointer. Withheld fields are `None`.
+pub fn parse_user_list(answer: &Value) -> Result<Vec<Member>, ApiError> {
+    let rows = checked("user/list", answer, "userlist", model::check_member)?;
+    let members: Vec<Member> = rows.iter().map(model::member_from_json).collect();
+    let mut seen = std::collections::HashSet::new();
+    if let Some(m) = members.iter().find(|m| !seen.insert(m.member_id.as_str())) {
+        return Err(ApiError::Malformed {
+            path: normalize_path("user/list"),
+            message: format!("member {:?} is listed twice in one answer", m.member_id),
+        });
+    }
+    Ok(members)
+}
+
 /// The rows of a list answer, each checked: a list that is missing or not a
 /// list, or a row that cannot be read, makes the answer malformed (naming
 /// the JSON pointer), so a read never mistakes garbage for a smaller org.
@@ -284,13 +313,7 @@ impl WecomClient {
     pub async fn department_list(&self, id: Option<i64>) -> Result<Vec<Dept>, ApiError> {
         let q: Vec<(&str, String)> = id.map(|i| ("id", i.to_string())).into_iter().collect();
         let v = self.get("department/list", &q).await?;
-        let rows = checked("department/list", &v, "department", model::check_dept)?;
-        let depts: Vec<Dept> = rows.iter().map(model::dept_from_json).collect();
-        model::check_tree(&depts).map_err(|message| ApiError::Malformed {
-            path: normalize_path("department/list"),
-            message,
-        })?;
-        Ok(depts)
+        parse_department_list(&v)
     }
 
     /// `department/simplelist`: ids, parents and orders of a subtree.
@@ -326,16 +349,7 @@ impl WecomClient {
         let v = self
             .get("user/list", &[("department_id", department_id.to_string())])
             .await?;
-        let rows = checked("user/list", &v, "userlist", model::check_member)?;
-        let members: Vec<Member> = rows.iter().map(model::member_from_json).collect();
-        let mut seen = std::collections::HashSet::new();
-        if let Some(m) = members.iter().find(|m| !seen.insert(m.member_id.as_str())) {
-            return Err(ApiError::Malformed {
-                path: normalize_path("user/list"),
-                message: format!("member {:?} is listed twice in one answer", m.member_id),
-            });
-        }
-        Ok(members)
+        parse_user_list(&v)
     }
 
     /// `user/simplelist`: the direct members of a department, ids and names.
