@@ -5,6 +5,7 @@
 
 use jit_core::{App, DiagCode, ElementHandle, LoadOptions, TypeRegistry};
 use jit_org::{CorpSnapshot, MemberStatus, Provider};
+use jit_sim::truth::{as_synced, assert_same_org};
 use jit_sim::{MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle, SimStatus, Simulator};
 use jit_store::{OrgStore, RunOutcome};
 use serde_json::{json, Value};
@@ -154,44 +155,6 @@ fn leave(userid: &str) -> Mutation {
     Mutation::set_member_status(userid.to_string(), SimStatus::Left)
 }
 
-/// The truth as a sync stores it: members who left upstream are not created.
-fn present(mut s: CorpSnapshot) -> CorpSnapshot {
-    s.members.retain(|_, m| m.status != MemberStatus::Offline);
-    for r in s.roles.values_mut() {
-        r.members.retain(|u| s.members.contains_key(u));
-    }
-    s
-}
-
-fn assert_same_org(stored: &CorpSnapshot, truth: &CorpSnapshot) {
-    assert_eq!(stored.depts, truth.depts, "departments differ");
-    assert_eq!(
-        stored.members.keys().collect::<Vec<_>>(),
-        truth.members.keys().collect::<Vec<_>>(),
-        "member ids differ"
-    );
-    for (id, t) in &truth.members {
-        let s = &stored.members[id];
-        assert_eq!(s.name, t.name, "{id} name");
-        assert_eq!(s.status, t.status, "{id} status");
-        assert_eq!(s.union_id, t.union_id, "{id} unionId");
-        assert_eq!(s.position, t.position, "{id} position");
-        assert_eq!(s.main_dept_id, t.main_dept_id, "{id} main dept");
-        let mut sd = s.depts.clone();
-        let mut td = t.depts.clone();
-        sd.sort_by_key(|d| d.dept_id);
-        td.sort_by_key(|d| d.dept_id);
-        assert_eq!(sd, td, "{id} memberships (order and leader flags)");
-    }
-    assert_eq!(stored.role_groups, truth.role_groups, "role groups differ");
-    assert_eq!(stored.roles, truth.roles, "roles differ");
-    let mut sa = stored.admins.clone().unwrap_or_default();
-    let mut ta = truth.admins.clone().unwrap_or_default();
-    sa.sort();
-    ta.sort();
-    assert_eq!(sa, ta, "admins differ");
-}
-
 /// A WeCom app (`corps.Wecom`, flat config) and a DingTalk app
 /// (`corps.Nail`, nested config) on one store.
 async fn both_orgs(sim: &SimHandle) -> (Fixture, Arc<dyn OrgStore>, App) {
@@ -220,7 +183,7 @@ async fn sync_corp_stores_exactly_the_wecom_truth_and_a_second_sync_writes_nothi
     assert_eq!(report["outcome"], "applied");
     assert_eq!(report["complete"], true);
     assert!(report["rowsWritten"].as_u64().unwrap() > 0);
-    let truth = present(sim.wecom_truth());
+    let truth = as_synced(sim.wecom_truth());
     assert!(!truth.roles.is_empty(), "the simulated corp has tags");
     assert_same_org(&store.load_snapshot("corps.Wecom").await.unwrap(), &truth);
 
@@ -238,7 +201,7 @@ async fn sync_corp_stores_exactly_the_dingtalk_truth_with_roles_and_role_groups(
     let corp = app.get_element("corps.Nail").unwrap();
     let report = call(&corp, "syncCorp", Value::Null, &mut seen).await;
     assert_eq!(report["outcome"], "applied", "{report}");
-    let truth = present(sim.dingtalk_truth(0));
+    let truth = as_synced(sim.dingtalk_truth(0));
     assert!(!truth.role_groups.is_empty() && !truth.roles.is_empty());
     assert_same_org(&store.load_snapshot("corps.Nail").await.unwrap(), &truth);
     let again = call(&corp, "syncCorp", Value::Null, &mut seen).await;
@@ -286,7 +249,7 @@ async fn sync_corp_follows_upstream_changes_to_memberships_and_leaders() {
     assert_eq!(report["counts"]["moved"], 1, "{report}");
     assert_same_org(
         &store.load_snapshot("corps.Wecom").await.unwrap(),
-        &present(sim.wecom_truth()),
+        &as_synced(sim.wecom_truth()),
     );
 }
 
@@ -302,7 +265,7 @@ async fn init_corp_syncs_and_registers_every_present_member() {
     let out = call(&corp, "initCorp", Value::Null, &mut seen).await;
     assert_eq!(out["sync"]["outcome"], "applied", "{out}");
     assert_eq!(out["registrationConflicts"], json!([]));
-    let truth = present(sim.wecom_truth());
+    let truth = as_synced(sim.wecom_truth());
     assert_same_org(&store.load_snapshot("corps.Wecom").await.unwrap(), &truth);
     assert_eq!(
         store.user_count().await.unwrap(),
@@ -381,7 +344,7 @@ async fn get_local_corp_data_lists_users_depts_with_paths_memberships_and_roles(
     ] {
         assert!(data[key].is_array(), "{key} missing: {data}");
     }
-    let truth = present(sim.dingtalk_truth(0));
+    let truth = as_synced(sim.dingtalk_truth(0));
     // Every current member, not only the active ones; each with its status.
     let current = |m: &&jit_org::Member| m.status != MemberStatus::Offline;
     assert_eq!(
@@ -528,7 +491,7 @@ async fn bulk_register_creates_one_local_user_per_present_member_of_corp_data() 
     );
     let out = call(&corp, "bulkRegister", json!({"corpData": data}), &mut seen).await;
     assert_eq!(out["conflicts"], json!([]));
-    let present_members = present(sim.wecom_truth()).members.len() as u64;
+    let present_members = as_synced(sim.wecom_truth()).members.len() as u64;
     assert_eq!(out["registered"], present_members);
     assert_eq!(store.user_count().await.unwrap(), present_members);
     // Registering again binds the same users.
@@ -1055,7 +1018,7 @@ async fn flat_nested_and_placeholder_configs_reach_the_same_org() {
         app.diagnostics().iter().collect::<Vec<_>>()
     );
     let mut seen = String::new();
-    let truth = present(sim.wecom_truth());
+    let truth = as_synced(sim.wecom_truth());
     for name in ["corps.Flat", "corps.Nested", "corps.Placeholders"] {
         let corp = app.get_element(name).unwrap();
         let auth = corp.property("authConfig").unwrap();
@@ -1146,7 +1109,7 @@ async fn a_type_declared_in_the_app_extending_qywx_inherits_behaviour_and_config
     call(&branch, "syncCorp", Value::Null, &mut seen).await;
     assert_same_org(
         &store.load_snapshot("corps.Branch").await.unwrap(),
-        &present(sim.wecom_truth()),
+        &as_synced(sim.wecom_truth()),
     );
     let info = call(&branch, "getCorpInfo", Value::Null, &mut seen).await;
     assert_eq!(info["type"], "corps.MyWecomType");

@@ -80,6 +80,7 @@ mod events;
 mod login;
 mod org;
 mod server;
+pub mod truth;
 mod wecom;
 
 pub use admin::{AdminSpec, MembershipSpec, Mutation, MutationOutcome};

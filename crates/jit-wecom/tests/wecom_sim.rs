@@ -2,7 +2,8 @@
 //! SQLite store.
 
 use jit_apiclient::{CountingProgress, FetchOptions, NoProgress, RetryPolicy};
-use jit_org::{CorpRecord, CorpSnapshot, MemberStatus, Provider};
+use jit_org::{CorpRecord, MemberStatus, Provider};
+use jit_sim::truth::{as_synced, assert_same_org};
 use jit_sim::{FaultKind, MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle, Simulator};
 use jit_store::{OrgStore, RunOutcome};
 use jit_sync::{run_sync, SyncError, SyncOptions};
@@ -61,46 +62,6 @@ async fn store(dir: &tempfile::TempDir) -> Arc<dyn OrgStore> {
         .expect("store opens")
 }
 
-/// The truth as a sync should store it: members who left upstream (WeCom
-/// status 5) are never created.
-fn present(mut s: CorpSnapshot) -> CorpSnapshot {
-    s.members.retain(|_, m| m.status != MemberStatus::Offline);
-    for r in s.roles.values_mut() {
-        r.members.retain(|u| s.members.contains_key(u));
-    }
-    s
-}
-
-fn assert_same_org(stored: &CorpSnapshot, truth: &CorpSnapshot) {
-    assert_eq!(stored.depts, truth.depts, "departments differ");
-    assert_eq!(
-        stored.members.keys().collect::<Vec<_>>(),
-        truth.members.keys().collect::<Vec<_>>(),
-        "member ids differ"
-    );
-    for (id, t) in &truth.members {
-        let s = &stored.members[id];
-        assert_eq!(s.name, t.name, "{id} name");
-        assert_eq!(s.status, t.status, "{id} status");
-        assert_eq!(s.position, t.position, "{id} position");
-        assert_eq!(s.mobile, t.mobile, "{id} mobile");
-        assert_eq!(s.email, t.email, "{id} email");
-        assert_eq!(s.main_dept_id, t.main_dept_id, "{id} main dept");
-        let mut sd = s.depts.clone();
-        let mut td = t.depts.clone();
-        sd.sort_by_key(|d| d.dept_id);
-        td.sort_by_key(|d| d.dept_id);
-        assert_eq!(sd, td, "{id} memberships");
-    }
-    assert_eq!(stored.role_groups, truth.role_groups, "role groups differ");
-    assert_eq!(stored.roles, truth.roles, "roles differ");
-    let mut sa = stored.admins.clone().unwrap_or_default();
-    let mut ta = truth.admins.clone().unwrap_or_default();
-    sa.sort();
-    ta.sort();
-    assert_eq!(sa, ta, "admins differ");
-}
-
 #[tokio::test]
 async fn fetch_reads_exactly_the_simulated_org() {
     let sim = sim(small()).await;
@@ -150,7 +111,7 @@ async fn first_sync_stores_the_truth_and_second_sync_writes_nothing() {
     assert!(r1.rows_written > 0);
     assert!(r1.counts[&jit_org::ChangeKind::Created] > 0);
     let stored = store.load_snapshot(&corp.full_name).await.unwrap();
-    assert_same_org(&stored, &present(sim.wecom_truth()));
+    assert_same_org(&stored, &as_synced(sim.wecom_truth()));
 
     let r2 = run_sync(&c, store.as_ref(), &corp, &opts, &NoProgress)
         .await
@@ -284,7 +245,7 @@ async fn moves_renames_resignations_and_rehires_between_syncs_are_applied() {
         .unwrap();
     assert_eq!(user_before, user_after);
     let stored = store.load_snapshot(&corp.full_name).await.unwrap();
-    assert_same_org(&stored, &present(sim.wecom_truth()));
+    assert_same_org(&stored, &as_synced(sim.wecom_truth()));
 }
 
 #[tokio::test]
@@ -710,7 +671,7 @@ async fn sync_into_postgres_stores_the_truth_and_is_idempotent() {
         .unwrap();
         assert!(r1.rows_written > 0);
         let stored = store.load_snapshot(&corp.full_name).await.unwrap();
-        assert_same_org(&stored, &present(sim.wecom_truth()));
+        assert_same_org(&stored, &as_synced(sim.wecom_truth()));
         let r2 = run_sync(
             &c,
             store.as_ref(),
