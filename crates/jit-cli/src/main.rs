@@ -145,6 +145,7 @@ fn registry_with(plugins: bool) -> (TypeRegistry, Option<Arc<jit_plugin_host::Pl
     let mut registry = TypeRegistry::new();
     jit_corps::register_builtins(&mut registry);
     jit_tasks::register_builtins(&mut registry);
+    jit_login::register_builtins(&mut registry);
     if !plugins {
         return (registry, None);
     }

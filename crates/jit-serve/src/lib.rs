@@ -147,6 +147,7 @@ fn registry(store: Arc<dyn jit_store::OrgStore>) -> TypeRegistry {
     let mut registry = TypeRegistry::new();
     jit_corps::register_builtins_with_store(&mut registry, store.clone());
     jit_tasks::register_builtins(&mut registry);
+    jit_login::register_builtins(&mut registry);
     let plugins = jit_plugin_host::PluginProvider::new(registry.clone())
         .with_corp_services(Arc::new(jit_corps::EngineCorpServices::with_store(store)));
     registry.add_provider(Arc::new(plugins));
@@ -284,7 +285,8 @@ pub async fn run(
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
     let st = state.clone();
-    let server = axum::serve(listener, router_with(state.clone(), tasks::routes()))
+    let extra = tasks::routes().merge(jit_login::http::routes(state.app.clone()));
+    let server = axum::serve(listener, router_with(state.clone(), extra))
         .with_graceful_shutdown(async move {
             stop.await;
             tracing::info!(

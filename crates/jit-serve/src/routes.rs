@@ -163,7 +163,12 @@ async fn authenticate(State(state): State<Arc<HostState>>, req: Request, next: N
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string());
-    if route.as_deref().is_some_and(|r| OPEN_ROUTES.contains(&r)) {
+    // The login routes answer people, not API clients: the platform login
+    // and the session decide (crate jit-login).
+    if route
+        .as_deref()
+        .is_some_and(|r| OPEN_ROUTES.contains(&r) || jit_login::http::OPEN_ROUTES.contains(&r))
+    {
         return next.run(req).await;
     }
     let needed = needed_scope(
