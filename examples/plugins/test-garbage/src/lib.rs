@@ -2,7 +2,8 @@
 //! host survives it. It exports:
 //! - `testing.GarbageType`, whose methods answer garbage of every kind
 //!   (not JSON, not UTF-8, unknown status, null buffer, empty answer, an
-//!   error without a message), plus `ok`, which answers properly;
+//!   error without a message, a buffer claiming a terabyte), plus `ok`,
+//!   which answers properly;
 //! - `testing.DupType`, listed twice in its descriptor.
 
 use jit_plugin_abi::{
@@ -17,13 +18,14 @@ struct Names<const N: usize>([Bytes; N]);
 // SAFETY: read-only pointers to 'static strings.
 unsafe impl<const N: usize> Sync for Names<N> {}
 
-static GARBAGE_METHODS: Names<7> = Names([
+static GARBAGE_METHODS: Names<8> = Names([
     Bytes::from_str("notJson"),
     Bytes::from_str("notUtf8"),
     Bytes::from_str("badStatus"),
     Bytes::from_str("nullBuffer"),
     Bytes::from_str("emptyAnswer"),
     Bytes::from_str("malformedError"),
+    Bytes::from_str("hugeAnswer"),
     Bytes::from_str("ok"),
 ]);
 static DUP_METHODS: Names<1> = Names([Bytes::from_str("ok")]);
@@ -86,6 +88,17 @@ unsafe extern "C" fn call(
             STATUS_OK
         }
         b"emptyAnswer" => STATUS_OK,
+        b"hugeAnswer" => {
+            // A buffer that claims a terabyte: the host must refuse it
+            // without reading (or freeing) it.
+            static ONE_BYTE: u8 = b'{';
+            *out = OwnedBuffer {
+                ptr: &ONE_BYTE as *const u8 as *mut u8,
+                len: 1 << 40,
+                cap: 1 << 40,
+            };
+            STATUS_OK
+        }
         b"malformedError" => {
             *out = buffer(b"it went wrong");
             STATUS_ERROR
