@@ -8,11 +8,7 @@ use serde_json::{json, Value};
 
 #[tokio::test]
 async fn the_admin_truth_is_what_a_plain_client_reads_back() {
-    let sim = start(SimConfig {
-        dingtalk_rate_per_second: 0,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.dingtalk_rate_per_second = 0)).await;
     let c = client();
     let admin = sim.info().admin_url;
     let wecom: CorpSnapshot =

@@ -239,12 +239,11 @@ async fn user_list_rejects_pages_over_100() {
 
 #[tokio::test]
 async fn user_list_cursor_walk_visits_every_member_of_a_department_once() {
-    let x = Ctx::new(SimConfig {
-        depts: 3,
-        users: 250,
-        dingtalk_rate_per_second: 0,
-        ..small()
-    })
+    let x = Ctx::new(small_with(|c| {
+        c.depts = 3;
+        c.users = 250;
+        c.dingtalk_rate_per_second = 0;
+    }))
     .await;
     let truth = x.sim.dingtalk_truth(0);
     for d in truth.depts.keys() {
@@ -396,11 +395,7 @@ async fn login_flows_of_both_families_identify_the_member() {
 
 #[tokio::test]
 async fn stale_tokens_get_the_real_codes_in_both_families() {
-    let x = Ctx::new(SimConfig {
-        token_lifetime_secs: 1,
-        ..small()
-    })
-    .await;
+    let x = Ctx::new(small_with(|c| c.token_lifetime_secs = 1)).await;
     let base = &x.base;
     let garbage = post(
         &x.c,
@@ -461,11 +456,7 @@ async fn calls_beyond_20_per_second_are_throttled_with_90018_and_counted() {
 
 #[tokio::test]
 async fn the_new_family_throttles_with_http_403_and_its_code() {
-    let sim = start(SimConfig {
-        dingtalk_rate_per_second: 1,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.dingtalk_rate_per_second = 1)).await;
     let c = client();
     let i = sim.info().dingtalk[0].clone();
     let url = format!("{}/v1.0/oauth2/accessToken", i.api_base_url);
@@ -507,11 +498,7 @@ async fn two_orgs_share_people_by_union_id_under_different_userids() {
 
 #[tokio::test]
 async fn reading_through_the_api_gives_exactly_the_truth() {
-    let sim = start(SimConfig {
-        dingtalk_rate_per_second: 0,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.dingtalk_rate_per_second = 0)).await;
     let c = client();
     assert_eq!(read_dingtalk(&sim, &c, 0, 7).await, sim.dingtalk_truth(0));
     assert_eq!(read_dingtalk(&sim, &c, 1, 100).await, sim.dingtalk_truth(1));
@@ -519,11 +506,7 @@ async fn reading_through_the_api_gives_exactly_the_truth() {
 
 #[tokio::test]
 async fn mutations_show_in_the_api_and_in_the_truth() {
-    let sim = start(SimConfig {
-        dingtalk_rate_per_second: 0,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.dingtalk_rate_per_second = 0)).await;
     let c = client();
     let org = OrgRef::Dingtalk(0);
     let truth = sim.dingtalk_truth(0);

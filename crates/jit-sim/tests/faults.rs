@@ -9,10 +9,8 @@ use std::time::Duration;
 
 async fn faulty(kind: FaultKind) -> (jit_sim::SimHandle, String) {
     let sim = start(SimConfig {
-        fault_rate: 1.0,
-        fault_kinds: vec![kind],
         stall_ms: 2_000,
-        ..small()
+        ..always_faulty(kind)
     })
     .await;
     let i = sim.info().wecom;
@@ -69,11 +67,10 @@ async fn malformed_fault_answers_unparsable_json() {
 #[tokio::test]
 async fn fault_draws_repeat_for_the_same_seed() {
     async fn pattern() -> Vec<i64> {
-        let sim = start(SimConfig {
-            fault_rate: 0.3,
-            fault_kinds: vec![FaultKind::Busy],
-            ..small()
-        })
+        let sim = start(small_with(|c| {
+            c.fault_rate = 0.3;
+            c.fault_kinds = vec![FaultKind::Busy];
+        }))
         .await;
         let i = sim.info().wecom;
         let url = format!(
@@ -94,11 +91,7 @@ async fn fault_draws_repeat_for_the_same_seed() {
 
 #[tokio::test]
 async fn latency_is_added_to_every_answer() {
-    let sim = start(SimConfig {
-        latency_ms: 150,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.latency_ms = 150)).await;
     let i = sim.info().wecom;
     let url = format!(
         "{}gettoken?corpid={}&corpsecret={}",
@@ -137,12 +130,7 @@ async fn wecom_user_list(sim: &jit_sim::SimHandle, c: &reqwest::Client, dept: i6
 
 #[tokio::test]
 async fn permission_faults_refuse_wecom_department_reads_with_60011_or_60020() {
-    let sim = start(SimConfig {
-        fault_rate: 1.0,
-        fault_kinds: vec![FaultKind::Permission],
-        ..small()
-    })
-    .await;
+    let sim = start(always_faulty(FaultKind::Permission)).await;
     let c = client();
     // Token calls and calls that name no department are never refused.
     let t = wecom_token(&sim, &c, false).await;
@@ -171,12 +159,7 @@ async fn permission_faults_refuse_wecom_department_reads_with_60011_or_60020() {
 
 #[tokio::test]
 async fn permission_faults_refuse_the_three_dingtalk_department_reads_with_60011() {
-    let sim = start(SimConfig {
-        fault_rate: 1.0,
-        fault_kinds: vec![FaultKind::Permission],
-        ..small()
-    })
-    .await;
+    let sim = start(always_faulty(FaultKind::Permission)).await;
     let c = client();
     let t = ding_token(&sim, &c, 0).await;
     let base = sim.info().dingtalk[0].oapi_base_url.clone();
@@ -248,12 +231,7 @@ async fn refused_departments_stay_refused_until_the_refusal_is_lifted() {
 
 #[tokio::test]
 async fn a_token_revocation_fault_revokes_every_token_once_per_round() {
-    let sim = start(SimConfig {
-        fault_rate: 1.0,
-        fault_kinds: vec![FaultKind::RevokeToken],
-        ..small()
-    })
-    .await;
+    let sim = start(always_faulty(FaultKind::RevokeToken)).await;
     let c = client();
     // Not injected on the token call itself.
     let t = wecom_token(&sim, &c, false).await;

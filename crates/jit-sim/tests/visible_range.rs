@@ -4,7 +4,7 @@
 use crate::common;
 use common::*;
 use jit_org::CorpSnapshot;
-use jit_sim::{Mutation, OrgRef, SimConfig, SimHandle};
+use jit_sim::{Mutation, OrgRef, SimHandle};
 use serde_json::json;
 
 /// A department two levels down (its parent is not the root), so that the
@@ -67,11 +67,7 @@ fn assert_truth_is_the_range(whole: &CorpSnapshot, truth: &CorpSnapshot, range: 
 }
 
 async fn limited(platform: OrgRef) -> (SimHandle, CorpSnapshot, Vec<i64>) {
-    let sim = start(SimConfig {
-        dingtalk_rate_per_second: 0,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.dingtalk_rate_per_second = 0)).await;
     let whole = match platform {
         OrgRef::Wecom => sim.wecom_truth(),
         OrgRef::Dingtalk(i) => sim.dingtalk_truth(i),
@@ -238,11 +234,10 @@ async fn configured_ranges_apply_from_the_start() {
     let probe = start(small()).await;
     let root = second_level(&probe.wecom_truth());
     let ding_root = second_level(&probe.dingtalk_truth(1));
-    let sim = start(SimConfig {
-        wecom_visible_range: Some(vec![root]),
-        dingtalk_visible_ranges: vec![None, Some(vec![ding_root])],
-        ..small()
-    })
+    let sim = start(small_with(|c| {
+        c.wecom_visible_range = Some(vec![root]);
+        c.dingtalk_visible_ranges = vec![None, Some(vec![ding_root])];
+    }))
     .await;
     assert_eq!(sim.wecom_truth().depts.keys().next(), Some(&root));
     assert_eq!(sim.dingtalk_truth(0), probe.dingtalk_truth(0));

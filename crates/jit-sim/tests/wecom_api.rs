@@ -3,7 +3,7 @@
 
 use crate::common;
 use common::*;
-use jit_sim::{MembershipSpec, Mutation, OrgRef, SimConfig};
+use jit_sim::{MembershipSpec, Mutation, OrgRef};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -273,11 +273,7 @@ async fn user_list_gives_each_member_the_same_direct_leader_as_user_get() {
 
 #[tokio::test]
 async fn withheld_private_fields_are_absent_for_apps_created_after_2022_06_20() {
-    let sim = start(SimConfig {
-        wecom_withhold_private_fields: true,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.wecom_withhold_private_fields = true)).await;
     let c = client();
     let base = sim.info().wecom.api_base_url;
     let t = wecom_token(&sim, &c, false).await;
@@ -450,11 +446,7 @@ async fn login_codes_are_single_use_and_old_endpoint_uses_capitalised_keys() {
 
 #[tokio::test]
 async fn token_errors_use_the_real_codes() {
-    let sim = start(SimConfig {
-        token_lifetime_secs: 1,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.token_lifetime_secs = 1)).await;
     let c = client();
     let base = sim.info().wecom.api_base_url;
     assert_eq!(
@@ -482,11 +474,7 @@ async fn token_errors_use_the_real_codes() {
 
 #[tokio::test]
 async fn rate_limit_answers_45009_and_counts_throttled_calls() {
-    let sim = start(SimConfig {
-        wecom_rate_per_minute: 5,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.wecom_rate_per_minute = 5)).await;
     let c = client();
     let base = sim.info().wecom.api_base_url;
     let t = wecom_token(&sim, &c, false).await;
@@ -632,11 +620,7 @@ async fn concurrent_walks_logins_and_mutations_all_complete() {
 
 #[tokio::test]
 async fn a_restricted_contact_sync_token_must_use_simplelist_and_list_id() {
-    let sim = start(SimConfig {
-        wecom_contact_token_restricted: true,
-        ..small()
-    })
-    .await;
+    let sim = start(small_with(|c| c.wecom_contact_token_restricted = true)).await;
     let c = client();
     let base = sim.info().wecom.api_base_url;
     let t = wecom_token(&sim, &c, true).await;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use jit_org::{Admin, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, Role, RoleGroup};
-use jit_sim::{SimConfig, SimHandle, Simulator};
+use jit_sim::{FaultKind, SimConfig, SimHandle, Simulator};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -18,6 +18,21 @@ pub fn small() -> SimConfig {
         users: 300,
         ..SimConfig::default()
     }
+}
+
+/// [`small`] with `tweak` applied: the one setting a test is about.
+pub fn small_with(tweak: impl FnOnce(&mut SimConfig)) -> SimConfig {
+    let mut cfg = small();
+    tweak(&mut cfg);
+    cfg
+}
+
+/// [`small`] where every call draws the fault `kind`.
+pub fn always_faulty(kind: FaultKind) -> SimConfig {
+    small_with(|c| {
+        c.fault_rate = 1.0;
+        c.fault_kinds = vec![kind];
+    })
 }
 
 pub fn client() -> reqwest::Client {
