@@ -138,7 +138,11 @@ pub(crate) const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 /// Reads a declaration or config file as UTF-8, refusing files larger than
 /// [`MAX_FILE_BYTES`]; the error is the message of an `io` diagnostic.
 pub(crate) fn read_text(file: &Path) -> std::io::Result<String> {
-    let len = std::fs::metadata(file)?.len();
+    use std::io::Read as _;
+    // The size comes from the open file (one fstat, as read_to_string would
+    // do anyway), so the limit costs no extra lookup of the path.
+    let mut f = std::fs::File::open(file)?;
+    let len = f.metadata()?.len();
     if len > MAX_FILE_BYTES {
         return Err(std::io::Error::new(
             std::io::ErrorKind::FileTooLarge,
@@ -148,7 +152,8 @@ pub(crate) fn read_text(file: &Path) -> std::io::Result<String> {
             ),
         ));
     }
-    std::fs::read_to_string(file).map_err(|e| {
+    let mut text = String::with_capacity(len as usize);
+    f.read_to_string(&mut text).map(|_| text).map_err(|e| {
         if e.kind() == std::io::ErrorKind::InvalidData {
             std::io::Error::new(e.kind(), "the file is not valid UTF-8 text")
         } else {
