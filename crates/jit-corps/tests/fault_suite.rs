@@ -624,12 +624,7 @@ impl Scenario {
                     let r = self.rng.below(1000);
                     (
                         format!("new dept under {p}"),
-                        Mutation::AddDept {
-                            dept_id: None,
-                            parent_id: p,
-                            name: format!("新部门{round}-{r}"),
-                            order: None,
-                        },
+                        Mutation::add_dept(p, format!("新部门{round}-{r}")),
                     )
                 }
                 8 => {

@@ -252,6 +252,17 @@ impl Mutation {
         }
     }
 
+    /// Adds a department under `parent_id`, its id and sort order chosen by
+    /// the simulator.
+    pub fn add_dept(parent_id: i64, name: impl Into<String>) -> Mutation {
+        Mutation::AddDept {
+            dept_id: None,
+            parent_id,
+            name: name.into(),
+            order: None,
+        }
+    }
+
     /// Changes the member's name and nothing else.
     pub fn rename_member(userid: impl Into<String>, name: impl Into<String>) -> Mutation {
         Mutation::update_member(userid.into(), Some(name.into()), None)

@@ -513,15 +513,7 @@ async fn mutations_show_in_the_api_and_in_the_truth() {
     let mut ids = truth.members.keys();
     let (a, b) = (ids.next().unwrap().clone(), ids.next().unwrap().clone());
     let d = sim
-        .mutate(
-            org,
-            Mutation::AddDept {
-                dept_id: None,
-                parent_id: 1,
-                name: "新部门".into(),
-                order: None,
-            },
-        )
+        .mutate(org, Mutation::add_dept(1, "新部门"))
         .unwrap()
         .dept_id
         .unwrap();

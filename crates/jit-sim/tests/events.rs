@@ -76,6 +76,44 @@ async fn receiver(rx: Rx) -> String {
     format!("http://{addr}")
 }
 
+/// Starts a receiver that opens `org`'s pushes with the org's own crypto
+/// (and, when not `honest`, answers DingTalk without the encrypted
+/// "success"), and points the org's callback at it. Returns what arrives.
+async fn listen(sim: &SimHandle, org: OrgRef, honest: bool) -> Arc<Mutex<Vec<String>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (wecom, ding, path) = match org {
+        OrgRef::Wecom => {
+            let corp_id = sim.info().wecom.corp_id;
+            (
+                Some(WecomCrypto::new(TOKEN, KEY, &corp_id).unwrap()),
+                None,
+                "wecom",
+            )
+        }
+        OrgRef::Dingtalk(i) => {
+            let app_key = sim.info().dingtalk[i].app_key.clone();
+            (
+                None,
+                Some(DingTalkCrypto::new(TOKEN, KEY, &app_key).unwrap()),
+                "ding",
+            )
+        }
+    };
+    let rx = Rx {
+        wecom,
+        ding,
+        got: got.clone(),
+        honest,
+    };
+    let cfg = CallbackConfig {
+        url: format!("{}/{path}", receiver(rx).await),
+        token: TOKEN.into(),
+        aes_key: KEY.into(),
+    };
+    sim.set_callback(org, Some(cfg)).unwrap();
+    got
+}
+
 async fn wait_for(sim: &SimHandle, org: &str, n: u64, failed: bool) {
     for _ in 0..100 {
         let s = sim.stats().events.get(org).cloned().unwrap_or_default();
@@ -94,31 +132,10 @@ async fn wait_for(sim: &SimHandle, org: &str, n: u64, failed: bool) {
 async fn wecom_events_arrive_sealed_for_the_corp_in_mutation_order() {
     let sim = start(small()).await;
     let info = sim.info().wecom;
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let url = receiver(Rx {
-        wecom: Some(WecomCrypto::new(TOKEN, KEY, &info.corp_id).unwrap()),
-        ding: None,
-        got: got.clone(),
-        honest: true,
-    })
-    .await;
-    let cfg = CallbackConfig {
-        url: format!("{url}/wecom"),
-        token: TOKEN.into(),
-        aes_key: KEY.into(),
-    };
-    sim.set_callback(OrgRef::Wecom, Some(cfg)).unwrap();
+    let got = listen(&sim, OrgRef::Wecom, true).await;
     sim.verify_callback(OrgRef::Wecom).await.unwrap();
     let d = sim
-        .mutate(
-            OrgRef::Wecom,
-            Mutation::AddDept {
-                dept_id: None,
-                parent_id: 1,
-                name: "事件部".into(),
-                order: None,
-            },
-        )
+        .mutate(OrgRef::Wecom, Mutation::add_dept(1, "事件部"))
         .unwrap()
         .dept_id
         .unwrap();
@@ -152,21 +169,7 @@ async fn wecom_events_arrive_sealed_for_the_corp_in_mutation_order() {
 #[tokio::test]
 async fn dingtalk_push_needs_the_encrypted_success_reply() {
     let sim = start(small()).await;
-    let app_key = sim.info().dingtalk[0].app_key.clone();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let url = receiver(Rx {
-        wecom: None,
-        ding: Some(DingTalkCrypto::new(TOKEN, KEY, &app_key).unwrap()),
-        got: got.clone(),
-        honest: true,
-    })
-    .await;
-    let cfg = CallbackConfig {
-        url: format!("{url}/ding"),
-        token: TOKEN.into(),
-        aes_key: KEY.into(),
-    };
-    sim.set_callback(OrgRef::Dingtalk(0), Some(cfg)).unwrap();
+    let got = listen(&sim, OrgRef::Dingtalk(0), true).await;
     sim.verify_callback(OrgRef::Dingtalk(0)).await.unwrap();
     let uid = sim.dingtalk_truth(0).members.keys().next().unwrap().clone();
     sim.mutate(
@@ -188,31 +191,10 @@ async fn dingtalk_push_needs_the_encrypted_success_reply() {
 #[tokio::test]
 async fn a_push_not_answered_with_encrypted_success_counts_as_failed() {
     let sim = start(small()).await;
-    let app_key = sim.info().dingtalk[0].app_key.clone();
-    let url = receiver(Rx {
-        wecom: None,
-        ding: Some(DingTalkCrypto::new(TOKEN, KEY, &app_key).unwrap()),
-        got: Arc::new(Mutex::new(Vec::new())),
-        honest: false,
-    })
-    .await;
-    let cfg = CallbackConfig {
-        url: format!("{url}/ding"),
-        token: TOKEN.into(),
-        aes_key: KEY.into(),
-    };
-    sim.set_callback(OrgRef::Dingtalk(0), Some(cfg)).unwrap();
+    listen(&sim, OrgRef::Dingtalk(0), false).await;
     assert!(sim.verify_callback(OrgRef::Dingtalk(0)).await.is_err());
-    sim.mutate(
-        OrgRef::Dingtalk(0),
-        Mutation::AddDept {
-            dept_id: None,
-            parent_id: 1,
-            name: "x".into(),
-            order: None,
-        },
-    )
-    .unwrap();
+    sim.mutate(OrgRef::Dingtalk(0), Mutation::add_dept(1, "x"))
+        .unwrap();
     wait_for(&sim, "dingtalk-0", 1, true).await;
     let e = sim.stats().events["dingtalk-0"].clone();
     assert_eq!(e.delivered, 0);

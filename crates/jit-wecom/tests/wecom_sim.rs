@@ -265,15 +265,7 @@ async fn removed_department_is_removed_locally() {
     .await
     .unwrap();
     let out = sim
-        .mutate(
-            OrgRef::Wecom,
-            Mutation::AddDept {
-                dept_id: None,
-                parent_id: 1,
-                name: "Short-lived".into(),
-                order: None,
-            },
-        )
+        .mutate(OrgRef::Wecom, Mutation::add_dept(1, "Short-lived"))
         .unwrap();
     let id = out.dept_id.unwrap();
     run_sync(
