@@ -47,6 +47,10 @@ impl Ctx {
         )
         .await
     }
+    /// A call that must succeed (`errcode` 0): its `result`.
+    async fn result(&self, path: &str, body: Value) -> Value {
+        ok(self.call(path, body).await)["result"].clone()
+    }
 }
 
 #[tokio::test]
@@ -153,7 +157,9 @@ async fn user_endpoints_have_the_documented_fields() {
     let x = Ctx::new(small()).await;
     let truth = x.sim.dingtalk_truth(0);
     let (uid, m) = truth.members.iter().next().unwrap();
-    let u = ok(x.call("/topapi/v2/user/get", json!({"userid": uid})).await)["result"].clone();
+    let u = x
+        .result("/topapi/v2/user/get", json!({"userid": uid}))
+        .await;
     has(
         &u,
         &[
@@ -181,13 +187,12 @@ async fn user_endpoints_have_the_documented_fields() {
         &[("dept_id", "int"), ("order", "int")],
     );
     let d = m.depts[0].dept_id;
-    let list = ok(x
-        .call(
+    let list = x
+        .result(
             "/topapi/v2/user/list",
             json!({"dept_id": d, "cursor": 0, "size": 100}),
         )
-        .await)["result"]
-        .clone();
+        .await;
     has(&list, &[("has_more", "bool"), ("list", "arr")]);
     has(
         &list["list"][0],
@@ -198,13 +203,12 @@ async fn user_endpoints_have_the_documented_fields() {
             ("active", "bool"),
         ],
     );
-    let simple = ok(x
-        .call(
+    let simple = x
+        .result(
             "/topapi/user/listsimple",
             json!({"dept_id": d, "cursor": 0, "size": 10}),
         )
-        .await)["result"]
-        .clone();
+        .await;
     has(&simple["list"][0], &[("userid", "str"), ("name", "str")]);
     let ids = ok(x.call("/topapi/user/listid", json!({"dept_id": d})).await);
     has(&ids["result"], &[("userid_list", "str[]")]);
@@ -250,13 +254,12 @@ async fn user_list_cursor_walk_visits_every_member_of_a_department_once() {
         let mut seen = Vec::new();
         let mut cursor = 0;
         loop {
-            let r = ok(x
-                .call(
+            let r = x
+                .result(
                     "/topapi/user/listsimple",
                     json!({"dept_id": d, "cursor": cursor, "size": 9}),
                 )
-                .await)["result"]
-                .clone();
+                .await;
             seen.extend(
                 r["list"]
                     .as_array()
@@ -283,7 +286,7 @@ async fn user_list_cursor_walk_visits_every_member_of_a_department_once() {
 #[tokio::test]
 async fn roles_use_camel_case_keys_and_page_by_offset() {
     let x = Ctx::new(small()).await;
-    let all = ok(x.call("/topapi/role/list", json!({})).await)["result"].clone();
+    let all = x.result("/topapi/role/list", json!({})).await;
     has(&all, &[("hasMore", "bool"), ("list", "arr")]);
     let g = &all["list"][0];
     has(g, &[("groupId", "int"), ("name", "str"), ("roles", "arr")]);
@@ -292,19 +295,17 @@ async fn roles_use_camel_case_keys_and_page_by_offset() {
         .call("/topapi/role/list", json!({"offset": 0, "size": 201}))
         .await;
     assert_ne!(too_big["errcode"], 0);
-    let page = ok(x
-        .call("/topapi/role/list", json!({"offset": 0, "size": 2}))
-        .await)["result"]
-        .clone();
+    let page = x
+        .result("/topapi/role/list", json!({"offset": 0, "size": 2}))
+        .await;
     assert_eq!(page["hasMore"], true);
     let rid = g["roles"][0]["id"].as_i64().unwrap();
-    let members = ok(x
-        .call(
+    let members = x
+        .result(
             "/topapi/role/simplelist",
             json!({"role_id": rid, "size": 100, "offset": 0}),
         )
-        .await)["result"]
-        .clone();
+        .await;
     has(&members, &[("hasMore", "bool"), ("list", "arr")]);
     let group = ok(x
         .call(
@@ -333,10 +334,9 @@ async fn login_flows_of_both_families_identify_the_member() {
     let truth = x.sim.dingtalk_truth(0);
     let (uid, m) = truth.members.iter().next().unwrap();
     let code = x.sim.issue_login_code(OrgRef::Dingtalk(0), uid).unwrap();
-    let r = ok(x
-        .call("/topapi/v2/user/getuserinfo", json!({"code": code}))
-        .await)["result"]
-        .clone();
+    let r = x
+        .result("/topapi/v2/user/getuserinfo", json!({"code": code}))
+        .await;
     has(
         &r,
         &[
@@ -355,16 +355,12 @@ async fn login_flows_of_both_families_identify_the_member() {
     );
     let i = x.sim.info().dingtalk[0].clone();
     let code = x.sim.issue_login_code(OrgRef::Dingtalk(0), uid).unwrap();
-    let tok: Value = x
-        .c
-        .post(format!("{}/v1.0/oauth2/userAccessToken", i.api_base_url))
-        .json(&json!({"clientId": i.app_key, "clientSecret": i.app_secret, "code": code, "grantType": "authorization_code"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tok = post(
+        &x.c,
+        &format!("{}/v1.0/oauth2/userAccessToken", i.api_base_url),
+        json!({"clientId": i.app_key, "clientSecret": i.app_secret, "code": code, "grantType": "authorization_code"}),
+    )
+    .await;
     has(
         &tok,
         &[
@@ -374,18 +370,12 @@ async fn login_flows_of_both_families_identify_the_member() {
             ("corpId", "str"),
         ],
     );
-    let me: Value =
-        x.c.get(format!("{}/v1.0/contact/users/me", i.api_base_url))
-            .header(
-                "x-acs-dingtalk-access-token",
-                tok["accessToken"].as_str().unwrap(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let me = get_with_token(
+        &x.c,
+        &format!("{}/v1.0/contact/users/me", i.api_base_url),
+        tok["accessToken"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(me["unionId"].as_str(), m.union_id.as_deref());
     has(
         &me,

@@ -51,6 +51,14 @@ pub async fn post(c: &reqwest::Client, url: &str, body: Value) -> Value {
     r.json().await.expect("JSON body")
 }
 
+/// [`get`] in DingTalk's new family, which takes the token as a header.
+pub async fn get_with_token(c: &reqwest::Client, url: &str, token: &str) -> Value {
+    let r = c.get(url).header("x-acs-dingtalk-access-token", token);
+    let r = r.send().await.expect("request sent");
+    assert_eq!(r.status(), 200, "GET {url}");
+    r.json().await.expect("JSON body")
+}
+
 /// Asserts `errcode == 0` and returns the body.
 pub fn ok(v: Value) -> Value {
     assert_eq!(v["errcode"], 0, "{v}");
