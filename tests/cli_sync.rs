@@ -406,6 +406,14 @@ fn demo_syncs_the_example_app_and_its_store_then_answers_calls() {
     assert!(t.contains("Syncing corps.AcmeWecom"), "{t}");
     assert!(t.contains("Syncing corps.AcmeDingTalk"), "{t}");
     assert!(t.contains("0 changes, 0 rows written"), "{t}");
+    assert!(
+        t.contains("Logged in through auths.AcmeWecomLogin: member "),
+        "{t}"
+    );
+    assert!(
+        t.contains("Logged in through auths.AcmeDingTalkLogin: member "),
+        "{t}"
+    );
     assert!(app.join(".jit/org.db").is_file());
 
     let root = jit(&["call", "corps.AcmeWecom", "getRootDept", "--app", app_s]);

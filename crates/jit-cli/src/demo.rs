@@ -74,6 +74,10 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
         ("DINGTALK_AGENT_ID", d.agent_id.to_string()),
         ("DINGTALK_APP_KEY", d.app_key.clone()),
         ("DINGTALK_APP_SECRET", d.app_secret.clone()),
+        // The platforms' login pages are the simulator's too.
+        ("WECOM_LOGIN_BASE", info.base_url.clone()),
+        ("WECOM_SSO_BASE", info.base_url.clone()),
+        ("DINGTALK_LOGIN_BASE", info.base_url.clone()),
     ] {
         env.insert(k.to_string(), v);
     }
@@ -122,6 +126,13 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
         );
         println!();
     }
+    for (login, org) in [
+        ("auths.AcmeWecomLogin", jit_sim::OrgRef::Wecom),
+        ("auths.AcmeDingTalkLogin", jit_sim::OrgRef::Dingtalk(0)),
+    ] {
+        demo_login(&app, &sim, login, org).await?;
+    }
+    println!();
     let store = match orgs.first() {
         Some(n) => {
             let h = app.get_element(n).map_err(|e| e.to_string())?;
@@ -139,6 +150,58 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
     println!("  jit call corps.AcmeDingTalk getAdmin --app {app_arg}");
     println!("  jit call corps.AcmeWecom getLocalCorpData --app {app_arg} | less");
     println!("(through cargo: cargo run -q -p jit-cli -- <command>)");
+    Ok(())
+}
+
+/// Logs a synced member in through a login element: the simulated platform
+/// issues a login code for them (as its login page would), the element
+/// exchanges it for their local user and a session, and verifies it.
+async fn demo_login(
+    app: &App,
+    sim: &jit_sim::SimHandle,
+    login: &str,
+    org: jit_sim::OrgRef,
+) -> Result<(), String> {
+    let Ok(handle) = app.get_element(login) else {
+        return Ok(()); // an app without this login element
+    };
+    let element = handle
+        .downcast_ref::<jit_login::LoginElement>()
+        .ok_or_else(|| format!("{login} is not a built-in login element"))?;
+    let corp = app
+        .get_element(&element.config().corp)
+        .map_err(|e| e.to_string())?;
+    let data = corp
+        .call("getLocalCorpData", serde_json::json!({}))
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(member) = data["userList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|u| u["status"] == "active")
+        .and_then(|u| u["memberId"].as_str())
+    else {
+        return Ok(());
+    };
+    let code = sim
+        .issue_login_code(org, member)
+        .map_err(|e| e.to_string())?;
+    let outcome = element
+        .login(&code, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let session = element
+        .verify(&outcome.token)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "Logged in through {login}: member {} of {} is local user {} (session verified, valid for {} s)",
+        session.member_id,
+        session.corp,
+        session.user_id,
+        (session.expires_at - session.issued_at) / 1000
+    );
     Ok(())
 }
 
