@@ -265,6 +265,33 @@ impl DingTalkClient {
                         },
                     );
                 }
+                // `user/list` lists a department's direct members: a member
+                // whose department list leaves it out makes the answer
+                // unbelievable for everyone in it.
+                Step::Members(id, Ok(list))
+                    if list.iter().any(|l| {
+                        !l.member.depts.is_empty()
+                            && !l.member.depts.iter().any(|x| x.dept_id == id)
+                    }) =>
+                {
+                    let m = list
+                        .iter()
+                        .find(|l| !l.member.depts.iter().any(|x| x.dept_id == id))
+                        .map(|l| l.member.member_id.clone())
+                        .unwrap_or_default();
+                    w.failed(
+                        id,
+                        ApiError::Malformed {
+                            path: "/topapi/v2/user/list".into(),
+                            message: format!(
+                                "department {id} lists member {m:?}, whose departments do not include it"
+                            ),
+                        },
+                        ReadPart::DeptMembers { dept_id: id },
+                        "user/list",
+                        &mut first_error,
+                    );
+                }
                 Step::Members(_, Ok(list)) => {
                     event(progress, "departments", false);
                     for l in list {

@@ -205,6 +205,25 @@ impl WecomClient {
             .buffer_unordered(self.config.tuning.concurrency.max(1));
         while let Some((d, result)) = results.next().await {
             count(progress, "departments", 1, false);
+            // `user/list` lists a department's direct members, so each one's
+            // departments include it; an answer that says otherwise is not
+            // to be believed about anyone in it.
+            let result = result.and_then(|list| {
+                match list
+                    .iter()
+                    .find(|m| !m.depts.is_empty() && !m.depts.iter().any(|x| x.dept_id == d))
+                {
+                    Some(m) => Err(ApiError::Malformed {
+                        path: "/cgi-bin/user/list".into(),
+                        message: format!(
+                            "department {d} lists member {:?}, whose departments {:?} do not include it",
+                            m.member_id,
+                            m.depts.iter().map(|x| x.dept_id).collect::<Vec<_>>()
+                        ),
+                    }),
+                    None => Ok(list),
+                }
+            });
             match result {
                 Ok(list) => {
                     for m in list {
