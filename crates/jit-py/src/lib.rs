@@ -171,6 +171,8 @@ impl NativeApp {
             None => None,
         };
         let mut registry = TypeRegistry::new();
+        // Login elements (auths.loginTypes.*) reach their org's store through it.
+        jit_login::register_builtins(&mut registry);
         let services = match &opened {
             Some(s) => {
                 jit_corps::register_builtins_with_store(&mut registry, s.clone());
