@@ -128,6 +128,14 @@ fn login_app(sim: &Sim, secrets: &Secrets) -> Fixture {
         );
     }
     f.json(
+        "auths/DingAnyLogin/e.json",
+        json!({"title": "DingA login, DingB accepted", "type": "auths.loginTypes.DDInnerType"}),
+    );
+    f.json(
+        "auths/DingAnyLogin/DingAnyLogin.json",
+        json!({"corp": "corps.DingA", "acceptCorps": ["corps.DingB"], "loginBase": base}),
+    );
+    f.json(
         "auths/AcmeLogin/e.json",
         json!({"title": "Acme login", "type": "auths.loginTypes.QywxInnerType"}),
     );
@@ -284,8 +292,8 @@ impl Server {
         self.request("GET", "/api/v1/me", None, &[("authorization", &auth)])
     }
 
-    /// Stops the server and scans everything it printed.
-    fn stop_and_scan(mut self, secrets: &Secrets) {
+    /// Stops the server and scans everything it printed; returns it.
+    fn stop_and_scan(mut self, secrets: &Secrets) -> String {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -299,6 +307,7 @@ impl Server {
             "the output was captured:\n{out}"
         );
         secrets.assert_absent("the server's output", &out);
+        out
     }
 }
 
@@ -900,6 +909,19 @@ fn a_person_in_two_dingtalk_orgs_is_one_user_through_either_login_until_offlined
     secrets.add(again.json()["token"].as_str().unwrap());
     assert_eq!(again.json()["userId"].as_i64(), Some(user));
 
+    // A login element of A that accepts B's members lets them in through B.
+    let any = s.api_login(
+        "auths.DingAnyLogin",
+        &code(&sim, OrgRef::Dingtalk(0), "twinA", &secrets),
+        None,
+    );
+    assert_eq!(any.status, 200, "{}", any.body);
+    secrets.add(any.json()["token"].as_str().unwrap());
+    assert_eq!(
+        (any.json()["corp"].clone(), any.json()["memberId"].clone()),
+        (json!("corps.DingB"), json!("twinB"))
+    );
+
     // A DingTalk person of neither org, through the OAuth2 page: not a member.
     let back = to_platform_and_back(
         &s,
@@ -1060,5 +1082,16 @@ fn no_code_token_key_or_secret_reaches_a_log_line_or_an_error() {
     for body in &scan {
         secrets.assert_absent("an answer", body);
     }
-    s.stop_and_scan(&secrets);
+    let logs = s.stop_and_scan(&secrets);
+    // The scan read real log lines: the logins, refusals and requests are there.
+    for line in [
+        "refusal=\"code_used\"",
+        "refusal=\"invalid_code\"",
+        "refusal=\"not_a_member\"",
+        "refusal=\"platform_unreachable\"",
+        "/auth/auths.AcmeLogin/callback",
+        "TRACE",
+    ] {
+        assert!(logs.contains(line), "no {line} in the logs:\n{logs}");
+    }
 }
