@@ -39,7 +39,7 @@
 //! harness's capture): seeds, syncs, calls, faults by kind, complete and
 //! partial reads.
 
-use jit_apiclient::{NoProgress, RateLimit, RetryPolicy};
+use jit_apiclient::{ClientTuning, NoProgress, RateLimit, RetryPolicy};
 use jit_core::{App, LoadOptions, TypeRegistry};
 use jit_corps::CorpElement;
 use jit_dingtalk::{DingTalkClient, DingTalkConfig};
@@ -359,22 +359,23 @@ async fn fixture(platform: Platform, sim: &SimHandle) -> Fixture {
 /// A client of the element's org with short retries: three attempts a few
 /// milliseconds apart, so a request in an outage fails its read quickly.
 fn fast_client(platform: Platform, sim: &SimHandle) -> Arc<dyn OrgSource> {
-    let retry = RetryPolicy {
-        max_retries: 2,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(40),
-        throttle_delay: Duration::from_millis(10),
+    let tuning = ClientTuning {
+        concurrency: 8,
+        rate_limit: RateLimit::unlimited(),
+        timeout: Duration::from_millis(CLIENT_TIMEOUT_MS),
+        retry: RetryPolicy {
+            max_retries: 2,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(40),
+            throttle_delay: Duration::from_millis(10),
+        },
     };
-    let timeout = Duration::from_millis(CLIENT_TIMEOUT_MS);
     match platform {
         Platform::Wecom => {
             let w = sim.info().wecom;
             let mut c = WecomConfig::new(&w.corp_id, w.agent_id.to_string(), &w.secret);
             c.api_base = w.api_base_url.clone();
-            c.tuning.concurrency = 8;
-            c.tuning.timeout = timeout;
-            c.tuning.retry = retry;
-            c.tuning.rate_limit = RateLimit::unlimited();
+            c.tuning = tuning;
             Arc::new(WecomClient::new(c).expect("client"))
         }
         Platform::DingTalk => {
@@ -387,13 +388,21 @@ fn fast_client(platform: Platform, sim: &SimHandle) -> Arc<dyn OrgSource> {
             );
             c.api_base = d.api_base_url.clone();
             c.oapi_base = d.oapi_base_url.clone();
-            c.tuning.concurrency = 8;
-            c.tuning.timeout = timeout;
-            c.tuning.retry = retry;
-            c.tuning.rate_limit = RateLimit::unlimited();
+            c.tuning = tuning;
             Arc::new(DingTalkClient::new(c).expect("client"))
         }
     }
+}
+
+/// The ids of the roles a round may hand out: all but DingTalk's two admin
+/// roles (主管理员, 子管理员), which follow the admin list.
+fn plain_roles(whole: &CorpSnapshot) -> Vec<i64> {
+    whole
+        .roles
+        .values()
+        .filter(|r| !matches!(r.name.as_str(), "主管理员" | "子管理员"))
+        .filter_map(|r| r.role_id.parse().ok())
+        .collect()
 }
 
 /// What one sync reported.
@@ -511,12 +520,7 @@ impl Scenario {
     /// More role holders than the generator gives a small org.
     fn seed_role_holders(&mut self) {
         let whole = self.whole_org();
-        let roles: Vec<i64> = whole
-            .roles
-            .values()
-            .filter(|r| !matches!(r.name.as_str(), "主管理员" | "子管理员"))
-            .filter_map(|r| r.role_id.parse().ok())
-            .collect();
+        let roles: Vec<i64> = plain_roles(&whole);
         let users: Vec<String> = whole.members.keys().cloned().collect();
         for _ in 0..4 {
             let role = *self.rng.pick(&roles);
@@ -560,12 +564,7 @@ impl Scenario {
                 .map(|m| m.member_id.clone())
                 .collect();
             let depts: Vec<i64> = whole.depts.keys().copied().collect();
-            let roles: Vec<i64> = whole
-                .roles
-                .values()
-                .filter(|r| !matches!(r.name.as_str(), "主管理员" | "子管理员"))
-                .filter_map(|r| r.role_id.parse().ok())
-                .collect();
+            let roles: Vec<i64> = plain_roles(&whole);
             if users.len() < 5 {
                 break;
             }

@@ -5,7 +5,7 @@
 
 use jit_core::{App, DiagCode, ElementHandle, LoadOptions, TypeRegistry};
 use jit_org::{CorpSnapshot, MemberStatus, Provider};
-use jit_sim::truth::{as_synced, assert_same_org};
+use jit_sim::truth::{active_members, as_synced, assert_same_org, first_active};
 use jit_sim::{MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle, SimStatus, Simulator};
 use jit_store::{OrgStore, RunOutcome};
 use serde_json::{json, Value};
@@ -141,15 +141,6 @@ fn assert_no_secret(sim: &SimHandle, seen: &str) {
     }
 }
 
-fn first_active(t: &CorpSnapshot) -> String {
-    t.members
-        .values()
-        .find(|m| m.status == MemberStatus::Active)
-        .unwrap()
-        .member_id
-        .clone()
-}
-
 /// The member leaves the company (WeCom keeps listing them with status 5).
 fn leave(userid: &str) -> Mutation {
     Mutation::set_member_status(userid.to_string(), SimStatus::Left)
@@ -217,13 +208,7 @@ async fn sync_corp_follows_upstream_changes_to_memberships_and_leaders() {
     let corp = app.get_element("corps.Wecom").unwrap();
     call(&corp, "syncCorp", Value::Null, &mut seen).await;
     let truth = sim.wecom_truth();
-    let who = truth
-        .members
-        .values()
-        .find(|m| m.status == MemberStatus::Active)
-        .unwrap()
-        .member_id
-        .clone();
+    let who = first_active(&truth);
     let depts: Vec<i64> = truth.depts.keys().copied().take(3).collect();
     sim.mutate(
         OrgRef::Wecom,
@@ -632,13 +617,7 @@ async fn offline_member_hides_the_member_locally_and_unknown_ids_change_nothing(
     let corp = app.get_element("corps.Wecom").unwrap();
     call(&corp, "syncCorp", Value::Null, &mut seen).await;
     let snap = store.load_snapshot("corps.Wecom").await.unwrap();
-    let who: Vec<String> = snap
-        .members
-        .values()
-        .filter(|m| m.status == MemberStatus::Active)
-        .take(2)
-        .map(|m| m.member_id.clone())
-        .collect();
+    let who: Vec<String> = active_members(&snap, 2);
     let out = call(
         &corp,
         "offlineMember",
@@ -679,13 +658,7 @@ async fn a_locally_offlined_member_still_active_upstream_is_reactivated_by_the_n
     let corp = app.get_element("corps.Wecom").unwrap();
     call(&corp, "initCorp", Value::Null, &mut seen).await;
     let snap = store.load_snapshot("corps.Wecom").await.unwrap();
-    let who = snap
-        .members
-        .values()
-        .find(|m| m.status == MemberStatus::Active)
-        .unwrap()
-        .member_id
-        .clone();
+    let who = first_active(&snap);
     let corp_id = sim.info().wecom.corp_id;
     let user = store
         .local_user_for(&Provider::Wecom, &corp_id, &who, None)
@@ -832,14 +805,7 @@ async fn a_mass_resignation_above_the_threshold_is_refused_and_writes_nothing() 
     let corp = app.get_element("corps.Wecom").unwrap();
     call(&corp, "syncCorp", Value::Null, &mut seen).await;
     let before = store.load_snapshot("corps.Wecom").await.unwrap();
-    let leavers: Vec<String> = sim
-        .wecom_truth()
-        .members
-        .values()
-        .filter(|m| m.status == MemberStatus::Active)
-        .take(12)
-        .map(|m| m.member_id.clone())
-        .collect();
+    let leavers: Vec<String> = active_members(&sim.wecom_truth(), 12);
     for id in &leavers {
         sim.mutate(OrgRef::Wecom, Mutation::RemoveMember { userid: id.clone() })
             .unwrap();
@@ -865,14 +831,7 @@ async fn the_offline_threshold_comes_from_the_config_sync_object() {
     let mut seen = String::new();
     let corp = app.get_element("corps.Wecom").unwrap();
     call(&corp, "syncCorp", Value::Null, &mut seen).await;
-    let leavers: Vec<String> = sim
-        .wecom_truth()
-        .members
-        .values()
-        .filter(|m| m.status == MemberStatus::Active)
-        .take(12)
-        .map(|m| m.member_id.clone())
-        .collect();
+    let leavers: Vec<String> = active_members(&sim.wecom_truth(), 12);
     for id in &leavers {
         sim.mutate(OrgRef::Wecom, Mutation::RemoveMember { userid: id.clone() })
             .unwrap();

@@ -5,6 +5,23 @@
 
 use jit_org::{CorpSnapshot, MemberStatus};
 
+/// The ids of the first `n` active members of `org`, in id order: the
+/// members a test changes.
+pub fn active_members(org: &CorpSnapshot, n: usize) -> Vec<String> {
+    org.members
+        .values()
+        .filter(|m| m.status == MemberStatus::Active)
+        .take(n)
+        .map(|m| m.member_id.clone())
+        .collect()
+}
+
+/// The id of the first active member of `org`.
+pub fn first_active(org: &CorpSnapshot) -> String {
+    let first = active_members(org, 1).pop();
+    first.expect("the org has an active member")
+}
+
 /// The truth as a sync stores it: members who left upstream (WeCom lists
 /// them with status 5) are never created, nor are they role holders.
 pub fn as_synced(mut truth: CorpSnapshot) -> CorpSnapshot {

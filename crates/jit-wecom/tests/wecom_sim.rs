@@ -3,7 +3,7 @@
 
 use jit_apiclient::{CountingProgress, FetchOptions, NoProgress, RetryPolicy};
 use jit_org::{CorpRecord, MemberStatus, Provider};
-use jit_sim::truth::{as_synced, assert_same_org};
+use jit_sim::truth::{active_members, as_synced, assert_same_org, first_active};
 use jit_sim::{FaultKind, MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle, Simulator};
 use jit_store::{OrgStore, RunOutcome};
 use jit_sync::{run_sync, SyncError, SyncOptions};
@@ -422,14 +422,7 @@ async fn a_failed_department_read_makes_the_sync_offline_nobody() {
     .await
     .unwrap();
     assert!(first.is_complete(), "{:?}", first.failures);
-    let leaver = sim
-        .wecom_truth()
-        .members
-        .values()
-        .find(|m| m.status == MemberStatus::Active)
-        .unwrap()
-        .member_id
-        .clone();
+    let leaver = first_active(&sim.wecom_truth());
     sim.mutate(
         OrgRef::Wecom,
         Mutation::RemoveMember {
@@ -488,13 +481,7 @@ async fn mass_resignation_is_refused_unless_forced() {
     .await
     .unwrap();
     let truth = sim.wecom_truth();
-    let victims: Vec<String> = truth
-        .members
-        .values()
-        .filter(|m| m.status == MemberStatus::Active)
-        .take(truth.members.len() / 4)
-        .map(|m| m.member_id.clone())
-        .collect();
+    let victims: Vec<String> = active_members(&truth, truth.members.len() / 4);
     for v in &victims {
         sim.mutate(OrgRef::Wecom, Mutation::RemoveMember { userid: v.clone() })
             .unwrap();
