@@ -517,3 +517,16 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_token_is_sent_instead_of_the_app_token_and_never_shown_by_debug() {
+        let req = ApiRequest::get("https://api.example.com", "/v1.0/contact/users/me")
+            .user_token("x-acs-dingtalk-access-token", "user-token-value-123");
+        assert_eq!(req.auth, Auth::None, "no app token is fetched for it");
+        assert!(!format!("{req:?}").contains("user-token-value"));
+    }
+}

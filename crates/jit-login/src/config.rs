@@ -130,3 +130,34 @@ impl LoginConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_are_the_real_login_hosts_and_debug_hides_the_keys() {
+        let c = LoginConfig::from_value(
+            LoginPlatform::DingTalk,
+            &json!({"corp": "corps.D", "sessionSecret": "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t",
+                    "previousSessionSecrets": ["old-old-old-old-old-old-old-old-old"],
+                    "redirectOrigins": ["HTTPS://Portal.example.com/"]}),
+        )
+        .unwrap();
+        assert_eq!(c.login_base, DINGTALK_LOGIN_BASE);
+        assert_eq!(c.session_lifetime_secs, 8 * 3600);
+        assert_eq!(c.redirect_origins, ["https://portal.example.com"]);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("old-old"),
+            "{shown}"
+        );
+        let w = LoginConfig::from_value(LoginPlatform::Wecom, &json!({"corp": "corps.W"})).unwrap();
+        assert_eq!(
+            (w.login_base.as_str(), w.sso_base.as_str()),
+            (WECOM_OAUTH_BASE, WECOM_SSO_BASE)
+        );
+        assert!(LoginConfig::from_value(LoginPlatform::Wecom, &json!({})).is_err());
+    }
+}

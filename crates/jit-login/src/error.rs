@@ -167,3 +167,61 @@ impl LoginError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_keep_their_codes_and_statuses() {
+        let l = || "auths.L".to_string();
+        let cases = [
+            (LoginError::InvalidCode { login: l() }, "invalid_code", 400),
+            (LoginError::CodeUsed { login: l() }, "code_used", 400),
+            (
+                LoginError::NotAMember {
+                    login: l(),
+                    corp: "c".into(),
+                },
+                "not_a_member",
+                403,
+            ),
+            (
+                LoginError::MemberOffline {
+                    login: l(),
+                    corp: "c".into(),
+                    member_id: "m".into(),
+                },
+                "member_offline",
+                403,
+            ),
+            (
+                LoginError::NotSynced {
+                    login: l(),
+                    corp: "c".into(),
+                    member_id: "m".into(),
+                },
+                "not_synced",
+                409,
+            ),
+            (LoginError::SessionRevoked, "session_revoked", 401),
+            (
+                LoginError::StateInvalid { login: l() },
+                "state_invalid",
+                400,
+            ),
+        ];
+        for (e, code, status) in cases {
+            assert_eq!((e.code(), e.http_status()), (code, status), "{e}");
+        }
+        let m = LoginError::NotSynced {
+            login: l(),
+            corp: "corps.C".into(),
+            member_id: "m".into(),
+        };
+        assert!(
+            m.to_string().contains("sync"),
+            "a not-synced refusal suggests a sync: {m}"
+        );
+    }
+}
