@@ -943,6 +943,17 @@ fn config_schema_for(
                 schemas.get(&key, || Some(spec.clone()), diags, file)
             }
             Value::String(s) => {
+                // Like a config, a schema file is read only from inside the
+                // element's folder: no absolute path, no `..`, no link out.
+                if let Some(dir) = e.origin.dir.as_ref() {
+                    if let Err(message) = load::inside(dir, s) {
+                        diags.push(
+                            Diagnostic::error(DiagCode::OutsideApp, file, "/configSchema", message)
+                                .for_element(e.full_name.clone()),
+                        );
+                        return None;
+                    }
+                }
                 let local = e
                     .origin
                     .dir

@@ -801,6 +801,33 @@ fn locate_config(
     Ok(path)
 }
 
+/// Checks that `rel`, a path written in an `e.json`, stays inside `dir` (the
+/// element's folder): relative, without `..`, and not through a symbolic
+/// link leading out of `dir`. The error is the diagnostic's message.
+pub(crate) fn inside(dir: &Path, rel: &str) -> Result<(), String> {
+    let path = Path::new(rel);
+    let escapes = path.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if escapes {
+        return Err(format!(
+            "`{rel}` leads outside the element's folder; name a file inside it, relative to it, without `..`"
+        ));
+    }
+    let full = dir.join(path);
+    if let (Ok(real), Ok(real_dir)) = (full.canonicalize(), dir.canonicalize()) {
+        if !real.starts_with(&real_dir) {
+            return Err(format!(
+                "`{rel}` is a symbolic link that leads outside the element's folder"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Merges layers: a later layer's element with the same fullName replaces the
 /// earlier one, unless the earlier one is `protected` (inheritable, not overridable).
 pub(crate) fn merge_layers(

@@ -412,3 +412,27 @@ fn a_huge_request_timeout_is_a_config_error_at_its_pointer() {
     assert_eq!(errors[0].pointer, "/sync/timeoutSecs", "{}", errors[0]);
     assert!(ends_with(&errors[0], "corps/Acme/Acme.json"));
 }
+
+#[test]
+fn a_config_schema_outside_the_element_folder_is_refused() {
+    let outside = outside_config();
+    for spec in [
+        outside.path().join("stolen.json").display().to_string(),
+        "../../../../../../../../etc/hostile.json".to_string(),
+    ] {
+        let f = Fixture::new();
+        f.json(
+            "corps/AcmeType/e.json",
+            json!({"title": "T", "kind": "Type", "type": "corps.QywxInnerType", "configSchema": spec}),
+        )
+        .json("corps/Acme/e.json", json!({"title": "Acme", "type": "corps.AcmeType"}))
+        .json("corps/Acme/Acme.json", json!({"corpId": "ww1"}));
+        let (diags, _) = load_all(&f, "corps.Acme");
+        let d = diags
+            .iter()
+            .find(|d| d.code == DiagCode::OutsideApp)
+            .unwrap_or_else(|| panic!("{spec}: {}", all_messages(&diags)));
+        assert!(ends_with(d, "corps/AcmeType/e.json"), "{d}");
+        assert_eq!(d.pointer, "/configSchema");
+    }
+}
