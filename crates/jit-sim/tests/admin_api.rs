@@ -11,12 +11,20 @@ async fn the_admin_truth_is_what_a_plain_client_reads_back() {
     let sim = start(small_with(|c| c.dingtalk_rate_per_second = 0)).await;
     let c = client();
     let admin = sim.info().admin_url;
-    let wecom: CorpSnapshot =
-        serde_json::from_value(get(&c, &format!("{admin}/orgs/wecom/truth")).await).unwrap();
-    assert_eq!(read_wecom(&sim, &c).await, wecom);
-    let ding: CorpSnapshot =
-        serde_json::from_value(get(&c, &format!("{admin}/orgs/dingtalk-1/truth")).await).unwrap();
-    assert_eq!(read_dingtalk(&sim, &c, 1, 100).await, ding);
+    assert_eq!(
+        read_wecom(&sim, &c).await,
+        admin_truth(&c, &admin, "wecom").await
+    );
+    assert_eq!(
+        read_dingtalk(&sim, &c, 1, 100).await,
+        admin_truth(&c, &admin, "dingtalk-1").await
+    );
+}
+
+/// The org `org` as the admin API's truth endpoint answers it.
+async fn admin_truth(c: &reqwest::Client, admin: &str, org: &str) -> CorpSnapshot {
+    let truth = get(c, &format!("{admin}/orgs/{org}/truth")).await;
+    serde_json::from_value(truth).unwrap()
 }
 
 #[tokio::test]
@@ -40,12 +48,8 @@ async fn info_is_the_start_line_and_unknown_orgs_are_404() {
     ] {
         assert!(info["dingtalk"][0].get(k).is_some(), "{k}");
     }
-    let r = c
-        .get(format!("{admin}/orgs/dingtalk-9/truth"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    let unknown = format!("{admin}/orgs/dingtalk-9/truth");
+    assert_eq!(get_status(&c, &unknown).await, 404);
 }
 
 #[tokio::test]

@@ -393,13 +393,11 @@ async fn fault_settings_are_read_and_patched_over_the_admin_api() {
             round: 9,
         }
     );
-    let r = c
-        .post(format!("{admin}/faults"))
-        .json(&json!({"outageRate": 2.0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let faults = format!("{admin}/faults");
+    assert_eq!(
+        post_status(&c, &faults, json!({"outageRate": 2.0})).await,
+        400
+    );
 }
 
 #[tokio::test]

@@ -220,13 +220,12 @@ async fn the_visible_range_changes_over_the_admin_api_and_as_a_mutation() {
     )
     .await;
     assert_eq!(sim.wecom_truth(), whole, "the whole org again");
-    let r = c
-        .post(format!("{admin}/orgs/wecom/visible-range"))
-        .json(&json!({"depts": [987654]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 409, "an unknown department is refused");
+    let range = format!("{admin}/orgs/wecom/visible-range");
+    assert_eq!(
+        post_status(&c, &range, json!({"depts": [987654]})).await,
+        409,
+        "an unknown department is refused"
+    );
 }
 
 #[tokio::test]

@@ -51,6 +51,18 @@ pub async fn post(c: &reqwest::Client, url: &str, body: Value) -> Value {
     r.json().await.expect("JSON body")
 }
 
+/// The status of a GET expected to be refused (the body does not matter).
+pub async fn get_status(c: &reqwest::Client, url: &str) -> u16 {
+    let r = c.get(url).send().await.expect("request sent");
+    r.status().as_u16()
+}
+
+/// The status of a POST expected to be refused (the body does not matter).
+pub async fn post_status(c: &reqwest::Client, url: &str, body: Value) -> u16 {
+    let r = c.post(url).json(&body).send().await.expect("request sent");
+    r.status().as_u16()
+}
+
 /// [`get`] in DingTalk's new family, which takes the token as a header.
 pub async fn get_with_token(c: &reqwest::Client, url: &str, token: &str) -> Value {
     let r = c.get(url).header("x-acs-dingtalk-access-token", token);
