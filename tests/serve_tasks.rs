@@ -311,6 +311,14 @@ fn three_replicas_on_one_postgresql_run_every_firing_once_and_recover_a_killed_o
                 w[1].run_id
             );
         }
+        // What the syncs wrote answers getRootDept's one-query read.
+        let (root, path) = block_on(store.root_dept(&org))
+            .unwrap()
+            .expect("a root department");
+        assert_eq!(
+            (root.parent_id, path),
+            (None, format!("/{}/", root.dept_id))
+        );
         // Every run a firing reported is one of the org's recorded runs.
         let recorded: HashSet<i64> = runs.iter().map(|r| r.run_id).collect();
         for id in run_ids.get(&org).into_iter().flatten() {

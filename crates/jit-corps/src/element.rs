@@ -454,12 +454,12 @@ impl CorpElement {
 
     /// `getRootDept()`: `deptId`, `name`, `corpFullName` (plus `order`, `path`).
     pub async fn get_root_dept(&self) -> Result<Value, CorpError> {
-        let data = self.local_corp_data(false).await?;
-        let depts = data["deptList"].as_array().cloned().unwrap_or_default();
-        let root = depts
-            .iter()
-            .filter(|d| d["parentId"].is_null())
-            .min_by_key(|d| d["deptId"].as_i64().unwrap_or(i64::MAX))
+        // One indexed query, not the whole org: hosts call this per request.
+        let store = self.store().await?;
+        let (root, path) = store
+            .root_dept(&self.full_name)
+            .await
+            .map_err(|e| self.store_err(e))?
             .ok_or_else(|| {
                 CorpError::Invalid(format!(
                     "{} has no departments in the store yet; run syncCorp first",
@@ -467,12 +467,12 @@ impl CorpElement {
                 ))
             })?;
         Ok(json!({
-            "deptId": root["deptId"],
-            "name": root["name"],
+            "deptId": root.dept_id,
+            "name": root.name,
             "corpFullName": self.full_name,
-            "order": root["order"],
-            "path": root["path"],
-            "leaders": root["leaders"],
+            "order": root.order,
+            "path": path,
+            "leaders": root.leaders,
         }))
     }
 

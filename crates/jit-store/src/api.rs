@@ -552,6 +552,13 @@ pub trait OrgStore: Send + Sync + 'static {
     /// history); disabled and not-activated members are included.
     async fn subtree_members(&self, full_name: &str, dept_id: i64) -> StoreResult<Vec<String>>;
 
+    /// The org's root department (the one without a parent; the smallest id
+    /// if several) with its path, read with one indexed query (what
+    /// `getRootDept` answers, without reading the whole org); `None` if the
+    /// org has no department yet. [`StoreError::UnknownCorp`] for an org not
+    /// in the store.
+    async fn root_dept(&self, full_name: &str) -> StoreResult<Option<(jit_org::Dept, String)>>;
+
     /// Claims one scheduled slot of a task, atomically across every process
     /// and host sharing the store (one transaction: SQLite `BEGIN IMMEDIATE`;
     /// PostgreSQL `INSERT … ON CONFLICT (task, scheduled_at) DO NOTHING

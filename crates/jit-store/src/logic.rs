@@ -734,6 +734,10 @@ pub(crate) mod sql {
         ON CONFLICT (full_name) DO UPDATE SET title = excluded.title, corp_type = excluded.corp_type, provider = excluded.provider, corp_id = excluded.corp_id";
     pub const STAMP_SYNC: &str = "UPDATE corps SET last_sync_at = $1 WHERE full_name = $2";
     pub const SELECT_DEPT_TREE: &str = "SELECT dept_id, parent_id, path FROM depts WHERE corp = $1";
+    /// The root department: `parent_id IS NULL`, smallest id (the key's order).
+    pub const SELECT_ROOT_DEPT: &str =
+        "SELECT dept_id, parent_id, name, sort_order, leaders, path FROM depts \
+        WHERE corp = $1 AND parent_id IS NULL ORDER BY dept_id LIMIT 1";
     pub const SELECT_DEPTS: &str =
         "SELECT dept_id, parent_id, name, sort_order, leaders, path FROM depts WHERE corp = $1";
     pub const SELECT_MEMBERS: &str = "SELECT member_id, user_id, union_id, name, status, position, job_number, main_dept_id, hired_date, avatar, mobile, email, extra FROM members WHERE corp = $1";

@@ -1394,6 +1394,30 @@ impl OrgStore for PgStore {
         Ok(ids)
     }
 
+    async fn root_dept(&self, full_name: &str) -> StoreResult<Option<(jit_org::Dept, String)>> {
+        let op = format!("read root department of {full_name}");
+        in_tx!(self, &op, |tx| async move {
+            ops::require_corp(tx, full_name).await?;
+            Ok(tx
+                .rows(sql::SELECT_ROOT_DEPT, &[&full_name])
+                .await?
+                .first()
+                .map(|r| {
+                    let leaders: String = r.get(4);
+                    (
+                        jit_org::Dept {
+                            dept_id: r.get(0),
+                            parent_id: r.get(1),
+                            name: r.get(2),
+                            order: r.get(3),
+                            leaders: serde_json::from_str(&leaders).unwrap_or_default(),
+                        },
+                        r.get(5),
+                    )
+                }))
+        })
+    }
+
     async fn claim_firing(&self, claim: &FiringClaim) -> StoreResult<Claim> {
         let op = format!("claim firing of {} at {}", claim.task, claim.scheduled_at);
         in_tx!(self, &op, |tx| firings::claim(tx, claim))

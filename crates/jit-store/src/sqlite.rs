@@ -1403,6 +1403,32 @@ impl OrgStore for SqliteStore {
         .await
     }
 
+    async fn root_dept(&self, full_name: &str) -> StoreResult<Option<(jit_org::Dept, String)>> {
+        let f = full_name.to_string();
+        self.with("read root department", move |c| {
+            let op = format!("read root department of {f}");
+            run_ready(ops::require_corp(&mut SqliteTx::new(c, &op), &f))?;
+            c.prepare_cached(sql::SELECT_ROOT_DEPT)
+                .ctx(&op)?
+                .query_row([&f], |r| {
+                    let leaders: String = r.get(4)?;
+                    Ok((
+                        jit_org::Dept {
+                            dept_id: r.get(0)?,
+                            parent_id: r.get(1)?,
+                            name: r.get(2)?,
+                            order: r.get(3)?,
+                            leaders: serde_json::from_str(&leaders).unwrap_or_default(),
+                        },
+                        r.get(5)?,
+                    ))
+                })
+                .optional()
+                .ctx(&op)
+        })
+        .await
+    }
+
     async fn claim_firing(&self, claim: &FiringClaim) -> StoreResult<Claim> {
         let claim = claim.clone();
         self.with("claim task firing", move |c| {
