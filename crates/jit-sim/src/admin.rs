@@ -1067,7 +1067,7 @@ async fn login_code(
         Ok(r) => r,
         Err(e) => return bad(StatusCode::NOT_FOUND, e),
     };
-    if body.outsider == body.userid.is_empty() {
+    if body.outsider != body.userid.is_empty() {
         let e = "give either a userid or \"outsider\": true";
         return bad(StatusCode::BAD_REQUEST, e);
     }
