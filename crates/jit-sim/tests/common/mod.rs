@@ -225,18 +225,19 @@ pub async fn read_wecom(sim: &SimHandle, c: &reqwest::Client) -> CorpSnapshot {
         json!({"agentid": info.agent_id}),
     )
     .await);
-    snap.admins = Some(
-        admins["admin"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| Admin {
-                member_id: s(&a["userid"]),
-                level: a["auth_type"].as_i64().unwrap() as i32,
-            })
-            .collect(),
-    );
+    snap.admins = Some(admin_list(&admins["admin"], "auth_type"));
     snap
+}
+
+/// An admin list as both platforms answer it: `userid` and a level, which
+/// WeCom calls `auth_type` and DingTalk `sys_level`.
+fn admin_list(list: &Value, level_key: &str) -> Vec<Admin> {
+    let list = list.as_array().unwrap().iter();
+    list.map(|a| Admin {
+        member_id: s(&a["userid"]),
+        level: a[level_key].as_i64().unwrap() as i32,
+    })
+    .collect()
 }
 
 /// Reads a DingTalk org through listsubid, department/get, v2/user/list
@@ -412,16 +413,6 @@ pub async fn read_dingtalk(
         offset += 5;
     }
     let admins = ok(post(c, &api("/topapi/user/listadmin"), json!({})).await);
-    snap.admins = Some(
-        admins["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| Admin {
-                member_id: s(&a["userid"]),
-                level: a["sys_level"].as_i64().unwrap() as i32,
-            })
-            .collect(),
-    );
+    snap.admins = Some(admin_list(&admins["result"], "sys_level"));
     snap
 }
