@@ -200,21 +200,17 @@ pub fn greeters(app: &TestApp, type_extra: Value) {
         "greeters/Meta/e.json",
         serde_json::json!({"title": "Greeters"}),
     )
-    .json("greeters/HelloType/e.json", t)
-    .json(
-        "greeters/Hi/e.json",
-        serde_json::json!({"title": "Hi", "type": "greeters.HelloType"}),
-    )
-    .json(
-        "greeters/Hi/Hi.json",
-        serde_json::json!({"greeting": "Howdy"}),
-    )
-    .json(
-        "greeters/Ola/e.json",
-        serde_json::json!({"title": "Ola", "type": "greeters.HelloType"}),
-    )
-    .json(
-        "greeters/Ola/Ola.json",
-        serde_json::json!({"greeting": "Olá"}),
+    .json("greeters/HelloType/e.json", t);
+    greeter(app, "Hi", "Howdy");
+    greeter(app, "Ola", "Olá");
+}
+
+/// Declares `greeters.<name>`, an instance of the plugin Type configured
+/// to greet with `greeting`.
+fn greeter(app: &TestApp, name: &str, greeting: &str) {
+    let decl = serde_json::json!({"title": name, "type": "greeters.HelloType"});
+    app.json(&format!("greeters/{name}/e.json"), decl).json(
+        &format!("greeters/{name}/{name}.json"),
+        serde_json::json!({"greeting": greeting}),
     );
 }
