@@ -14,11 +14,7 @@ fn a_plugin_type_reports_its_library_as_origin() {
     greeters(&app, json!({}));
     let lib = app.plugin("plugin-hello", None);
     let loaded = load(app.root());
-    assert!(
-        !loaded.diagnostics().has_errors(),
-        "{:?}",
-        loaded.diagnostics()
-    );
+    assert_no_errors(&loaded);
     let info = loaded.element_info("greeters.Hi").unwrap();
     let (type_name, origin) = info.implemented_by.unwrap();
     assert_eq!(type_name, "greeters.HelloType");
@@ -46,15 +42,9 @@ fn abi_major_mismatch_is_reported_with_expected_and_found() {
     greeters(&app, json!({}));
     let lib = app.plugin("plugin-test-abi-v2", None);
     let loaded = load(app.root());
-    let diags = plugin_diagnostics(&loaded);
-    assert_eq!(diags.len(), 1, "{diags:?}");
-    assert_eq!(diags[0].file, lib);
-    assert!(
-        diags[0].message.contains("expected major 1, found 2")
-            && diags[0].message.contains("ABI 2.3"),
-        "{}",
-        diags[0].message
-    );
+    let d = sole_plugin_diagnostic(&loaded);
+    assert_eq!(d.file, lib);
+    assert_says(&d, &["expected major 1, found 2", "ABI 2.3"]);
     assert_eq!(
         inspect_library(&lib).unwrap_err(),
         PluginLoadError::AbiMismatch {
@@ -70,16 +60,9 @@ fn abi_major_mismatch_is_reported_with_expected_and_found() {
 fn a_library_without_the_entry_symbol_is_not_a_plugin() {
     let app = TestApp::new();
     let lib = app.plugin("plugin-test-no-entry", None);
-    let diags = plugin_diagnostics(&load(app.root()));
-    assert_eq!(diags.len(), 1, "{diags:?}");
-    assert_eq!(diags[0].file, lib);
-    assert!(
-        diags[0]
-            .message
-            .contains("has no `jit_plugin_entry` symbol"),
-        "{}",
-        diags[0].message
-    );
+    let d = sole_plugin_diagnostic(&load(app.root()));
+    assert_eq!(d.file, lib);
+    assert_says(&d, &["has no `jit_plugin_entry` symbol"]);
 }
 
 #[test]
@@ -91,14 +74,9 @@ fn a_file_that_is_not_a_library_is_reported_as_not_loadable() {
         .join(format!("notes.{}", std::env::consts::DLL_EXTENSION));
     std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
     std::fs::write(&fake, "these are my notes, not a library").unwrap();
-    let diags = plugin_diagnostics(&load(app.root()));
-    assert_eq!(diags.len(), 1, "{diags:?}");
-    assert_eq!(diags[0].file, fake);
-    assert!(
-        diags[0].message.contains("is not a loadable library"),
-        "{}",
-        diags[0].message
-    );
+    let d = sole_plugin_diagnostic(&load(app.root()));
+    assert_eq!(d.file, fake);
+    assert_says(&d, &["is not a loadable library"]);
 }
 
 #[test]
@@ -109,15 +87,10 @@ fn a_missing_library_listed_in_app_json_is_reported_at_its_entry() {
         json!({"appId": "t.app", "plugins": ["plugins/libgone.so"]}),
     );
     let loaded = load(app.root());
-    let diags = plugin_diagnostics(&loaded);
-    assert_eq!(diags.len(), 1, "{diags:?}");
-    assert_eq!(diags[0].file, app.root().join("app.json"));
-    assert_eq!(diags[0].pointer, "/plugins/0");
-    assert!(
-        diags[0].message.contains("libgone.so not found"),
-        "{}",
-        diags[0].message
-    );
+    let d = sole_plugin_diagnostic(&loaded);
+    assert_eq!(d.file, app.root().join("app.json"));
+    assert_eq!(d.pointer, "/plugins/0");
+    assert_says(&d, &["libgone.so not found"]);
 }
 
 #[test]
@@ -131,11 +104,7 @@ fn app_json_entries_without_extension_get_the_platform_naming() {
         json!({"appId": "t.app", "plugins": [without_ext.display().to_string()]}),
     );
     let loaded = load(app.root());
-    assert!(
-        !loaded.diagnostics().has_errors(),
-        "{:?}",
-        loaded.diagnostics()
-    );
+    assert_no_errors(&loaded);
     assert!(loaded.get_element("greeters.Hi").is_ok());
 }
 
@@ -149,18 +118,16 @@ fn a_type_naming_a_plugin_that_does_not_export_it_is_reported() {
     );
     app.plugin("plugin-hello", None);
     let loaded = load(app.root());
-    let diags = plugin_diagnostics(&loaded);
-    assert_eq!(diags.len(), 1, "{diags:?}");
-    assert_eq!(diags[0].file, app.root().join("corps/FileType/e.json"));
-    assert_eq!(diags[0].pointer, "/plugin");
-    assert_eq!(diags[0].element.as_deref(), Some("corps.FileType"));
-    assert!(
-        diags[0]
-            .message
-            .contains("Type `corps.FileType` is not exported by plugin plugin-hello")
-            && diags[0].message.contains("it exports: greeters.HelloType"),
-        "{}",
-        diags[0].message
+    let d = sole_plugin_diagnostic(&loaded);
+    assert_eq!(d.file, app.root().join("corps/FileType/e.json"));
+    assert_eq!(d.pointer, "/plugin");
+    assert_eq!(d.element.as_deref(), Some("corps.FileType"));
+    assert_says(
+        &d,
+        &[
+            "Type `corps.FileType` is not exported by plugin plugin-hello",
+            "it exports: greeters.HelloType",
+        ],
     );
     // The other plugin Type still works.
     assert!(loaded.get_element("greeters.Hi").is_ok());
@@ -171,14 +138,8 @@ fn a_type_naming_an_unknown_plugin_lists_the_loaded_ones() {
     let app = TestApp::new();
     greeters(&app, json!({"plugin": "hello-world"}));
     app.plugin("plugin-hello", None);
-    let diags = plugin_diagnostics(&load(app.root()));
-    assert_eq!(diags.len(), 1, "{diags:?}");
-    assert!(
-        diags[0].message.contains("names plugin `hello-world`")
-            && diags[0].message.contains("loaded: plugin-hello"),
-        "{}",
-        diags[0].message
-    );
+    let d = sole_plugin_diagnostic(&load(app.root()));
+    assert_says(&d, &["names plugin `hello-world`", "loaded: plugin-hello"]);
 }
 
 #[test]
@@ -208,24 +169,10 @@ fn a_type_exported_by_two_libraries_must_name_one() {
     let app = TestApp::new();
     greeters(&app, json!({}));
     app.plugin("plugin-hello", None);
-    app.plugin(
-        "plugin-hello",
-        Some(&format!(
-            "{}hello_copy{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        )),
-    );
+    app.plugin("plugin-hello", Some(&library_file_name("hello_copy")));
     let loaded = load(app.root());
-    let diags = plugin_diagnostics(&loaded);
-    assert_eq!(diags.len(), 1, "{diags:?}");
-    assert!(
-        diags[0]
-            .message
-            .contains("exported by several plugin libraries"),
-        "{}",
-        diags[0].message
-    );
+    let d = sole_plugin_diagnostic(&loaded);
+    assert_says(&d, &["exported by several plugin libraries"]);
     assert!(loaded.get_element("greeters.Hi").is_err());
 }
 
@@ -234,20 +181,9 @@ fn the_plugin_field_picks_one_of_two_libraries_by_file_name() {
     let app = TestApp::new();
     greeters(&app, json!({"plugin": "hello_copy"}));
     app.plugin("plugin-hello", None);
-    let copy = app.plugin(
-        "plugin-hello",
-        Some(&format!(
-            "{}hello_copy{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        )),
-    );
+    let copy = app.plugin("plugin-hello", Some(&library_file_name("hello_copy")));
     let loaded = load(app.root());
-    assert!(
-        !loaded.diagnostics().has_errors(),
-        "{:?}",
-        loaded.diagnostics()
-    );
+    assert_no_errors(&loaded);
     let (_, origin) = loaded
         .element_info("greeters.Hi")
         .unwrap()
@@ -260,15 +196,10 @@ fn the_plugin_field_picks_one_of_two_libraries_by_file_name() {
 fn an_export_without_a_type_element_is_a_warning() {
     let app = TestApp::new();
     let lib = app.plugin("plugin-hello", None);
-    let diags = plugin_diagnostics(&load(app.root()));
-    assert_eq!(diags.len(), 1, "{diags:?}");
-    assert_eq!(diags[0].severity, Severity::Warning);
-    assert_eq!(diags[0].file, lib);
-    assert!(
-        diags[0].message.contains("greeters/HelloType/e.json"),
-        "{}",
-        diags[0].message
-    );
+    let d = sole_plugin_diagnostic(&load(app.root()));
+    assert_eq!(d.severity, Severity::Warning);
+    assert_eq!(d.file, lib);
+    assert_says(&d, &["greeters/HelloType/e.json"]);
 }
 
 #[test]

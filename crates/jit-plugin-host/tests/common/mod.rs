@@ -177,6 +177,30 @@ pub fn plugin_diagnostics(app: &App) -> Vec<Diagnostic> {
         .collect()
 }
 
+/// The one plugin diagnostic of an app; fails unless there is exactly one.
+pub fn sole_plugin_diagnostic(app: &App) -> Diagnostic {
+    let diags = plugin_diagnostics(app);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    diags[0].clone()
+}
+
+/// Fails unless the diagnostic's message says every one of `texts`.
+pub fn assert_says(d: &Diagnostic, texts: &[&str]) {
+    let missing: Vec<&&str> = texts.iter().filter(|t| !d.message.contains(**t)).collect();
+    assert!(missing.is_empty(), "{}", d.message);
+}
+
+/// Fails unless the app loaded without an error.
+pub fn assert_no_errors(app: &App) {
+    assert!(!app.diagnostics().has_errors(), "{:?}", app.diagnostics());
+}
+
+/// `name` as the platform names a library file (`libname.so`, `name.dll`).
+pub fn library_file_name(name: &str) -> String {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    format!("{DLL_PREFIX}{name}{DLL_SUFFIX}")
+}
+
 /// Declares the greeters family: Meta, the plugin Type and one instance.
 pub fn greeters(app: &TestApp, type_extra: Value) {
     let mut t = serde_json::json!({
