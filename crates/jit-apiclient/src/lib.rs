@@ -52,12 +52,14 @@ mod core;
 mod error;
 pub mod json;
 mod progress;
+mod read;
 mod token;
 
 pub use crate::core::*;
 pub use budget::{Limiter, RateLimit};
 pub use error::*;
 pub use progress::StatsRegistry;
+pub use read::{read_if, record_admins};
 // The fetch vocabulary lives in jit-org (plain data shared with the engine);
 // re-exported so clients name it from one place.
 pub use jit_org::{

@@ -4,7 +4,7 @@ use crate::model::ListedMember;
 use crate::{out_of_scope, DingTalkClient};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use jit_apiclient::{ApiError, FetchOptions, Progress, ProgressEvent};
+use jit_apiclient::{read_if, record_admins, ApiError, FetchOptions, Progress, ProgressEvent};
 use jit_org::{
     CorpSnapshot, Dept, DeptMembership, FetchFailure, Member, ReadPart, Role, RoleGroup,
 };
@@ -110,8 +110,7 @@ impl DingTalkClient {
         opts: &FetchOptions,
         progress: &dyn Progress,
     ) -> Result<CorpSnapshot, ApiError> {
-        let mut snap = CorpSnapshot::new(self.config.corp_id.clone());
-        snap.scope = opts.scope.clone();
+        let mut snap = CorpSnapshot::for_read(self.config.corp_id.clone(), opts);
         progress.on_event(&ProgressEvent::Phase("departments and members".into()));
         let roots: Vec<i64> = if opts.scope.is_empty() {
             vec![1]
@@ -120,20 +119,8 @@ impl DingTalkClient {
         };
         let (walk, roles, admins) = tokio::join!(
             self.walk(&roots, progress),
-            async {
-                if opts.include_roles {
-                    Some(self.read_roles(progress).await)
-                } else {
-                    None
-                }
-            },
-            async {
-                if opts.include_admins {
-                    Some(self.list_admin().await)
-                } else {
-                    None
-                }
-            },
+            read_if(opts.include_roles, self.read_roles(progress)),
+            read_if(opts.include_admins, self.list_admin()),
         );
         let walk = walk?;
         snap.notes.extend(walk.notes);
@@ -175,19 +162,9 @@ impl DingTalkClient {
                 }
             }
         }
-        match admins {
-            Some(Ok(list)) => snap.admins = Some(list),
-            // 60011 (permission point missing) and 43007 (token lacks
-            // authorisation): the app may not read admins at all; anything
-            // else (retries exhausted, a malformed answer) leaves the read
-            // incomplete.
-            Some(Err(e)) => snap.admins_not_read(
-                "topapi/user/listadmin",
-                e.to_string(),
-                matches!(e.errcode(), Some(60011 | 43007)),
-            ),
-            None => {}
-        }
+        // 60011 (permission point missing) and 43007 (token lacks
+        // authorisation): the app may not read admins at all.
+        record_admins(&mut snap, admins, "topapi/user/listadmin", &[60011, 43007]);
         Ok(snap)
     }
 

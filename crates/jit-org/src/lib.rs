@@ -362,6 +362,15 @@ impl CorpSnapshot {
         }
     }
 
+    /// The empty snapshot a read with `opts` fills: the corp and the
+    /// department subtrees the read covers.
+    pub fn for_read(corp_id: impl Into<String>, opts: &FetchOptions) -> CorpSnapshot {
+        CorpSnapshot {
+            scope: opts.scope.clone(),
+            ..CorpSnapshot::new(corp_id)
+        }
+    }
+
     /// True when every department and page loaded (parts refused as out of
     /// the app's visible range aside).
     pub fn is_complete(&self) -> bool {

@@ -2,7 +2,7 @@
 
 use crate::WecomClient;
 use futures_util::stream::{self, StreamExt};
-use jit_apiclient::{ApiError, FetchOptions, Progress, ProgressEvent};
+use jit_apiclient::{read_if, record_admins, ApiError, FetchOptions, Progress, ProgressEvent};
 use jit_org::{Admin, CorpSnapshot, FetchFailure, Member, ReadPart, Role, RoleGroup};
 use std::collections::BTreeMap;
 
@@ -72,8 +72,7 @@ impl WecomClient {
         opts: &FetchOptions,
         progress: &dyn Progress,
     ) -> Result<CorpSnapshot, ApiError> {
-        let mut snap = CorpSnapshot::new(self.config.corp_id.clone());
-        snap.scope = opts.scope.clone();
+        let mut snap = CorpSnapshot::for_read(self.config.corp_id.clone(), opts);
         phase(progress, "departments");
         self.read_departments(opts, &mut snap).await?;
         count(progress, "departments", snap.depts.len(), true);
@@ -81,20 +80,8 @@ impl WecomClient {
         let dept_ids: Vec<i64> = snap.depts.keys().copied().collect();
         let (members, tags, admins) = tokio::join!(
             self.read_members(&dept_ids, progress),
-            async {
-                if opts.include_roles {
-                    Some(self.read_tags(progress).await)
-                } else {
-                    None
-                }
-            },
-            async {
-                if opts.include_admins {
-                    Some(self.get_admin_list().await)
-                } else {
-                    None
-                }
-            },
+            read_if(opts.include_roles, self.read_tags(progress)),
+            read_if(opts.include_admins, self.get_admin_list()),
         );
 
         for id in members.gone {
@@ -119,22 +106,15 @@ impl WecomClient {
             snap.failures.extend(failures);
         }
 
-        match admins {
-            Some(Ok(list)) => {
-                let mut list: Vec<Admin> = list;
+        let admins = admins.map(|read| {
+            read.map(|mut list: Vec<Admin>| {
                 list.sort();
-                snap.admins = Some(list);
-            }
-            // 48002 (API not permitted) and 60011 (no privilege): the app
-            // may not read admins at all; anything else (retries exhausted,
-            // a malformed answer) leaves the read incomplete.
-            Some(Err(e)) => snap.admins_not_read(
-                "agent/get_admin_list",
-                e.to_string(),
-                matches!(e.errcode(), Some(48002 | 60011)),
-            ),
-            None => {}
-        }
+                list
+            })
+        });
+        // 48002 (API not permitted) and 60011 (no privilege): the app may
+        // not read admins at all.
+        record_admins(&mut snap, admins, "agent/get_admin_list", &[48002, 60011]);
         Ok(snap)
     }
 
@@ -146,6 +126,15 @@ impl WecomClient {
         if opts.scope.is_empty() {
             for d in self.department_list(None).await? {
                 snap.depts.insert(d.dept_id, d);
+            }
+            if snap.depts.is_empty() {
+                // A corp always has its root; an empty tree means the app
+                // sees nothing (its visible range) or a broken answer.
+                snap.failures.push(FetchFailure::new(
+                    ReadPart::DeptTree { root: None },
+                    "department/list",
+                    "/cgi-bin/department/list returned no departments: the app's visible range is empty, or the answer is wrong",
+                ));
             }
         } else {
             let reads = opts
