@@ -171,6 +171,8 @@ fn login_app(sim: &Sim, secrets: &Secrets) -> Fixture {
 struct Server {
     child: Child,
     base: String,
+    /// The ready line.
+    ready: Value,
     output: Arc<Mutex<String>>,
     readers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -193,6 +195,11 @@ impl Server {
     /// app's `{{NAME}}`s in the environment and the store in `db` (shared
     /// by replicas).
     fn start(app: &Path, db: &Path, log: &str) -> Server {
+        Server::start_on(app, db.to_str().unwrap(), log)
+    }
+
+    /// [`Server::start`] on a store URL (a PostgreSQL database).
+    fn start_on(app: &Path, db: &str, log: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_jit"))
             .arg("serve")
             .arg(app)
@@ -220,6 +227,7 @@ impl Server {
         Server {
             child,
             base: ready["listen"].as_str().unwrap().to_string(),
+            ready,
             output,
             readers: vec![err_reader, out_reader],
         }
@@ -942,18 +950,86 @@ fn a_person_in_two_dingtalk_orgs_is_one_user_through_either_login_until_offlined
     s.stop_and_scan(&secrets);
 }
 
+/// A fresh PostgreSQL database (`JIT_TEST_PG_URL`), dropped with the test.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        let admin_url = std::env::var("JIT_TEST_PG_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("jit_login_{}_{nanos}", std::process::id());
+        psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        PgDatabase { admin_url, name }
+    }
+
+    fn url(&self) -> String {
+        let (base, _) = self.admin_url.rsplit_once('/').expect("a URL with a path");
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .expect("psql is installed (the PostgreSQL client)");
+    assert!(
+        out.status.success(),
+        "psql {sql:?} failed (is PostgreSQL running? set JIT_TEST_PG_URL): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn sessions_survive_key_rotation_and_logout_ends_them_on_every_replica() {
     let sim = start_sim(300);
     let secrets = Secrets::default();
     let app = login_app(&sim, &secrets);
     let db = app.sub("org.db");
-    let one = Server::start(app.path(), &db, "info");
+    replicas_share_sessions(&sim, &app, db.to_str().unwrap(), &secrets);
+}
+
+#[test]
+fn replicas_on_one_postgresql_share_keys_sessions_and_logouts() {
+    let sim = start_sim(300);
+    let secrets = Secrets::default();
+    let app = login_app(&sim, &secrets);
+    let db = PgDatabase::create();
+    replicas_share_sessions(&sim, &app, &db.url(), &secrets);
+}
+
+/// Two `jit serve` on one store: a key generated once, rotation, logout.
+fn replicas_share_sessions(sim: &Sim, app: &Fixture, db: &str, secrets: &Secrets) {
+    let one = Server::start_on(app.path(), db, "info");
     one.wait_for_syncs(&["corps.Acme"]);
-    let two = Server::start(app.path(), &db, "info");
-    let member = active_wecom_members(&sim)[0].clone();
+    let two = Server::start_on(app.path(), db, "info");
+    let store = two.ready["store"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        store.starts_with("postgres"),
+        db.starts_with("postgres"),
+        "{store}"
+    );
+    let member = active_wecom_members(sim)[0].clone();
     let login = |s: &Server, element: &str| -> String {
-        let r = s.api_login(element, &code(&sim, OrgRef::Wecom, &member, &secrets), None);
+        let r = s.api_login(element, &code(sim, OrgRef::Wecom, &member, secrets), None);
         assert_eq!(r.status, 200, "{}", r.body);
         secrets.add(r.json()["token"].as_str().unwrap())
     };
@@ -1010,8 +1086,8 @@ fn sessions_survive_key_rotation_and_logout_ends_them_on_every_replica() {
         assert_eq!((r.status, r.code()), (401, "session_revoked".into()));
     }
     assert_eq!(two.me(&second).status, 200, "other sessions go on");
-    one.stop_and_scan(&secrets);
-    two.stop_and_scan(&secrets);
+    one.stop_and_scan(secrets);
+    two.stop_and_scan(secrets);
 }
 
 #[test]
