@@ -1,4 +1,5 @@
-//! Task elements under `jit serve`: several replicas (the real binary) on
+//! Task elements under `jit serve`: one host shows its tasks and firings
+//! through the API and `jit tasks`; several replicas (the real binary) on
 //! one PostgreSQL database run every firing once, never sync one org twice
 //! at a time, and re-run what a killed replica was running once its lease
 //! expires. The simulator runs in this test process; the app is in a temp
@@ -131,6 +132,132 @@ impl Replica {
             .unwrap();
         assert!(ok.success());
     }
+}
+
+/// A GET on `base` (`http://127.0.0.1:PORT`): (status, JSON body).
+fn get(base: &str, path: &str) -> (u16, Value) {
+    use std::io::Write;
+    let addr = base.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn one_host_runs_a_task_and_shows_its_firings_through_the_api_and_jit_tasks() {
+    let f = Fixture::new();
+    f.json("app.json", json!({"appId": "t.tasks"}));
+    f.json(
+        "tasks/Tick/e.json",
+        json!({"title": "Tick", "type": "tasks.NormalType"}),
+    );
+    // Calls another task's getTaskInfo: no org, no network needed.
+    f.json(
+        "tasks/Tick/Tick.json",
+        json!({"timerCfg": {"repeat": "1s"},
+               "call": {"element": "tasks.Nightly", "method": "getTaskInfo", "args": {"count": 2}}}),
+    );
+    f.json(
+        "tasks/Nightly/e.json",
+        json!({"title": "Nightly", "type": "tasks.NormalType"}),
+    );
+    f.json(
+        "tasks/Nightly/Nightly.json",
+        json!({"timerCfg": {"cron": "0 2 * * *", "timeZone": "Asia/Shanghai"}, "enabled": false,
+               "call": {"element": "tasks.Tick", "method": "getTaskInfo"}}),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jit"))
+        .arg("serve")
+        .arg(f.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        ready["tasks"], 1,
+        "the disabled task is not scheduled: {ready}"
+    );
+    let base = ready["listen"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(2_500));
+
+    let (status, list) = get(&base, "/api/v1/tasks");
+    assert_eq!(status, 200, "{list}");
+    let tick = &list["tasks"][1];
+    assert_eq!(tick["fullName"], "tasks.Tick");
+    assert_eq!(tick["schedule"], "every 1s");
+    assert_eq!(tick["lastFiring"]["state"], "succeeded", "{list}");
+    assert_eq!(
+        list["tasks"][0]["schedule"],
+        "cron 0 2 * * * (Asia/Shanghai)"
+    );
+    assert_eq!(list["tasks"][0]["enabled"], false);
+
+    let (status, page) = get(&base, "/api/v1/tasks/tasks.Tick/firings?limit=1");
+    assert_eq!(status, 200);
+    let firing = &page["firings"][0];
+    assert_eq!(firing["attempt"], 1);
+    assert_eq!(firing["result"]["fullName"], "tasks.Nightly");
+    assert_eq!(firing["scheduledAt"].as_i64().unwrap() % 1_000, 0);
+    assert!(page["nextBefore"].is_i64(), "at least two firings: {page}");
+    let (status, err) = get(&base, "/api/v1/tasks/corps.Nope/firings");
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (404, &json!("task_not_found"))
+    );
+    let (_, doc) = get(&base, "/api/v1/openapi.json");
+    for p in ["/api/v1/tasks", "/api/v1/tasks/{fullName}/firings"] {
+        assert!(
+            doc["paths"].get(p).is_some(),
+            "{p} is not in the OpenAPI document"
+        );
+    }
+
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(child.wait().unwrap().success());
+
+    // `jit tasks` reads the same records from the store.
+    let out = Command::new(env!("CARGO_BIN_EXE_jit"))
+        .args(["tasks", f.path().to_str().unwrap()])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("tasks.Tick "))
+        .expect(&text);
+    assert!(
+        row.contains("every 1s")
+            && row.contains("tasks.Nightly.getTaskInfo")
+            && row.contains("succeeded"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tasks.Nightly ") && l.contains("disabled")),
+        "{text}"
+    );
 }
 
 /// An app with ten DingTalk orgs (`corps.Org0` … `corps.Org9`, one
