@@ -410,7 +410,8 @@ fn three_replicas_on_one_postgresql_run_every_firing_once_and_recover_a_killed_o
         }
     }
     // The firing the killed replica held was re-run by a survivor within
-    // the lease (plus the scheduler's half-second look for expired leases).
+    // the lease (plus the scheduler's half-second look for expired leases
+    // and slack for a loaded machine).
     let victim = firings[&victim_firing.task]
         .iter()
         .find(|f| f.firing_id == victim_firing.firing_id)
@@ -419,7 +420,7 @@ fn three_replicas_on_one_postgresql_run_every_firing_once_and_recover_a_killed_o
     assert_eq!(victim.attempt, 2, "{victim:#?}");
     let recovered_after = victim.started_at - killed_at;
     assert!(
-        recovered_after <= lease_ms + 1_500,
+        recovered_after <= lease_ms + 2_000,
         "re-run {recovered_after} ms after the kill: {victim:#?}"
     );
 
