@@ -681,6 +681,29 @@ fn wecom_browser_flow_sets_a_session_cookie_for_the_synced_user() {
             "{bad}"
         );
     }
+    // The routes are in the OpenAPI document, as needing no API token.
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let doc = s
+        .request(
+            "GET",
+            "/api/v1/openapi.json",
+            None,
+            &[("authorization", &auth)],
+        )
+        .json();
+    for path in [
+        "/auth/{fullName}/start",
+        "/auth/{fullName}/callback",
+        "/api/v1/auth/{fullName}/login",
+        "/api/v1/me",
+        "/api/v1/auth/logout",
+    ] {
+        let op = doc["paths"][path]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} is not documented"));
+        let op = op.values().next().unwrap();
+        assert_eq!(op["security"], json!([{}]), "{path}: {op}");
+    }
     let r = http(&s.base, "GET", "/auth/auths.Nope/start", None, &[]);
     assert_eq!((r.status, r.code()), (404, "login_not_found".into()));
     s.stop_and_scan(&secrets);

@@ -199,7 +199,8 @@ struct StartQuery {
 #[utoipa::path(get, path = "/auth/{fullName}/start", tag = "login",
     params(("fullName" = String, Path, description = "The login element"), StartQuery),
     responses((status = 302, description = "To the platform's login page"),
-              (status = 400, body = LoginErrorBody), (status = 404, body = LoginErrorBody)))]
+              (status = 400, body = LoginErrorBody), (status = 404, body = LoginErrorBody)),
+    security(()))]
 async fn start(
     State(host): State<Arc<LoginHost>>,
     Path(full_name): Path<String>,
@@ -302,7 +303,8 @@ struct CallbackQuery {
     params(("fullName" = String, Path, description = "The login element"), CallbackQuery),
     responses((status = 302, description = "Logged in: the session cookie is set"),
               (status = 400, body = LoginErrorBody), (status = 403, body = LoginErrorBody),
-              (status = 409, body = LoginErrorBody), (status = 503, body = LoginErrorBody)))]
+              (status = 409, body = LoginErrorBody), (status = 503, body = LoginErrorBody)),
+    security(()))]
 async fn callback(
     State(host): State<Arc<LoginHost>>,
     Path(full_name): Path<String>,
