@@ -57,10 +57,28 @@ pub fn check(
         .count();
     let mut refusal = None;
     if remote_present == 0 && local_active > 0 {
+        // Name what failed, so the refusal points at the request to look at.
+        let failed: Vec<String> = remote
+            .failures
+            .iter()
+            .take(3)
+            .map(|f| format!("{} ({})", f.what, f.error))
+            .collect();
+        let failed = match remote.failures.len() {
+            0 => String::new(),
+            n if n > failed.len() => {
+                format!(
+                    "; failed reads: {} and {} more",
+                    failed.join("; "),
+                    n - failed.len()
+                )
+            }
+            _ => format!("; failed reads: {}", failed.join("; ")),
+        };
         refusal = Some(Refusal {
             reason: format!(
                 "the upstream read returned no members while the store has {local_active} current member(s); \
-                 this usually means the app cannot see the contacts (visible range, permissions) or the read failed"
+                 this usually means the app cannot see the contacts (visible range, permissions) or the read failed{failed}"
             ),
             hint: "Check the app's visible range and contact permissions; if the organization really is empty, \
                    re-run with --force (SyncOptions::force)"
