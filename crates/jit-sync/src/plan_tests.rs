@@ -64,6 +64,55 @@ fn opts() -> SyncOptions {
     SyncOptions::default()
 }
 
+/// The planner's options and the safety checks together, as a sync runs them.
+fn check(local: &CorpSnapshot, remote: &CorpSnapshot, o: &SyncOptions) -> safety::SafetyVerdict {
+    let p = plan(local, remote, o);
+    safety::check(local, remote, &p, o)
+}
+
+/// Options with no limit on offlining, so only read coverage keeps members.
+fn no_offline_limit() -> SyncOptions {
+    SyncOptions {
+        max_offline_ratio: 1.0,
+        ..opts()
+    }
+}
+
+/// Options of a read that does not fetch roles.
+fn without_roles() -> SyncOptions {
+    let mut o = opts();
+    o.fetch.include_roles = false;
+    o
+}
+
+/// Narrows `remote` to what a read scoped to Sales (3, with 4 below it)
+/// returns: those departments and their members.
+fn scope_to_sales(remote: &mut CorpSnapshot) {
+    remote.scope = vec![3];
+    remote.depts.retain(|id, _| *id == 3 || *id == 4);
+    remote
+        .members
+        .retain(|_, m| m.depts.iter().any(|d| d.dept_id == 3 || d.dept_id == 4));
+}
+
+/// The plan of the org against itself with member `id` changed upstream by
+/// `change`.
+fn plan_member_change(id: &str, change: impl FnOnce(&mut Member)) -> SyncPlan {
+    let mut remote = org();
+    change(remote.members.get_mut(id).unwrap());
+    plan(&org(), &remote, &opts())
+}
+
+/// The members `ids` are not in the upstream read.
+fn unlist(remote: &mut CorpSnapshot, ids: &[&str]) {
+    remote.members.retain(|id, _| !ids.contains(&id.as_str()));
+}
+
+/// The changes the plan makes to member `id`.
+fn member_kinds(p: &SyncPlan, id: &str) -> Vec<ChangeKind> {
+    kinds(p, ObjectKind::Member, id)
+}
+
 fn kinds(p: &SyncPlan, object: ObjectKind, id: &str) -> Vec<ChangeKind> {
     p.changes
         .iter()
@@ -107,10 +156,8 @@ fn applying_the_plan_to_local_makes_the_next_plan_empty() {
 
 #[test]
 fn member_moved_to_another_department_is_a_move_with_both_sets_in_the_reason() {
-    let mut remote = org();
-    remote.members.get_mut("u1").unwrap().depts[0].dept_id = 3;
-    let p = plan(&org(), &remote, &opts());
-    assert_eq!(kinds(&p, ObjectKind::Member, "u1"), vec![ChangeKind::Moved]);
+    let p = plan_member_change("u1", |m| m.depts[0].dept_id = 3);
+    assert_eq!(member_kinds(&p, "u1"), vec![ChangeKind::Moved]);
     let c = &p.changes[0];
     assert!(c.reason.contains("[2] -> [3]"), "{}", c.reason);
     assert_eq!(p.upsert_members[0].depts[0].dept_id, 3);
@@ -118,25 +165,15 @@ fn member_moved_to_another_department_is_a_move_with_both_sets_in_the_reason() {
 
 #[test]
 fn renamed_member_is_updated_with_old_and_new_name() {
-    let mut remote = org();
-    remote.members.get_mut("u2").unwrap().name = "Li Si".into();
-    let p = plan(&org(), &remote, &opts());
-    assert_eq!(
-        kinds(&p, ObjectKind::Member, "u2"),
-        vec![ChangeKind::Updated]
-    );
+    let p = plan_member_change("u2", |m| m.name = "Li Si".into());
+    assert_eq!(member_kinds(&p, "u2"), vec![ChangeKind::Updated]);
     assert!(p.changes[0].reason.contains("\"U2\" -> \"Li Si\""));
 }
 
 #[test]
 fn leader_flag_change_is_an_update_not_a_move() {
-    let mut remote = org();
-    remote.members.get_mut("u2").unwrap().depts[0].is_leader = true;
-    let p = plan(&org(), &remote, &opts());
-    assert_eq!(
-        kinds(&p, ObjectKind::Member, "u2"),
-        vec![ChangeKind::Updated]
-    );
+    let p = plan_member_change("u2", |m| m.depts[0].is_leader = true);
+    assert_eq!(member_kinds(&p, "u2"), vec![ChangeKind::Updated]);
 }
 
 #[test]
@@ -165,18 +202,13 @@ fn resigned_member_is_offlined_not_deleted() {
     remote.members.remove("u5");
     let p = plan(&org(), &remote, &opts());
     assert_eq!(p.offline_members, vec!["u5".to_string()]);
-    assert_eq!(
-        kinds(&p, ObjectKind::Member, "u5"),
-        vec![ChangeKind::Offlined]
-    );
+    assert_eq!(member_kinds(&p, "u5"), vec![ChangeKind::Offlined]);
     assert!(p.upsert_members.is_empty());
 }
 
 #[test]
 fn upstream_status_offline_counts_as_absent() {
-    let mut remote = org();
-    remote.members.get_mut("u5").unwrap().status = MemberStatus::Offline;
-    let p = plan(&org(), &remote, &opts());
+    let p = plan_member_change("u5", |m| m.status = MemberStatus::Offline);
     assert_eq!(p.offline_members, vec!["u5".to_string()]);
     assert!(p.changes[0].reason.contains("left"));
 }
@@ -195,23 +227,15 @@ fn rehired_member_is_reactivated_with_the_same_id() {
     let mut local = org();
     local.members.get_mut("u5").unwrap().status = MemberStatus::Offline;
     let p = plan(&local, &org(), &opts());
-    assert_eq!(
-        kinds(&p, ObjectKind::Member, "u5"),
-        vec![ChangeKind::Reactivated]
-    );
+    assert_eq!(member_kinds(&p, "u5"), vec![ChangeKind::Reactivated]);
     assert_eq!(p.upsert_members[0].member_id, "u5");
     assert_eq!(p.upsert_members[0].status, MemberStatus::Active);
 }
 
 #[test]
 fn disabled_upstream_is_a_status_update() {
-    let mut remote = org();
-    remote.members.get_mut("u4").unwrap().status = MemberStatus::Disabled;
-    let p = plan(&org(), &remote, &opts());
-    assert_eq!(
-        kinds(&p, ObjectKind::Member, "u4"),
-        vec![ChangeKind::Updated]
-    );
+    let p = plan_member_change("u4", |m| m.status = MemberStatus::Disabled);
+    assert_eq!(member_kinds(&p, "u4"), vec![ChangeKind::Updated]);
     assert!(p.changes[0].reason.contains("active -> disabled"));
     assert!(p.offline_members.is_empty());
 }
@@ -235,13 +259,8 @@ fn withheld_fields_are_not_changes_and_keep_stored_values() {
 
 #[test]
 fn an_empty_string_upstream_is_a_real_change() {
-    let mut remote = org();
-    remote.members.get_mut("u1").unwrap().mobile = Some(String::new());
-    let p = plan(&org(), &remote, &opts());
-    assert_eq!(
-        kinds(&p, ObjectKind::Member, "u1"),
-        vec![ChangeKind::Updated]
-    );
+    let p = plan_member_change("u1", |m| m.mobile = Some(String::new()));
+    assert_eq!(member_kinds(&p, "u1"), vec![ChangeKind::Updated]);
     assert!(p.changes[0].reason.contains("mobile"));
 }
 
@@ -296,15 +315,10 @@ fn incomplete_read_offlines_nobody_and_removes_nothing() {
 #[test]
 fn scoped_read_leaves_members_outside_the_scope_untouched() {
     let mut remote = org();
-    remote.scope = vec![3];
-    remote.depts.retain(|id, _| *id == 3 || *id == 4);
-    remote
-        .members
-        .retain(|_, m| m.depts.iter().any(|d| d.dept_id == 3 || d.dept_id == 4));
+    scope_to_sales(&mut remote);
     remote.roles.clear();
     remote.role_groups.clear();
-    let mut opts = opts();
-    opts.fetch.include_roles = false;
+    let opts = without_roles();
     let p = plan(&org(), &remote, &opts);
     assert!(p.is_empty(), "{:?}", p.changes);
 }
@@ -312,15 +326,10 @@ fn scoped_read_leaves_members_outside_the_scope_untouched() {
 #[test]
 fn scoped_read_offlines_only_inside_the_scope_and_keeps_the_root_parent() {
     let mut remote = org();
-    remote.scope = vec![3];
-    remote.depts.retain(|id, _| *id == 3 || *id == 4);
+    scope_to_sales(&mut remote);
     remote.depts.get_mut(&3).unwrap().parent_id = None;
-    remote
-        .members
-        .retain(|_, m| m.depts.iter().any(|d| d.dept_id == 3 || d.dept_id == 4));
     remote.members.remove("u7");
-    let mut opts = opts();
-    opts.fetch.include_roles = false;
+    let opts = without_roles();
     let p = plan(&org(), &remote, &opts);
     assert_eq!(p.offline_members, vec!["u7".to_string()]);
     assert!(
@@ -344,19 +353,11 @@ fn scoped_read_keeps_memberships_outside_the_scope() {
             is_leader: false,
         });
     let mut remote = org();
-    remote.scope = vec![3];
-    remote.depts.retain(|id, _| *id == 3 || *id == 4);
-    remote
-        .members
-        .retain(|_, m| m.depts.iter().any(|d| d.dept_id == 3 || d.dept_id == 4));
+    scope_to_sales(&mut remote);
     remote.members.get_mut("u6").unwrap().name = "Renamed".into();
-    let mut opts = opts();
-    opts.fetch.include_roles = false;
+    let opts = without_roles();
     let p = plan(&local, &remote, &opts);
-    assert_eq!(
-        kinds(&p, ObjectKind::Member, "u6"),
-        vec![ChangeKind::Updated]
-    );
+    assert_eq!(member_kinds(&p, "u6"), vec![ChangeKind::Updated]);
     let depts: Vec<i64> = p.upsert_members[0]
         .depts
         .iter()
@@ -400,8 +401,7 @@ fn roles_are_left_alone_when_not_fetched() {
     let mut remote = org();
     remote.roles.clear();
     remote.role_groups.clear();
-    let mut o = opts();
-    o.fetch.include_roles = false;
+    let o = without_roles();
     assert!(plan(&org(), &remote, &o).is_empty());
 }
 
@@ -430,9 +430,7 @@ fn offlining_more_than_the_ratio_is_refused() {
     let mut remote = org();
     remote.members.remove("u5");
     remote.members.remove("u6");
-    let local = org();
-    let p = plan(&local, &remote, &opts());
-    let v = safety::check(&local, &remote, &p, &opts());
+    let v = check(&org(), &remote, &opts());
     let r = v.refusal.expect("2 of 10 is over 10%");
     assert!(r.reason.contains("offline 2 of 10"), "{}", r.reason);
     assert!(r.hint.contains("--force"));
@@ -442,22 +440,16 @@ fn offlining_more_than_the_ratio_is_refused() {
 fn offlining_within_the_ratio_is_allowed() {
     let mut remote = org();
     remote.members.remove("u5");
-    let local = org();
-    let p = plan(&local, &remote, &opts());
-    assert!(safety::check(&local, &remote, &p, &opts())
-        .refusal
-        .is_none());
+    assert!(check(&org(), &remote, &opts()).refusal.is_none());
 }
 
 #[test]
 fn force_turns_a_refusal_into_a_note() {
     let mut remote = org();
     remote.members.retain(|id, _| id == "u0");
-    let local = org();
     let mut o = opts();
     o.force = true;
-    let p = plan(&local, &remote, &o);
-    let v = safety::check(&local, &remote, &p, &o);
+    let v = check(&org(), &remote, &o);
     assert!(v.refusal.is_none());
     assert!(v.notes[0].contains("forced"));
 }
@@ -467,20 +459,16 @@ fn max_offline_count_permits_small_absolute_numbers() {
     let mut remote = org();
     remote.members.remove("u5");
     remote.members.remove("u6");
-    let local = org();
     let mut o = opts();
     o.max_offline_count = 2;
-    let p = plan(&local, &remote, &o);
-    assert!(safety::check(&local, &remote, &p, &o).refusal.is_none());
+    assert!(check(&org(), &remote, &o).refusal.is_none());
 }
 
 #[test]
 fn an_upstream_read_with_no_members_is_refused() {
     let mut remote = org();
     remote.members.clear();
-    let local = org();
-    let p = plan(&local, &remote, &opts());
-    let r = safety::check(&local, &remote, &p, &opts()).refusal.unwrap();
+    let r = check(&org(), &remote, &opts()).refusal.unwrap();
     assert!(r.reason.contains("no members"), "{}", r.reason);
 }
 
@@ -488,10 +476,7 @@ fn an_upstream_read_with_no_members_is_refused() {
 fn first_sync_of_an_empty_org_is_not_refused() {
     let local = CorpSnapshot::new("ww1");
     let remote = CorpSnapshot::new("ww1");
-    let p = plan(&local, &remote, &opts());
-    assert!(safety::check(&local, &remote, &p, &opts())
-        .refusal
-        .is_none());
+    assert!(check(&local, &remote, &opts()).refusal.is_none());
 }
 
 #[test]
@@ -524,6 +509,12 @@ fn failed(part: ReadPart) -> FetchFailure {
     FetchFailure::new(part, "a call", "errcode 60011: no permission")
 }
 
+/// Department `id`'s record failed to read (e.g. DingTalk's 60011).
+fn unread_dept(remote: &mut CorpSnapshot, id: i64) {
+    remote.depts.remove(&id);
+    remote.failures.push(failed(ReadPart::Dept { dept_id: id }));
+}
+
 fn holders(p: &SyncPlan, role: &str) -> Option<Vec<String>> {
     p.upsert_roles
         .iter()
@@ -538,25 +529,16 @@ fn a_failed_member_list_keeps_its_members_their_roles_and_memberships() {
     // Department 4's user/list failed: u6, u7, u8 were not read. The tag's
     // own holder list was read whole and still names u7.
     let mut remote = local.clone();
-    remote
-        .members
-        .retain(|id, _| !["u6", "u7", "u8"].contains(&id.as_str()));
+    unlist(&mut remote, &["u6", "u7", "u8"]);
     remote
         .failures
         .push(failed(ReadPart::DeptMembers { dept_id: 4 }));
-    let o = SyncOptions {
-        max_offline_ratio: 1.0,
-        ..opts()
-    };
-    let p = plan(&local, &remote, &o);
+    let p = plan(&local, &remote, &no_offline_limit());
     assert!(p.offline_members.is_empty(), "{:?}", p.changes);
     assert_eq!(holders(&p, "10"), None, "the role is unchanged");
     assert!(p.remove_depts.is_empty());
     assert!(p.upsert_members.is_empty(), "{:?}", p.upsert_members);
-    assert_eq!(
-        kinds(&p, ObjectKind::Member, "u7"),
-        vec![ChangeKind::Skipped]
-    );
+    assert_eq!(member_kinds(&p, "u7"), vec![ChangeKind::Skipped]);
 }
 
 #[test]
@@ -565,8 +547,7 @@ fn a_department_whose_record_failed_keeps_its_place_children_and_memberships() {
     // were still listed. The read says 4's parent is 3, as the platform does.
     let local = org();
     let mut remote = org();
-    remote.depts.remove(&3);
-    remote.failures.push(failed(ReadPart::Dept { dept_id: 3 }));
+    unread_dept(&mut remote, 3);
     let p = plan(&local, &remote, &opts());
     assert!(p.remove_depts.is_empty(), "{:?}", p.changes);
     assert!(
@@ -583,14 +564,9 @@ fn permission_refused_on_every_department_record_changes_no_department_or_member
     let local = org();
     let mut remote = org();
     for id in [1, 2, 3, 4] {
-        remote.depts.remove(&id);
-        remote.failures.push(failed(ReadPart::Dept { dept_id: id }));
+        unread_dept(&mut remote, id);
     }
-    let o = SyncOptions {
-        max_offline_ratio: 1.0,
-        ..opts()
-    };
-    let p = plan(&local, &remote, &o);
+    let p = plan(&local, &remote, &no_offline_limit());
     assert!(p.remove_depts.is_empty());
     assert!(p.upsert_depts.is_empty());
     assert!(p.upsert_members.is_empty(), "{:?}", p.upsert_members);
@@ -602,17 +578,11 @@ fn a_failed_children_listing_keeps_the_stored_subtree_and_its_people() {
     let local = org();
     let mut remote = org();
     remote.depts.remove(&4);
-    remote
-        .members
-        .retain(|id, _| !["u6", "u7", "u8"].contains(&id.as_str()));
+    unlist(&mut remote, &["u6", "u7", "u8"]);
     remote
         .failures
         .push(failed(ReadPart::DeptChildren { dept_id: 3 }));
-    let o = SyncOptions {
-        max_offline_ratio: 1.0,
-        ..opts()
-    };
-    let p = plan(&local, &remote, &o);
+    let p = plan(&local, &remote, &no_offline_limit());
     assert!(p.remove_depts.is_empty());
     assert!(p.offline_members.is_empty());
     assert!(p.upsert_members.is_empty());
@@ -646,8 +616,7 @@ fn a_new_department_under_an_unread_parent_is_skipped_with_its_memberships() {
 fn a_new_department_under_a_stored_unread_parent_is_placed_under_it() {
     let local = org();
     let mut remote = org();
-    remote.depts.remove(&3);
-    remote.failures.push(failed(ReadPart::Dept { dept_id: 3 }));
+    unread_dept(&mut remote, 3);
     remote.depts.insert(9, dept(9, Some(3), "New team"));
     let p = plan(&local, &remote, &opts());
     assert_eq!(p.upsert_depts.len(), 1);
@@ -729,9 +698,7 @@ fn a_failed_role_read_does_not_stop_a_leaver_from_being_offlined() {
 fn a_refusal_as_out_of_range_keeps_its_department_but_offlines_other_leavers() {
     let local = org();
     let mut remote = org();
-    remote
-        .members
-        .retain(|id, _| !["u6", "u7", "u8", "u9"].contains(&id.as_str()));
+    unlist(&mut remote, &["u6", "u7", "u8", "u9"]);
     remote.failures.push(FetchFailure::out_of_range(
         ReadPart::DeptMembers { dept_id: 4 },
         "tag/get",
@@ -747,8 +714,7 @@ fn a_member_who_left_is_offlined_even_while_a_department_record_failed() {
     let local = org();
     let mut remote = org();
     remote.members.remove("u1");
-    remote.depts.remove(&3);
-    remote.failures.push(failed(ReadPart::Dept { dept_id: 3 }));
+    unread_dept(&mut remote, 3);
     let p = plan(&local, &remote, &opts());
     assert_eq!(p.offline_members, vec!["u1".to_string()]);
 }
@@ -772,7 +738,7 @@ fn a_five_person_org_can_lose_one_member_by_default() {
     remote.members.remove("p3");
     remote.members.insert("hire".into(), member("hire", &[1]));
     let p = plan(&local, &remote, &opts());
-    let v = safety::check(&local, &remote, &p, &opts());
+    let v = check(&local, &remote, &opts());
     assert!(v.refusal.is_none(), "{:?}", v.refusal);
     assert_eq!(p.offline_members, vec!["p3".to_string()]);
 }
@@ -783,8 +749,7 @@ fn a_five_person_org_losing_two_is_refused_by_default() {
     let mut remote = small_org(5);
     remote.members.remove("p3");
     remote.members.remove("p4");
-    let p = plan(&local, &remote, &opts());
-    let r = safety::check(&local, &remote, &p, &opts()).refusal.unwrap();
+    let r = check(&local, &remote, &opts()).refusal.unwrap();
     assert!(r.reason.contains("offline 2 of 5"), "{}", r.reason);
     assert!(r.reason.contains("sync.maxOfflineCount 1"), "{}", r.reason);
 }
@@ -800,12 +765,8 @@ fn not_activated_members_count_on_both_sides_of_the_ratio() {
     let mut remote = local.clone();
     remote.members.remove("p0");
     remote.members.remove("p1");
-    let p = plan(&local, &remote, &opts());
-    assert!(safety::check(&local, &remote, &p, &opts())
-        .refusal
-        .is_none());
+    assert!(check(&local, &remote, &opts()).refusal.is_none());
     remote.members.remove("p2");
-    let p = plan(&local, &remote, &opts());
-    let r = safety::check(&local, &remote, &p, &opts()).refusal.unwrap();
+    let r = check(&local, &remote, &opts()).refusal.unwrap();
     assert!(r.reason.contains("offline 3 of 20"), "{}", r.reason);
 }
