@@ -613,7 +613,9 @@ pub trait OrgStore: Send + Sync + 'static {
     async fn rotate_login_key(&self, next: &crate::LoginKey) -> StoreResult<Vec<crate::LoginKey>>;
 
     /// Records that a session was ended (logout) before `expires_at`; rows of
-    /// sessions expired before `now` are dropped.
+    /// sessions expired before `now` are dropped. Ids are opaque: login
+    /// elements also record spent login codes here (`code:<sha256>`), so a
+    /// replayed code is told apart from an unknown one on every replica.
     async fn revoke_session(&self, session_id: &str, expires_at: i64, now: i64) -> StoreResult<()>;
 
     /// Whether a session was ended by [`OrgStore::revoke_session`].
