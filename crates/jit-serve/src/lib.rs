@@ -286,15 +286,16 @@ pub async fn run(
     let signalled = stopping.clone();
     let st = state.clone();
     let extra = tasks::routes().merge(jit_login::http::routes(state.app.clone()));
-    let server = axum::serve(listener, router_with(state.clone(), extra))
-        .with_graceful_shutdown(async move {
+    let server = axum::serve(listener, router_with(state.clone(), extra)).with_graceful_shutdown(
+        async move {
             stop.await;
             tracing::info!(
                 "stopping: no new connections; waiting for running requests, calls and syncs"
             );
             st.begin_shutdown();
             signalled.notify_one();
-        });
+        },
+    );
     let mut server = tokio::spawn(async move { server.await });
     let serve_err = |source| ServeError::Io {
         what: "serving".into(),
