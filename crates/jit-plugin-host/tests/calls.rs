@@ -5,7 +5,7 @@ use crate::common;
 
 use async_trait::async_trait;
 use common::*;
-use jit_core::{CallError, CallFuture, Element, InstanceContext, TypeImpl};
+use jit_core::{App, CallError, CallFuture, Element, InstanceContext, TypeImpl};
 use jit_org::CorpSnapshot;
 use jit_plugin_host::{CorpContext, CorpServices, PluginElement};
 use serde_json::{json, Value};
@@ -13,10 +13,7 @@ use std::sync::{Arc, Mutex};
 
 #[tokio::test]
 async fn a_plugin_method_runs_with_the_instance_config() {
-    let app = TestApp::new();
-    greeters(&app, json!({}));
-    app.plugin("plugin-hello", None);
-    let loaded = load(app.root());
+    let (_app, loaded) = hello_app();
     let hi = loaded.get_element("greeters.Hi").unwrap();
     assert_eq!(
         hi.call("greet", json!({"name": "Ann"})).await.unwrap(),
@@ -45,10 +42,7 @@ async fn plugin_log_lines_reach_the_host_log_sink_tagged_with_the_element() {
 // call runs off the executor thread.
 #[tokio::test(flavor = "current_thread")]
 async fn a_plugin_calls_another_element_through_the_host() {
-    let app = TestApp::new();
-    greeters(&app, json!({}));
-    app.plugin("plugin-hello", None);
-    let loaded = load(app.root());
+    let (_app, loaded) = hello_app();
     let hi = loaded.get_element("greeters.Hi").unwrap();
     let answer = hi
         .call(
@@ -62,10 +56,7 @@ async fn a_plugin_calls_another_element_through_the_host() {
 
 #[tokio::test]
 async fn an_error_of_a_nested_call_comes_back_to_the_plugin_and_out() {
-    let app = TestApp::new();
-    greeters(&app, json!({}));
-    app.plugin("plugin-hello", None);
-    let loaded = load(app.root());
+    let (_app, loaded) = hello_app();
     let hi = loaded.get_element("greeters.Hi").unwrap();
     let err = hi
         .call(
@@ -83,10 +74,7 @@ async fn an_error_of_a_nested_call_comes_back_to_the_plugin_and_out() {
 
 #[tokio::test]
 async fn a_panicking_plugin_call_is_an_error_and_every_element_keeps_serving() {
-    let app = TestApp::new();
-    greeters(&app, json!({}));
-    app.plugin("plugin-hello", None);
-    let loaded = load(app.root());
+    let (_app, loaded) = hello_app();
     let hi = loaded.get_element("greeters.Hi").unwrap();
     let err = hi.call("explode", json!(null)).await.unwrap_err();
     let CallError::Failed {
@@ -229,19 +217,21 @@ fn audited_app() -> TestApp {
     app
 }
 
-#[tokio::test]
-async fn an_extending_plugin_overrides_one_method_and_calls_the_parent_version() {
-    let app = audited_app();
+/// Loads `app` over a built-in corps.QywxInnerType that records the methods
+/// called on it.
+fn load_over_recording_qywx(app: &TestApp) -> (App, Arc<Mutex<Vec<String>>>) {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let base: Vec<Arc<dyn TypeImpl>> = vec![Arc::new(RecordingQywx {
         calls: calls.clone(),
     })];
-    let loaded = load_with(app.root(), base, None, &Logs::default());
-    assert!(
-        !loaded.diagnostics().has_errors(),
-        "{:?}",
-        loaded.diagnostics()
-    );
+    (load_with(app.root(), base, None, &Logs::default()), calls)
+}
+
+#[tokio::test]
+async fn an_extending_plugin_overrides_one_method_and_calls_the_parent_version() {
+    let app = audited_app();
+    let (loaded, calls) = load_over_recording_qywx(&app);
+    assert_no_errors(&loaded);
     let wecom = loaded.get_element("corps.Wecom").unwrap();
     let report = wecom.call("syncCorp", json!(null)).await.unwrap();
     assert_eq!(
@@ -259,11 +249,7 @@ async fn an_extending_plugin_overrides_one_method_and_calls_the_parent_version()
 #[tokio::test]
 async fn methods_the_plugin_does_not_export_go_to_the_parent_type() {
     let app = audited_app();
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let base: Vec<Arc<dyn TypeImpl>> = vec![Arc::new(RecordingQywx {
-        calls: calls.clone(),
-    })];
-    let loaded = load_with(app.root(), base, None, &Logs::default());
+    let (loaded, calls) = load_over_recording_qywx(&app);
     let wecom = loaded.get_element("corps.Wecom").unwrap();
     let info = wecom.call("getCorpInfo", json!(null)).await.unwrap();
     assert_eq!(info["by"], "built-in");
@@ -333,21 +319,19 @@ fn hr_app() -> TestApp {
     app
 }
 
+/// Loads `app` with corps services that record what plugins ask of them.
+fn load_with_recording_corps(app: &TestApp) -> (App, Arc<RecordingCorps>) {
+    let corps = Arc::new(RecordingCorps::default());
+    let services: Arc<dyn CorpServices> = corps.clone();
+    let loaded = load_with(app.root(), Vec::new(), Some(services), &Logs::default());
+    (loaded, corps)
+}
+
 #[tokio::test]
 async fn json_file_corp_syncs_the_hr_export_through_the_corps_services() {
     let app = hr_app();
-    let corps = Arc::new(RecordingCorps::default());
-    let loaded = load_with(
-        app.root(),
-        Vec::new(),
-        Some(corps.clone()),
-        &Logs::default(),
-    );
-    assert!(
-        !loaded.diagnostics().has_errors(),
-        "{:?}",
-        loaded.diagnostics()
-    );
+    let (loaded, corps) = load_with_recording_corps(&app);
+    assert_no_errors(&loaded);
     let hr = loaded.get_element("corps.HrCorp").unwrap();
     let report = hr.call("syncCorp", json!(null)).await.unwrap();
     assert_eq!(
@@ -365,13 +349,7 @@ async fn json_file_corp_syncs_the_hr_export_through_the_corps_services() {
 #[tokio::test]
 async fn json_file_corp_syncs_a_csv_export_the_same_way() {
     let app = hr_app();
-    let corps = Arc::new(RecordingCorps::default());
-    let loaded = load_with(
-        app.root(),
-        Vec::new(),
-        Some(corps.clone()),
-        &Logs::default(),
-    );
+    let (loaded, corps) = load_with_recording_corps(&app);
     let hr = loaded.get_element("corps.HrCsvCorp").unwrap();
     let report = hr.call("syncCorp", json!(null)).await.unwrap();
     assert_eq!(

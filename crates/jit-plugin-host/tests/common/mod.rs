@@ -177,6 +177,16 @@ pub fn plugin_diagnostics(app: &App) -> Vec<Diagnostic> {
         .collect()
 }
 
+/// An app of the greeters family implemented by plugin-hello, loaded; the
+/// `TestApp` holds its folder, so keep it as long as the app.
+pub fn hello_app() -> (TestApp, App) {
+    let app = TestApp::new();
+    greeters(&app, serde_json::json!({}));
+    app.plugin("plugin-hello", None);
+    let loaded = load(app.root());
+    (app, loaded)
+}
+
 /// The one plugin diagnostic of an app; fails unless there is exactly one.
 pub fn sole_plugin_diagnostic(app: &App) -> Diagnostic {
     let diags = plugin_diagnostics(app);
