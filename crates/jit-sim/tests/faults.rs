@@ -13,11 +13,7 @@ async fn faulty(kind: FaultKind) -> (jit_sim::SimHandle, String) {
         ..always_faulty(kind)
     })
     .await;
-    let i = sim.info().wecom;
-    let url = format!(
-        "{}gettoken?corpid={}&corpsecret={}",
-        i.api_base_url, i.corp_id, i.secret
-    );
+    let url = wecom_token_url(&sim);
     (sim, url)
 }
 
@@ -72,11 +68,7 @@ async fn fault_draws_repeat_for_the_same_seed() {
             c.fault_kinds = vec![FaultKind::Busy];
         }))
         .await;
-        let i = sim.info().wecom;
-        let url = format!(
-            "{}gettoken?corpid={}&corpsecret={}",
-            i.api_base_url, i.corp_id, i.secret
-        );
+        let url = wecom_token_url(&sim);
         let c = client();
         let mut out = Vec::new();
         for _ in 0..40 {
@@ -92,11 +84,7 @@ async fn fault_draws_repeat_for_the_same_seed() {
 #[tokio::test]
 async fn latency_is_added_to_every_answer() {
     let sim = start(small_with(|c| c.latency_ms = 150)).await;
-    let i = sim.info().wecom;
-    let url = format!(
-        "{}gettoken?corpid={}&corpsecret={}",
-        i.api_base_url, i.corp_id, i.secret
-    );
+    let url = wecom_token_url(&sim);
     let t0 = std::time::Instant::now();
     ok(get(&client(), &url).await);
     assert!(t0.elapsed() >= Duration::from_millis(150));
@@ -105,11 +93,7 @@ async fn latency_is_added_to_every_answer() {
 #[tokio::test]
 async fn faults_can_be_switched_on_and_off_while_serving() {
     let sim = start(small()).await;
-    let i = sim.info().wecom;
-    let url = format!(
-        "{}gettoken?corpid={}&corpsecret={}",
-        i.api_base_url, i.corp_id, i.secret
-    );
+    let url = wecom_token_url(&sim);
     let c = client();
     ok(get(&c, &url).await);
     sim.set_faults(1.0, vec![FaultKind::Busy]).unwrap();
@@ -268,11 +252,7 @@ async fn an_outage_fails_every_attempt_of_a_request_for_the_whole_round() {
     })
     .unwrap();
     let c = client();
-    let i = sim.info().wecom;
-    let url = format!(
-        "{}gettoken?corpid={}&corpsecret={}",
-        i.api_base_url, i.corp_id, i.secret
-    );
+    let url = wecom_token_url(&sim);
     for _ in 0..10 {
         assert_eq!(get(&c, &url).await["errcode"], -1);
     }
@@ -291,23 +271,17 @@ async fn draws_in_order(order: &[i64], round: u64) -> Vec<(i64, i64)> {
     .unwrap();
     let c = client();
     // The token call may be faulted too: retry it until it succeeds.
-    let i = sim.info().wecom;
-    let token_url = format!(
-        "{}gettoken?corpid={}&corpsecret={}",
-        i.api_base_url, i.corp_id, i.secret
-    );
+    let token_url = wecom_token_url(&sim);
     let t = loop {
         let v = get(&c, &token_url).await;
         if v["errcode"] == 0 {
             break v["access_token"].as_str().unwrap().to_string();
         }
     };
+    let base = sim.info().wecom.api_base_url;
     let mut out = Vec::new();
     for d in order {
-        let url = format!(
-            "{}user/list?access_token={t}&department_id={d}",
-            i.api_base_url
-        );
+        let url = format!("{base}user/list?access_token={t}&department_id={d}");
         out.push((*d, get(&c, &url).await["errcode"].as_i64().unwrap()));
     }
     out.sort();
@@ -346,11 +320,7 @@ async fn the_same_request_draws_anew_on_each_attempt_and_a_new_round_starts_over
     })
     .unwrap();
     let c = client();
-    let i = sim.info().wecom;
-    let url = format!(
-        "{}gettoken?corpid={}&corpsecret={}",
-        i.api_base_url, i.corp_id, i.secret
-    );
+    let url = wecom_token_url(&sim);
     let mut first = Vec::new();
     for _ in 0..20 {
         first.push(get(&c, &url).await["errcode"].as_i64().unwrap());
@@ -410,11 +380,7 @@ async fn a_short_stall_delays_the_answer_by_stall_ms_then_answers() {
         ..FaultSettings::default()
     })
     .unwrap();
-    let i = sim.info().wecom;
-    let url = format!(
-        "{}gettoken?corpid={}&corpsecret={}",
-        i.api_base_url, i.corp_id, i.secret
-    );
+    let url = wecom_token_url(&sim);
     let t0 = std::time::Instant::now();
     ok(get(&client(), &url).await);
     assert!(t0.elapsed() >= Duration::from_millis(120));

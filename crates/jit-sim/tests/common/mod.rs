@@ -35,6 +35,15 @@ pub fn always_faulty(kind: FaultKind) -> SimConfig {
     })
 }
 
+/// The WeCom `gettoken` URL with the app's own credentials.
+pub fn wecom_token_url(sim: &SimHandle) -> String {
+    let i = sim.info().wecom;
+    format!(
+        "{}gettoken?corpid={}&corpsecret={}",
+        i.api_base_url, i.corp_id, i.secret
+    )
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
