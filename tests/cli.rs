@@ -1,6 +1,6 @@
 //! The `jit` command as a user runs it.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::process::{Command, Output};

@@ -4,7 +4,7 @@
 //! (plugin-json-file-corp) syncs an HR export through the real engine into
 //! the real store.
 
-mod support;
+use crate::support;
 
 use jit_org::MemberStatus;
 use jit_sim::{SimConfig, SimHandle, Simulator};

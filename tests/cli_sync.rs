@@ -2,7 +2,7 @@
 //! DingTalk simulator, run as a user runs them: the simulator in this test
 //! process, the `jit` binary as a child process, an app in a temp folder.
 
-mod support;
+use crate::support;
 
 use jit_org::MemberStatus;
 use jit_sim::{Mutation, OrgRef, SimConfig, SimHandle, Simulator};

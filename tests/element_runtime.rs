@@ -1,7 +1,7 @@
 //! The element runtime as a host application uses it: loading apps,
 //! diagnostics, resolution, overrides, lookups and calls.
 
-mod support;
+use crate::support;
 
 use jit_core::{
     App, CallError, CallFuture, DiagCode, Diagnostic, Element, ElementKind, InstanceContext,

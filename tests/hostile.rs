@@ -12,8 +12,6 @@
 //! WeCom and DingTalk clients and the real engine read the hostile answer
 //! and sync into a real SQLite store seeded by a clean sync.
 
-mod support;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};

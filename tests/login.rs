@@ -7,7 +7,7 @@
 //! states, tokens, cookies and secrets the test saw
 //! (`Server::stop_and_scan`): no test ends without the scan.
 
-mod support;
+use crate::support;
 
 use jit_org::MemberStatus;
 use jit_sim::{Mutation, OrgRef, SimConfig, SimHandle, Simulator};

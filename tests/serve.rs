@@ -2,7 +2,7 @@
 //! app in a temp folder whose orgs point at the WeCom / DingTalk simulator
 //! running in this test process, and plain HTTP/1.1 requests.
 
-mod support;
+use crate::support;
 
 use jit_org::MemberStatus;
 use jit_sim::{Mutation, OrgRef, SimConfig, SimHandle, Simulator};

@@ -5,7 +5,7 @@
 //! expires. The simulator runs in this test process; the app is in a temp
 //! folder; the database is a fresh one per test (`JIT_TEST_PG_URL`).
 
-mod support;
+use crate::support;
 
 use jit_sim::{SimConfig, SimHandle, Simulator};
 use jit_store::{Firing, FiringState, OrgStore};

@@ -174,6 +174,19 @@ fn every_integration_test_file_is_compiled_into_one_of_its_crates_test_binaries(
             }
         }
     }
+    // The repository's own tests/ are the modules of tests/tests.rs.
+    let top = std::fs::read_to_string(root.join("tests/tests.rs")).unwrap();
+    for entry in std::fs::read_dir(root.join("tests")).unwrap() {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let is_module =
+            path.extension().is_some_and(|x| x == "rs") || path.join("mod.rs").is_file();
+        if is_module && stem != "tests" && !top.contains(&format!("mod {stem};")) {
+            problems.push(format!(
+                "tests/{stem} is not a module of tests/tests.rs, so it never runs"
+            ));
+        }
+    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 

@@ -840,7 +840,7 @@ fn kinds_delta(before: &SimStats, after: &SimStats, app: &str) -> BTreeMap<Fault
 
 fn replay(platform: Platform, seed: u64) -> String {
     format!(
-        "JIT_FAULT_SEEDS={} JIT_FAULT_ONLY={}:{seed} cargo test -p jit-corps --test fault_suite -- --nocapture",
+        "JIT_FAULT_SEEDS={} JIT_FAULT_ONLY={}:{seed} cargo test -p jit-corps --test tests fault_suite:: -- --nocapture",
         seeds(),
         platform.label()
     )
