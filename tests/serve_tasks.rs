@@ -8,7 +8,7 @@
 use crate::support;
 
 use jit_sim::{SimConfig, SimHandle, Simulator};
-use jit_store::{Firing, FiringState, OrgStore};
+use jit_store::{CorpStore, Firing, FiringState};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
@@ -305,7 +305,7 @@ fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
     .block_on(fut)
 }
 
-fn all_firings(store: &dyn OrgStore) -> BTreeMap<String, Vec<Firing>> {
+fn all_firings(store: &dyn CorpStore) -> BTreeMap<String, Vec<Firing>> {
     block_on(async {
         let mut out = BTreeMap::new();
         for i in 0..10 {

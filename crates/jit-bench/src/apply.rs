@@ -56,7 +56,7 @@ pub fn run_apply(a: &ApplyArgs) -> Result<(), String> {
 }
 
 async fn measure(
-    store: &dyn jit_store::OrgStore,
+    store: &dyn jit_store::CorpStore,
     backend: &str,
     members: usize,
     target: f64,

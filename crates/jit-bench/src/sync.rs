@@ -1,6 +1,6 @@
 //! The `sync` scenario: a full sync and then a repeated sync of a simulated
 //! WeCom or DingTalk organization, through the real path (the platform
-//! client as the `OrgSource`, `jit_sync::run_sync`, a real store), against
+//! client as the `CorpSource`, `jit_sync::run_sync`, a real store), against
 //! the simulator running in this process at the platforms' real rate limits.
 //!
 //! The floor is computed from the simulator's own per-API call counts, so it
@@ -20,8 +20,8 @@ use crate::emit;
 use jit_dingtalk::{DingTalkClient, DingTalkConfig};
 use jit_org::{CorpRecord, Provider};
 use jit_sim::{SimConfig, SimHandle, Simulator};
-use jit_store::OrgStore;
-use jit_sync::{run_sync, OrgSource, Progress, ProgressEvent, SyncOptions};
+use jit_store::CorpStore;
+use jit_sync::{run_sync, CorpSource, Progress, ProgressEvent, SyncOptions};
 use jit_wecom::{WecomClient, WecomConfig};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -132,7 +132,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
             window_s: 1.0,
         },
     };
-    let (source, concurrency, corp): (Box<dyn OrgSource>, usize, CorpRecord) = match a.platform {
+    let (source, concurrency, corp): (Box<dyn CorpSource>, usize, CorpRecord) = match a.platform {
         Platform::Wecom => {
             let mut c = WecomConfig::new(
                 info.wecom.corp_id.clone(),
@@ -278,7 +278,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
 
 /// The store under test and what to clean up after it.
 struct Opened {
-    store: Arc<dyn OrgStore>,
+    store: Arc<dyn CorpStore>,
     /// Kept so the SQLite file lives as long as the store; removed on drop.
     _dir: Option<tempfile::TempDir>,
     /// The PostgreSQL URL and the benchmark's schema, dropped afterwards.
@@ -318,8 +318,8 @@ async fn open_store(spec: &str) -> Result<Opened, String> {
 
 struct Ctx<'a> {
     sim: &'a SimHandle,
-    source: &'a dyn OrgSource,
-    store: &'a dyn OrgStore,
+    source: &'a dyn CorpSource,
+    store: &'a dyn CorpStore,
     corp: &'a CorpRecord,
     limits: &'a Limits,
     latency_ms: u64,

@@ -13,9 +13,9 @@ use jit_core::{
 };
 use jit_dingtalk::{DingTalkClient, DingTalkConfig, TokenSource};
 use jit_org::{Admin, CorpRecord, CorpSnapshot, Member, MemberStatus};
-use jit_store::{IdentityConflict, OrgStore, RoleMemberRow};
+use jit_store::{CorpStore, IdentityConflict, RoleMemberRow};
 use jit_sync::{
-    run_sync, OrgSource, SnapshotSource, SourceError, SyncError, SyncOptions, SyncReport,
+    run_sync, CorpSource, SnapshotSource, SourceError, SyncError, SyncOptions, SyncReport,
 };
 use jit_wecom::{WecomClient, WecomConfig};
 use serde_json::{json, Value};
@@ -97,9 +97,9 @@ pub enum CorpClient {
 }
 
 impl CorpClient {
-    /// The client as the engine's [`OrgSource`] (to read the org with other
+    /// The client as the engine's [`CorpSource`] (to read the org with other
     /// fetch options than the config's, or to run the engine directly).
-    pub fn source(&self) -> &dyn OrgSource {
+    pub fn source(&self) -> &dyn CorpSource {
         match self {
             CorpClient::Wecom(c) => c.as_ref(),
             CorpClient::DingTalk(c) => c.as_ref(),
@@ -122,8 +122,8 @@ pub struct CorpElement {
     settings: CorpSettings,
     raw_config: Value,
     app: Arc<dyn AppServices>,
-    fixed_store: Option<Arc<dyn OrgStore>>,
-    store: OnceCell<Arc<dyn OrgStore>>,
+    fixed_store: Option<Arc<dyn CorpStore>>,
+    store: OnceCell<Arc<dyn CorpStore>>,
     client: OnceLock<Result<CorpClient, String>>,
 }
 
@@ -170,7 +170,7 @@ impl CorpElement {
     pub(crate) fn new(
         platform: Platform,
         ctx: InstanceContext,
-        fixed_store: Option<Arc<dyn OrgStore>>,
+        fixed_store: Option<Arc<dyn CorpStore>>,
     ) -> Result<CorpElement, String> {
         let full_name = ctx.define.full_name.clone();
         let (auth, settings) = config::parse(platform, ctx.config.as_ref(), &full_name)?;
@@ -290,7 +290,7 @@ impl CorpElement {
     }
 
     /// The org store of the app, opened on first use.
-    pub async fn store(&self) -> Result<Arc<dyn OrgStore>, CorpError> {
+    pub async fn store(&self) -> Result<Arc<dyn CorpStore>, CorpError> {
         if let Some(s) = &self.fixed_store {
             return Ok(s.clone());
         }

@@ -36,20 +36,20 @@ pub use element::{report_json, CorpClient, CorpElement, CorpError};
 pub use services::EngineCorpServices;
 
 use jit_core::{Element, InstanceContext, TypeImpl, TypeRegistry};
-use jit_store::OrgStore;
+use jit_store::CorpStore;
 use serde_json::Value;
 use std::sync::Arc;
 
 /// The implementation of one built-in org Type.
-pub struct OrgType {
+pub struct CorpType {
     platform: Platform,
-    store: Option<Arc<dyn OrgStore>>,
+    store: Option<Arc<dyn CorpStore>>,
 }
 
-impl OrgType {
+impl CorpType {
     /// The implementation for a platform; instances open their app's store.
-    pub fn new(platform: Platform) -> OrgType {
-        OrgType {
+    pub fn new(platform: Platform) -> CorpType {
+        CorpType {
             platform,
             store: None,
         }
@@ -57,15 +57,15 @@ impl OrgType {
 
     /// The implementation for a platform, with every instance using `store`
     /// (hosts that manage one shared store, tests, benchmarks).
-    pub fn with_store(platform: Platform, store: Arc<dyn OrgStore>) -> OrgType {
-        OrgType {
+    pub fn with_store(platform: Platform, store: Arc<dyn CorpStore>) -> CorpType {
+        CorpType {
             platform,
             store: Some(store),
         }
     }
 }
 
-impl TypeImpl for OrgType {
+impl TypeImpl for CorpType {
     fn type_name(&self) -> &str {
         config::type_name(self.platform)
     }
@@ -91,15 +91,15 @@ impl TypeImpl for OrgType {
 /// opens its app's store (`DATABASE_URL`, the app's `settings.databaseUrl`,
 /// or `.jit/org.db` in the app).
 pub fn register_builtins(registry: &mut TypeRegistry) {
-    registry.register(Arc::new(OrgType::new(Platform::Wecom)));
-    registry.register(Arc::new(OrgType::new(Platform::DingTalk)));
+    registry.register(Arc::new(CorpType::new(Platform::Wecom)));
+    registry.register(Arc::new(CorpType::new(Platform::DingTalk)));
 }
 
 /// Registers the built-in Types with every instance using one shared store.
-pub fn register_builtins_with_store(registry: &mut TypeRegistry, store: Arc<dyn OrgStore>) {
-    registry.register(Arc::new(OrgType::with_store(
+pub fn register_builtins_with_store(registry: &mut TypeRegistry, store: Arc<dyn CorpStore>) {
+    registry.register(Arc::new(CorpType::with_store(
         Platform::Wecom,
         store.clone(),
     )));
-    registry.register(Arc::new(OrgType::with_store(Platform::DingTalk, store)));
+    registry.register(Arc::new(CorpType::with_store(Platform::DingTalk, store)));
 }

@@ -5,7 +5,7 @@ use crate::element::report_summary;
 use jit_apiclient::NoProgress;
 use jit_org::{CorpRecord, CorpSnapshot, Provider};
 use jit_plugin_host::{CorpContext, CorpServices};
-use jit_store::OrgStore;
+use jit_store::CorpStore;
 use jit_sync::{run_sync, SnapshotSource, SyncOptions};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -16,8 +16,8 @@ use tokio::sync::Mutex;
 /// [`CorpServices`] backed by the org store and the shared sync engine.
 #[derive(Default)]
 pub struct EngineCorpServices {
-    fixed: Option<Arc<dyn OrgStore>>,
-    by_app: Mutex<HashMap<PathBuf, Arc<dyn OrgStore>>>,
+    fixed: Option<Arc<dyn CorpStore>>,
+    by_app: Mutex<HashMap<PathBuf, Arc<dyn CorpStore>>>,
 }
 
 impl EngineCorpServices {
@@ -27,14 +27,14 @@ impl EngineCorpServices {
     }
 
     /// Services that use one given store for every app.
-    pub fn with_store(store: Arc<dyn OrgStore>) -> EngineCorpServices {
+    pub fn with_store(store: Arc<dyn CorpStore>) -> EngineCorpServices {
         EngineCorpServices {
             fixed: Some(store),
             by_app: Mutex::default(),
         }
     }
 
-    async fn store(&self, corp: &CorpContext) -> Result<Arc<dyn OrgStore>, String> {
+    async fn store(&self, corp: &CorpContext) -> Result<Arc<dyn CorpStore>, String> {
         if let Some(s) = &self.fixed {
             return Ok(s.clone());
         }

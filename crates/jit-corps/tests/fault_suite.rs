@@ -48,8 +48,8 @@ use jit_sim::{
     AdminSpec, DeptRefusal, FaultKind, FaultSettings, MembershipSpec, Mutation, OrgRef, SimConfig,
     SimHandle, SimStats, SimStatus, Simulator,
 };
-use jit_store::OrgStore;
-use jit_sync::{run_sync, OrgSource};
+use jit_store::CorpStore;
+use jit_sync::{run_sync, CorpSource};
 use jit_wecom::{WecomClient, WecomConfig};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -284,7 +284,7 @@ fn check(before: &Facts, after: &Facts, truth: &Facts, complete: bool) -> Option
 /// An app folder with one org element on the simulator and its own store.
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: Arc<dyn OrgStore>,
+    store: Arc<dyn CorpStore>,
     app: App,
 }
 
@@ -358,7 +358,7 @@ async fn fixture(platform: Platform, sim: &SimHandle) -> Fixture {
 
 /// A client of the element's org with short retries: three attempts a few
 /// milliseconds apart, so a request in an outage fails its read quickly.
-fn fast_client(platform: Platform, sim: &SimHandle) -> Arc<dyn OrgSource> {
+fn fast_client(platform: Platform, sim: &SimHandle) -> Arc<dyn CorpSource> {
     let tuning = ClientTuning {
         concurrency: 8,
         rate_limit: RateLimit::unlimited(),
@@ -420,7 +420,7 @@ struct Scenario {
     seed: u64,
     sim: SimHandle,
     fx: Fixture,
-    client: Arc<dyn OrgSource>,
+    client: Arc<dyn CorpSource>,
     via_element: bool,
     rng: Rng,
     /// The visible range in force (`None` = whole org).

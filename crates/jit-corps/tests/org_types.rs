@@ -7,7 +7,7 @@ use jit_core::{App, DiagCode, ElementHandle, LoadOptions, TypeRegistry};
 use jit_org::{CorpSnapshot, MemberStatus, Provider};
 use jit_sim::truth::{active_members, as_synced, assert_same_org, first_active};
 use jit_sim::{MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle, SimStatus, Simulator};
-use jit_store::{OrgStore, RunOutcome};
+use jit_store::{CorpStore, RunOutcome};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -67,7 +67,7 @@ impl Fixture {
         self.json(&format!("corps/{name}/{name}.json"), config);
     }
 
-    async fn store(&self) -> Arc<dyn OrgStore> {
+    async fn store(&self) -> Arc<dyn CorpStore> {
         let path = self.dir.path().join("org.db");
         jit_store::open(path.to_str().unwrap())
             .await
@@ -75,7 +75,7 @@ impl Fixture {
     }
 
     /// Loads the app with the built-in Types on this fixture's store.
-    fn load(&self, store: &Arc<dyn OrgStore>, env: Option<HashMap<String, String>>) -> App {
+    fn load(&self, store: &Arc<dyn CorpStore>, env: Option<HashMap<String, String>>) -> App {
         let mut registry = TypeRegistry::new();
         jit_corps::register_builtins_with_store(&mut registry, store.clone());
         App::load(
@@ -148,7 +148,7 @@ fn leave(userid: &str) -> Mutation {
 
 /// A WeCom app (`corps.Wecom`, flat config) and a DingTalk app
 /// (`corps.Nail`, nested config) on one store.
-async fn both_orgs(sim: &SimHandle) -> (Fixture, Arc<dyn OrgStore>, App) {
+async fn both_orgs(sim: &SimHandle) -> (Fixture, Arc<dyn CorpStore>, App) {
     let f = Fixture::new();
     f.org("Wecom", "corps.QywxInnerType", wecom_flat(sim));
     f.org("Nail", "corps.DDInnerType", dingtalk_nested(sim, 0));

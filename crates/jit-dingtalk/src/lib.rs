@@ -687,7 +687,7 @@ pub(crate) fn out_of_scope(e: &ApiError) -> bool {
 }
 
 #[async_trait::async_trait]
-impl jit_sync::OrgSource for DingTalkClient {
+impl jit_sync::CorpSource for DingTalkClient {
     fn provider(&self) -> jit_org::Provider {
         jit_org::Provider::DingTalk
     }

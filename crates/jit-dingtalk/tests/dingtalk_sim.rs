@@ -5,7 +5,7 @@ use jit_apiclient::{FetchOptions, NoProgress, RateLimit, RetryPolicy};
 use jit_dingtalk::{DingTalkClient, DingTalkConfig, TokenSource};
 use jit_org::{CorpRecord, CorpSnapshot, Provider};
 use jit_sim::{FaultKind, MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle, Simulator};
-use jit_store::{OrgStore, RunOutcome};
+use jit_store::{CorpStore, RunOutcome};
 use jit_sync::{run_sync, SyncOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,7 +63,7 @@ fn corp(sim: &SimHandle, org: usize) -> CorpRecord {
     }
 }
 
-async fn store(dir: &tempfile::TempDir) -> Arc<dyn OrgStore> {
+async fn store(dir: &tempfile::TempDir) -> Arc<dyn CorpStore> {
     jit_store::open(dir.path().join("org.db").to_str().unwrap())
         .await
         .expect("store opens")

@@ -7,7 +7,7 @@ use crate::session::{digest_hex, random_hex, Claims, Keyring, SigningKey, TokenF
 use jit_core::{AppServices, CallError, CallFuture, Element, FailureKind};
 use jit_corps::{AuthConfig, CorpClient, CorpElement};
 use jit_org::MemberStatus;
-use jit_store::{LoginKey, OrgStore};
+use jit_store::{CorpStore, LoginKey};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::any::Any;
@@ -166,7 +166,7 @@ impl LoginElement {
     }
 
     /// The app's store (the org element's).
-    pub async fn store(&self) -> Result<Arc<dyn OrgStore>, LoginError> {
+    pub async fn store(&self) -> Result<Arc<dyn CorpStore>, LoginError> {
         let handle = self
             .app
             .element(&self.config.corp)
@@ -389,7 +389,7 @@ impl LoginElement {
     /// accepted one).
     async fn resolve(
         &self,
-        store: &dyn OrgStore,
+        store: &dyn CorpStore,
         identity: &Identity,
     ) -> Result<(String, String, i64), LoginError> {
         let record = self.with_corp(|c| c.corp_record())?;

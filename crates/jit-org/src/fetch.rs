@@ -156,7 +156,7 @@ impl Progress for CountingProgress {
 }
 
 /// What to read from an organization; shared by every fetcher (WeCom,
-/// DingTalk, plugins) through `jit_sync::OrgSource`.
+/// DingTalk, plugins) through `jit_sync::CorpSource`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FetchOptions {

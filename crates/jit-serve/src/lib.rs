@@ -143,7 +143,7 @@ pub async fn stop_signal() {
 }
 
 /// The built-in Types on one shared store, plus plugins found in the app.
-fn registry(store: Arc<dyn jit_store::OrgStore>) -> TypeRegistry {
+fn registry(store: Arc<dyn jit_store::CorpStore>) -> TypeRegistry {
     let mut registry = TypeRegistry::new();
     jit_corps::register_builtins_with_store(&mut registry, store.clone());
     jit_tasks::register_builtins(&mut registry);

@@ -5,7 +5,7 @@ use crate::auth::Tokens;
 use crate::metrics::Metrics;
 use crate::runs::{Jobs, RunHub};
 use jit_core::{App, ElementKind};
-use jit_store::OrgStore;
+use jit_store::CorpStore;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 pub struct HostState {
     pub(crate) app: App,
     pub(crate) app_id: String,
-    pub(crate) store: Arc<dyn OrgStore>,
+    pub(crate) store: Arc<dyn CorpStore>,
     pub(crate) tokens: Tokens,
     pub(crate) metrics: Metrics,
     pub(crate) runs: RunHub,
@@ -28,7 +28,7 @@ pub struct HostState {
 
 impl HostState {
     /// The state of a host serving `app` with `store` and `tokens`.
-    pub fn new(app: App, store: Arc<dyn OrgStore>, tokens: Tokens) -> Arc<HostState> {
+    pub fn new(app: App, store: Arc<dyn CorpStore>, tokens: Tokens) -> Arc<HostState> {
         let app_id = app
             .manifest()
             .get("appId")
@@ -66,7 +66,7 @@ impl HostState {
     }
 
     /// The org store.
-    pub fn store(&self) -> &Arc<dyn OrgStore> {
+    pub fn store(&self) -> &Arc<dyn CorpStore> {
         &self.store
     }
 

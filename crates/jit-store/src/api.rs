@@ -1,4 +1,4 @@
-//! The store contract. Every backend implements [`OrgStore`]; the sync engine,
+//! The store contract. Every backend implements [`CorpStore`]; the sync engine,
 //! the org types and plugins only ever see this trait.
 
 use jit_org::{Admin, ChangeKind, CorpRecord, CorpSnapshot, Member, ObjectKind, SyncPlan};
@@ -51,7 +51,7 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
     /// Another holder (this or another process, on this or another host)
-    /// has the org's sync lock; see [`OrgStore::lock_sync`].
+    /// has the org's sync lock; see [`CorpStore::lock_sync`].
     #[error("a sync of {corp} is already running{}", crate::lock::busy_detail(*run_id, *started_at))]
     SyncBusy {
         /// Corp fullName.
@@ -248,7 +248,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
-    /// Begun ([`OrgStore::begin_run`]) and not finished yet. A `running` run
+    /// Begun ([`CorpStore::begin_run`]) and not finished yet. A `running` run
     /// whose process died stays so until the next holder of the org's sync
     /// lock marks it failed.
     Running,
@@ -278,7 +278,7 @@ pub struct IdentityConflict {
 #[serde(rename_all = "camelCase")]
 pub struct SyncRun {
     /// Store-assigned id: 0 for a run not recorded yet; the id from
-    /// [`OrgStore::begin_run`] to finish that run.
+    /// [`CorpStore::begin_run`] to finish that run.
     pub run_id: i64,
     /// Corp fullName.
     pub corp: String,
@@ -373,7 +373,7 @@ pub struct AdminRow {
 /// All writes are transactional: a failed call leaves the store as it was.
 /// Every method is keyed by the corp's element fullName.
 #[async_trait::async_trait]
-pub trait OrgStore: Send + Sync + 'static {
+pub trait CorpStore: Send + Sync + 'static {
     /// Where the store lives (path or URL without password), for messages.
     fn location(&self) -> String;
 
@@ -394,7 +394,7 @@ pub trait OrgStore: Send + Sync + 'static {
     /// (corpId, memberId)), records the run with its per-object changes, and
     /// stamps the corp's last successful sync with `run.finished_at` (a run
     /// with a non-zero `run_id` finishes that begun run instead of inserting
-    /// one, see [`OrgStore::record_run`]). The corp
+    /// one, see [`CorpStore::record_run`]). The corp
     /// record itself is upserted first. An empty plan writes no org rows, only
     /// the run record (`rows_written` = 0) and the last-sync stamp.
     ///
@@ -420,17 +420,17 @@ pub trait OrgStore: Send + Sync + 'static {
     /// plan's change lines when there is a plan. Returns the run id.
     ///
     /// `run.run_id == 0` inserts a new run. Otherwise that run (begun with
-    /// [`OrgStore::begin_run`]) is finished: its outcome, `finished_at`,
+    /// [`CorpStore::begin_run`]) is finished: its outcome, `finished_at`,
     /// counts, error, notes and change lines are replaced (`started_at` and
     /// `corp` stay); a run id not in the store for `run.corp` is
-    /// [`StoreError::Invalid`]. [`OrgStore::apply_plan`] finishes a begun run
+    /// [`StoreError::Invalid`]. [`CorpStore::apply_plan`] finishes a begun run
     /// the same way.
     async fn record_run(&self, run: &SyncRun, changes: &[jit_org::Change]) -> StoreResult<i64>;
 
     /// Records the start of a run: inserts it with outcome
     /// [`RunOutcome::Running`] (whatever `run.outcome` says; `run.run_id` is
     /// ignored) and returns its id, to be passed back in `run_id` to
-    /// [`OrgStore::apply_plan`] or [`OrgStore::record_run`] when it ends.
+    /// [`CorpStore::apply_plan`] or [`CorpStore::record_run`] when it ends.
     async fn begin_run(&self, run: &SyncRun) -> StoreResult<i64>;
 
     /// One run by id (`None` if there is no such run).
@@ -449,7 +449,7 @@ pub trait OrgStore: Send + Sync + 'static {
     /// still `running` is marked [`RunOutcome::Failed`] with the error
     /// "interrupted: the process running this sync stopped before it
     /// finished" (whoever ran it no longer holds the lock), so take the lock
-    /// before [`OrgStore::begin_run`].
+    /// before [`CorpStore::begin_run`].
     async fn lock_sync(
         &self,
         full_name: &str,
@@ -618,7 +618,7 @@ pub trait OrgStore: Send + Sync + 'static {
     /// replayed code is told apart from an unknown one on every replica.
     async fn revoke_session(&self, session_id: &str, expires_at: i64, now: i64) -> StoreResult<()>;
 
-    /// Whether a session was ended by [`OrgStore::revoke_session`].
+    /// Whether a session was ended by [`CorpStore::revoke_session`].
     async fn session_revoked(&self, session_id: &str) -> StoreResult<bool>;
 
     /// Stores a browser login flow's state (states expired before `now` are

@@ -1,6 +1,6 @@
 //! Task firings: the record of every scheduled slot of a task element, and
 //! the claim/lease protocol that makes each slot run once across every host
-//! sharing the store (see [`crate::OrgStore::claim_firing`]).
+//! sharing the store (see [`crate::CorpStore::claim_firing`]).
 
 use serde_json::Value;
 

@@ -2,7 +2,7 @@
 //! signatures, the local user pool with its per-platform auth bindings, and
 //! the record of every sync run.
 //!
-//! Two backends sit behind one async trait, [`OrgStore`]. Each declares the
+//! Two backends sit behind one async trait, [`CorpStore`]. Each declares the
 //! URL schemes it opens (a location with none of them is a SQLite path) and
 //! supplies only primitives over one open transaction; every write
 //! operation (the apply sequence and all its checks, role and admin
@@ -29,10 +29,10 @@
 //! advisory lock keyed by the schema name (a stable FNV-1a hash), SQLite on
 //! its write lock; each re-reads the version after taking it.
 //!
-//! Runs are recorded from their start ([`OrgStore::begin_run`], outcome
-//! `running`) and finished by [`OrgStore::apply_plan`] or
-//! [`OrgStore::record_run`]. One sync per org at a time, across processes
-//! and hosts: [`OrgStore::lock_sync`] returns a [`SyncLock`] held until it
+//! Runs are recorded from their start ([`CorpStore::begin_run`], outcome
+//! `running`) and finished by [`CorpStore::apply_plan`] or
+//! [`CorpStore::record_run`]. One sync per org at a time, across processes
+//! and hosts: [`CorpStore::lock_sync`] returns a [`SyncLock`] held until it
 //! is dropped or its process dies; taking it fails runs left `running`.
 //!
 //! Role holdings and admins have an [`Origin`]: a sync writes and sees only
@@ -43,8 +43,8 @@
 //! environment variable, else the app settings' URL, else
 //! `<app>/.jit/org.db` (created on demand, with a `.gitignore` of `*`).
 //!
-//! Identity binding (inside [`OrgStore::apply_plan`] and
-//! [`OrgStore::bulk_register`]):
+//! Identity binding (inside [`CorpStore::apply_plan`] and
+//! [`CorpStore::bulk_register`]):
 //! - DingTalk members bind by unionId: one person in two DingTalk orgs is one
 //!   local user with two memberships. A DingTalk member whose unionId is not
 //!   known falls back to a (corpId, memberId) binding; when the unionId shows
@@ -124,7 +124,7 @@ pub fn schema_version() -> i64 {
 /// search path), a `sqlite://path` URL, or a plain file path (SQLite; the
 /// file is created if missing, its folder must exist). Each backend declares
 /// the URL schemes it opens; a location with none of them is a SQLite path.
-pub async fn open(location: &str) -> StoreResult<Arc<dyn OrgStore>> {
+pub async fn open(location: &str) -> StoreResult<Arc<dyn CorpStore>> {
     (driver_for(location).open)(location.to_string(), None).await
 }
 
@@ -138,7 +138,7 @@ pub async fn open(location: &str) -> StoreResult<Arc<dyn OrgStore>> {
 pub async fn open_for_app(
     app_root: &Path,
     settings_url: Option<&str>,
-) -> StoreResult<Arc<dyn OrgStore>> {
+) -> StoreResult<Arc<dyn CorpStore>> {
     if let Ok(url) = std::env::var(DATABASE_URL_ENV) {
         if !url.trim().is_empty() {
             return open(url.trim()).await;
@@ -166,7 +166,7 @@ pub async fn open_for_app(
 /// Opens a PostgreSQL store whose tables live in `schema` (created if
 /// missing). Meant for tests and benchmarks that need an isolated, throwaway
 /// namespace; `schema` must be a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`).
-pub async fn open_postgres_in_schema(url: &str, schema: &str) -> StoreResult<Arc<dyn OrgStore>> {
+pub async fn open_postgres_in_schema(url: &str, schema: &str) -> StoreResult<Arc<dyn CorpStore>> {
     Ok(Arc::new(postgres::PgStore::open(url, Some(schema)).await?))
 }
 
@@ -228,7 +228,7 @@ fn redact_key_values(s: &str) -> String {
 
 /// An opened store, on its way.
 pub(crate) type OpenFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<Arc<dyn OrgStore>>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<Arc<dyn CorpStore>>> + Send>>;
 
 /// What a backend declares about itself (as sqlx's `AnyDriver` does): the
 /// URL schemes it opens, and how it opens them. Adding a backend is adding

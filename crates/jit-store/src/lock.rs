@@ -1,4 +1,4 @@
-//! The per-org sync lock ([`crate::OrgStore::lock_sync`]): what a held lock
+//! The per-org sync lock ([`crate::CorpStore::lock_sync`]): what a held lock
 //! is on each backend, and the pieces both backends share (polling, the
 //! busy error, the message for runs left running).
 //!
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How often a waiting [`crate::OrgStore::lock_sync`] tries again.
+/// How often a waiting [`crate::CorpStore::lock_sync`] tries again.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 /// The error stored on runs found `running` when the lock is taken.
@@ -21,7 +21,7 @@ pub(crate) const INTERRUPTED: &str =
 
 /// A held per-org sync lock. Dropping it releases the lock.
 ///
-/// Take it before [`crate::OrgStore::begin_run`]: taking it marks every run
+/// Take it before [`crate::CorpStore::begin_run`]: taking it marks every run
 /// of the org still `running` as failed (its process is gone, or it would
 /// still hold the lock).
 pub struct SyncLock {

@@ -898,7 +898,7 @@ pub(crate) fn unknown_run(run: &crate::api::SyncRun) -> StoreError {
     ))
 }
 
-/// The run as [`crate::OrgStore::begin_run`] records it.
+/// The run as [`crate::CorpStore::begin_run`] records it.
 pub(crate) fn running(run: &crate::api::SyncRun) -> crate::api::SyncRun {
     crate::api::SyncRun {
         run_id: 0,

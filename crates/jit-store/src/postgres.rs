@@ -33,7 +33,7 @@ pub(crate) const DRIVER: crate::Driver = crate::Driver {
     url_schemes: &["postgres", "postgresql"],
     open: |url, _base| {
         Box::pin(async move {
-            let store: std::sync::Arc<dyn OrgStore> =
+            let store: std::sync::Arc<dyn CorpStore> =
                 std::sync::Arc::new(PgStore::open(&url, None).await?);
             Ok(store)
         })
@@ -1075,7 +1075,7 @@ fn run_from_row(r: &tokio_postgres::Row) -> StoreResult<SyncRun> {
 }
 
 #[async_trait::async_trait]
-impl OrgStore for PgStore {
+impl CorpStore for PgStore {
     fn location(&self) -> String {
         self.location.clone()
     }

@@ -29,7 +29,7 @@ pub(crate) const DRIVER: crate::Driver = crate::Driver {
     url_schemes: &["sqlite"],
     open: |location, base| {
         Box::pin(async move {
-            let store: std::sync::Arc<dyn OrgStore> =
+            let store: std::sync::Arc<dyn CorpStore> =
                 std::sync::Arc::new(SqliteStore::open(file_of(&location, base.as_deref())).await?);
             Ok(store)
         })
@@ -1044,7 +1044,7 @@ fn in_write_tx<T>(
 }
 
 #[async_trait::async_trait]
-impl OrgStore for SqliteStore {
+impl CorpStore for SqliteStore {
     fn location(&self) -> String {
         self.location.clone()
     }

@@ -52,7 +52,7 @@ fn expected_snapshot(org: &SyntheticOrg) -> CorpSnapshot {
     s
 }
 
-async fn open_spec(spec: &str) -> std::sync::Arc<dyn jit_store::OrgStore> {
+async fn open_spec(spec: &str) -> std::sync::Arc<dyn jit_store::CorpStore> {
     let parts: Vec<&str> = spec.split('\t').collect();
     match parts.as_slice() {
         ["sqlite", path] => jit_store::open(path).await.unwrap(),

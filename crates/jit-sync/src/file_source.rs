@@ -1,8 +1,8 @@
-//! An [`OrgSource`] that reads the organization from a JSON file in the
+//! An [`CorpSource`] that reads the organization from a JSON file in the
 //! seed's `CorpData` shape (what `getThirdCorpData()` returns): the simplest
 //! plugin org type, and a way to import an exported organization.
 
-use crate::{FetchOptions, OrgSource, Progress, ProgressEvent, SourceError};
+use crate::{CorpSource, FetchOptions, Progress, ProgressEvent, SourceError};
 use jit_org::{CorpSnapshot, Provider};
 use std::path::PathBuf;
 
@@ -30,7 +30,7 @@ impl JsonFileSource {
 }
 
 #[async_trait::async_trait]
-impl OrgSource for JsonFileSource {
+impl CorpSource for JsonFileSource {
     fn provider(&self) -> Provider {
         self.provider.clone()
     }

@@ -1,6 +1,6 @@
 //! The shared, platform-agnostic organization sync engine.
 //!
-//! A sync is: fetch the organization from an [`OrgSource`] (WeCom, DingTalk,
+//! A sync is: fetch the organization from an [`CorpSource`] (WeCom, DingTalk,
 //! a plugin), load what the store holds, compute a [`SyncPlan`] with the pure
 //! [`plan`] function, run the [`safety`] checks, and apply the plan in one
 //! store transaction. Every run — applied, dry, refused or failed — is
@@ -19,8 +19,8 @@
 //!   identity.
 //!
 //! ```no_run
-//! use jit_sync::{run_sync, SyncOptions, OrgSource, NoProgress};
-//! # async fn demo(source: &dyn OrgSource, store: &dyn jit_store::OrgStore, corp: &jit_org::CorpRecord)
+//! use jit_sync::{run_sync, SyncOptions, CorpSource, NoProgress};
+//! # async fn demo(source: &dyn CorpSource, store: &dyn jit_store::CorpStore, corp: &jit_org::CorpRecord)
 //! # -> Result<(), jit_sync::SyncError> {
 //! let opts = SyncOptions { dry_run: true, ..SyncOptions::default() };
 //! let report = run_sync(source, store, corp, &opts, &NoProgress).await?;
@@ -42,7 +42,7 @@ pub use jit_org::{
 pub use plan::plan;
 
 use jit_org::{Change, ChangeCounts, CorpRecord, CorpSnapshot, FetchFailure, Provider, SyncPlan};
-use jit_store::{IdentityConflict, OrgStore, RunOutcome, StoreError, SyncRun};
+use jit_store::{CorpStore, IdentityConflict, RunOutcome, StoreError, SyncRun};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,7 +78,7 @@ impl SourceError {
 /// Something that can read a whole organization: the WeCom and DingTalk
 /// clients, and plugin org types.
 #[async_trait::async_trait]
-pub trait OrgSource: Send + Sync {
+pub trait CorpSource: Send + Sync {
     /// The platform the identities come from.
     fn provider(&self) -> Provider;
 
@@ -282,8 +282,8 @@ fn ms(d: Duration) -> u64 {
 /// are returned as errors; a busy lock is [`SyncError::Busy`] and records
 /// nothing.
 pub async fn run_sync(
-    source: &dyn OrgSource,
-    store: &dyn OrgStore,
+    source: &dyn CorpSource,
+    store: &dyn CorpStore,
     corp: &CorpRecord,
     opts: &SyncOptions,
     progress: &dyn Progress,
@@ -481,7 +481,7 @@ pub struct SnapshotSource {
 }
 
 #[async_trait::async_trait]
-impl OrgSource for SnapshotSource {
+impl CorpSource for SnapshotSource {
     fn provider(&self) -> Provider {
         self.provider.clone()
     }

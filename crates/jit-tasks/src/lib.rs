@@ -14,7 +14,7 @@
 //! (`{"repeat": "1h"}` instead of `cron` fires at multiples of the interval
 //! since the epoch.) Every host computes the same slots; each slot is a row
 //! of the store's firing table, claimed atomically (see
-//! `jit_store::OrgStore::claim_firing`), so any number of `jit serve`
+//! `jit_store::CorpStore::claim_firing`), so any number of `jit serve`
 //! replicas on one database run each slot once. The claimer holds a lease
 //! it renews while the call runs; if it dies, the lease expires and another
 //! replica re-runs the slot as attempt 2, recorded as such. Nothing about

@@ -4,7 +4,7 @@
 
 use crate::{now_ms, TaskElement, TaskSpec, TASK_TYPE};
 use jit_core::{App, ElementKind};
-use jit_store::{Claim, Firing, FiringClaim, FiringEnd, FiringState, OrgStore};
+use jit_store::{Claim, CorpStore, Firing, FiringClaim, FiringEnd, FiringState};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,7 +102,7 @@ impl Default for SchedulerOptions {
 /// Runs the tasks of one app against one store.
 pub struct Scheduler {
     app: App,
-    store: Arc<dyn OrgStore>,
+    store: Arc<dyn CorpStore>,
     tasks: Vec<Arc<Task>>,
     opts: SchedulerOptions,
 }
@@ -111,7 +111,7 @@ impl Scheduler {
     /// A scheduler for the app's enabled tasks. `store` should be a
     /// connection of its own (not the one syncs write through): lease
     /// renewals must not queue behind a long apply.
-    pub fn new(app: App, store: Arc<dyn OrgStore>, opts: SchedulerOptions) -> Scheduler {
+    pub fn new(app: App, store: Arc<dyn CorpStore>, opts: SchedulerOptions) -> Scheduler {
         let (tasks, problems) = task_elements(&app);
         for (task, reason) in problems {
             tracing::warn!(task, reason, "task element not scheduled");
@@ -273,7 +273,7 @@ impl Scheduler {
 /// If the lease is lost (another replica took the slot over), the call is
 /// dropped: the slot's result is that replica's. Dropping is safe: every
 /// store write is one transaction.
-async fn run_firing(app: App, store: Arc<dyn OrgStore>, task: Arc<Task>, firing: Firing) {
+async fn run_firing(app: App, store: Arc<dyn CorpStore>, task: Arc<Task>, firing: Firing) {
     let call = &task.spec.call;
     let lease = task.spec.lease;
     let outcome = {

@@ -3,7 +3,7 @@
 use crate::now_ms;
 use crate::scheduler::task_elements;
 use jit_core::App;
-use jit_store::{Firing, OrgStore, StoreResult};
+use jit_store::{CorpStore, Firing, StoreResult};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -81,7 +81,7 @@ pub struct TaskView {
 /// not be built (fullName, reason).
 pub async fn list_tasks(
     app: &App,
-    store: &dyn OrgStore,
+    store: &dyn CorpStore,
 ) -> StoreResult<(Vec<TaskView>, Vec<(String, String)>)> {
     let (tasks, problems) = task_elements(app);
     let now = now_ms();

@@ -6,7 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), each test in a schema of its own.
 
 use jit_core::{App, LoadOptions, TypeRegistry};
-use jit_store::{Claim, FiringClaim, FiringEnd, FiringState, OrgStore};
+use jit_store::{Claim, CorpStore, FiringClaim, FiringEnd, FiringState};
 use jit_tasks::{list_tasks, Scheduler, SchedulerOptions};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,7 @@ enum Place {
 }
 
 impl Place {
-    async fn open(&self) -> Arc<dyn OrgStore> {
+    async fn open(&self) -> Arc<dyn CorpStore> {
         match self {
             Place::Sqlite(dir) => jit_store::open(dir.path().join("org.db").to_str().unwrap())
                 .await

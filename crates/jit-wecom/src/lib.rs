@@ -8,7 +8,7 @@
 //!
 //! [`WecomClient::fetch_corp`] reads the whole organization (or the
 //! `syncScope` subtrees) into a [`jit_org::CorpSnapshot`]; the client also implements
-//! [`jit_sync::OrgSource`] so the sync engine can use it directly.
+//! [`jit_sync::CorpSource`] so the sync engine can use it directly.
 //!
 //! ```no_run
 //! use jit_wecom::{WecomClient, WecomConfig};
@@ -438,7 +438,7 @@ impl WecomClient {
 }
 
 #[async_trait::async_trait]
-impl jit_sync::OrgSource for WecomClient {
+impl jit_sync::CorpSource for WecomClient {
     fn provider(&self) -> jit_org::Provider {
         jit_org::Provider::Wecom
     }

@@ -5,7 +5,7 @@ use jit_apiclient::{CountingProgress, FetchOptions, NoProgress, RetryPolicy};
 use jit_org::{CorpRecord, MemberStatus, Provider};
 use jit_sim::truth::{active_members, as_synced, assert_same_org, first_active};
 use jit_sim::{FaultKind, MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle, Simulator};
-use jit_store::{OrgStore, RunOutcome};
+use jit_store::{CorpStore, RunOutcome};
 use jit_sync::{run_sync, SyncError, SyncOptions};
 use jit_wecom::{WecomClient, WecomConfig};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ fn corp(sim: &SimHandle) -> CorpRecord {
     }
 }
 
-async fn store(dir: &tempfile::TempDir) -> Arc<dyn OrgStore> {
+async fn store(dir: &tempfile::TempDir) -> Arc<dyn CorpStore> {
     jit_store::open(dir.path().join("org.db").to_str().unwrap())
         .await
         .expect("store opens")

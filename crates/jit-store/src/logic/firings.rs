@@ -87,7 +87,7 @@ pub(crate) enum FiringParam<'a> {
     OptText(Option<&'a str>),
 }
 
-/// Claims one slot: see [`crate::OrgStore::claim_firing`].
+/// Claims one slot: see [`crate::CorpStore::claim_firing`].
 pub(crate) async fn claim(tx: &mut impl FiringTx, c: &FiringClaim) -> StoreResult<Claim> {
     let lease_until = c.now.saturating_add(c.lease_ms);
     if let Some(existing) = tx.firing_at(&c.task, c.scheduled_at).await? {

@@ -45,7 +45,7 @@ pub(crate) trait LoginTx {
     async fn login_count(&mut self, sql: &str, params: &[LoginParam<'_>]) -> StoreResult<i64>;
 }
 
-/// See [`crate::OrgStore::login_keys`].
+/// See [`crate::CorpStore::login_keys`].
 pub(crate) async fn keys(tx: &mut impl LoginTx, first: &LoginKey) -> StoreResult<Vec<LoginKey>> {
     let keys = tx.login_key_rows().await?;
     if !keys.is_empty() {
@@ -61,7 +61,7 @@ pub(crate) async fn keys(tx: &mut impl LoginTx, first: &LoginKey) -> StoreResult
     tx.login_key_rows().await
 }
 
-/// See [`crate::OrgStore::rotate_login_key`].
+/// See [`crate::CorpStore::rotate_login_key`].
 pub(crate) async fn rotate(tx: &mut impl LoginTx, next: &LoginKey) -> StoreResult<Vec<LoginKey>> {
     let keys = tx.login_key_rows().await?;
     let generation = keys.last().map_or(1, |k| k.generation + 1);
@@ -74,7 +74,7 @@ pub(crate) async fn rotate(tx: &mut impl LoginTx, next: &LoginKey) -> StoreResul
     tx.login_key_rows().await
 }
 
-/// See [`crate::OrgStore::revoke_session`].
+/// See [`crate::CorpStore::revoke_session`].
 pub(crate) async fn revoke(
     tx: &mut impl LoginTx,
     session_id: &str,
@@ -89,7 +89,7 @@ pub(crate) async fn revoke(
     Ok(())
 }
 
-/// See [`crate::OrgStore::session_revoked`].
+/// See [`crate::CorpStore::session_revoked`].
 pub(crate) async fn revoked(tx: &mut impl LoginTx, session_id: &str) -> StoreResult<bool> {
     Ok(tx
         .login_count(sql::REVOKED, &[LoginParam::Text(session_id)])
@@ -97,7 +97,7 @@ pub(crate) async fn revoked(tx: &mut impl LoginTx, session_id: &str) -> StoreRes
         > 0)
 }
 
-/// See [`crate::OrgStore::put_login_state`].
+/// See [`crate::CorpStore::put_login_state`].
 pub(crate) async fn put_state(
     tx: &mut impl LoginTx,
     state: &LoginState,
@@ -119,7 +119,7 @@ pub(crate) async fn put_state(
     Ok(())
 }
 
-/// See [`crate::OrgStore::take_login_state`].
+/// See [`crate::CorpStore::take_login_state`].
 pub(crate) async fn take_state(
     tx: &mut impl LoginTx,
     state_id: &str,

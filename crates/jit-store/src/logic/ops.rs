@@ -175,7 +175,7 @@ pub(crate) async fn require_member(
     }
 }
 
-/// Applies a plan (see [`crate::OrgStore::apply_plan`]): corp, departments
+/// Applies a plan (see [`crate::CorpStore::apply_plan`]): corp, departments
 /// and paths, bindings, members and memberships, the membership check,
 /// offlined members, role groups, roles and their upstream holders,
 /// removals, the upstream admin list, the sync stamp, the run record.

@@ -12,7 +12,7 @@ use jit_org::{
     Admin, Change, ChangeKind, CorpRecord, CorpSnapshot, Dept, DeptMembership, Member,
     MemberStatus, ObjectKind, Provider, Role, RoleGroup, SyncPlan,
 };
-use jit_store::{OrgStore, RunOutcome, StoreResult, SyncRun};
+use jit_store::{CorpStore, RunOutcome, StoreResult, SyncRun};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,7 +83,7 @@ pub enum Place {
 
 /// A fresh store for one test.
 pub struct TestStore {
-    pub store: Arc<dyn OrgStore>,
+    pub store: Arc<dyn CorpStore>,
     pub place: Place,
 }
 
@@ -113,7 +113,7 @@ impl TestStore {
     }
 
     /// Opens the same database again (a new connection, migrations re-run).
-    pub async fn reopen(&self) -> StoreResult<Arc<dyn OrgStore>> {
+    pub async fn reopen(&self) -> StoreResult<Arc<dyn CorpStore>> {
         match &self.place {
             Place::Sqlite { path, .. } => jit_store::open(path.to_str().unwrap()).await,
             Place::Postgres { url, schema } => {

@@ -2,7 +2,7 @@
 //! a JSON file into a fresh SQLite store.
 
 use jit_org::{CorpRecord, CorpSnapshot, Provider};
-use jit_store::OrgStore;
+use jit_store::CorpStore;
 use jit_sync::{
     run_sync, JsonFileSource, NoProgress, Progress, SyncError, SyncOptions, SyncReport,
 };
@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub struct Hr {
     _dir: tempfile::TempDir,
     /// The SQLite store the syncs write to.
-    pub store: Arc<dyn OrgStore>,
+    pub store: Arc<dyn CorpStore>,
     /// The source; its file does not exist until [`Hr::write`].
     pub source: JsonFileSource,
 }
