@@ -66,6 +66,16 @@ mod schema_errors;
 /// Files embedded at build time from `elements/` and `schemas/`.
 pub mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+
+    /// The embedded config schema of a built-in Type
+    /// (`schemas/<type>.config.schema.json`), parsed; `None` if it has none.
+    pub fn config_schema(type_name: &str) -> Option<serde_json::Value> {
+        let name = format!("{type_name}.config.schema.json");
+        SCHEMA_FILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, text)| serde_json::from_str(text).ok())
+    }
 }
 
 pub use app::{

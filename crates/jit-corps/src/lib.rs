@@ -71,11 +71,7 @@ impl TypeImpl for CorpType {
     }
 
     fn config_schema(&self) -> Option<Value> {
-        let name = format!("{}.config.schema.json", config::type_name(self.platform));
-        jit_core::embedded::SCHEMA_FILES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, text)| serde_json::from_str(text).ok())
+        jit_core::embedded::config_schema(config::type_name(self.platform))
     }
 
     fn instantiate(&self, ctx: InstanceContext) -> Result<Arc<dyn Element>, String> {

@@ -71,11 +71,7 @@ impl TypeImpl for LoginType {
     }
 
     fn config_schema(&self) -> Option<Value> {
-        let name = format!("{}.config.schema.json", self.platform.type_name());
-        jit_core::embedded::SCHEMA_FILES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, text)| serde_json::from_str(text).ok())
+        jit_core::embedded::config_schema(self.platform.type_name())
     }
 
     fn instantiate(&self, ctx: InstanceContext) -> Result<Arc<dyn Element>, String> {

@@ -49,11 +49,7 @@ impl TypeImpl for TaskType {
     }
 
     fn config_schema(&self) -> Option<Value> {
-        let name = format!("{TASK_TYPE}.config.schema.json");
-        jit_core::embedded::SCHEMA_FILES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, text)| serde_json::from_str(text).ok())
+        jit_core::embedded::config_schema(TASK_TYPE)
     }
 
     fn instantiate(&self, ctx: InstanceContext) -> Result<Arc<dyn Element>, String> {
