@@ -13,7 +13,11 @@
 //! - **PostgreSQL** for shared deployments: one `tokio-postgres` connection;
 //!   new rows go in with binary `COPY`, updates as batched multi-row
 //!   `INSERT ... SELECT FROM UNNEST(array params) ON CONFLICT DO UPDATE`,
-//!   all inside one transaction.
+//!   all inside one transaction. TLS over rustls as libpq's `sslmode`
+//!   asks (`disable`, `allow`, `prefer` — the default —, `require`,
+//!   `verify-ca`, `verify-full`), trusting the PEM file `sslrootcert` names
+//!   or else the compiled-in Mozilla roots; `require` with `sslrootcert`
+//!   verifies the chain, as in libpq.
 //!
 //! Applying a plan is all-or-nothing on both: a failure (or a killed
 //! process) leaves the store exactly as before. Measured on the 2-core

@@ -21,7 +21,11 @@ use std::collections::{HashMap, HashSet};
 use std::pin::pin;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
+use tokio_postgres::{Client, GenericClient, Transaction};
+
+mod tls;
+
+use tls::{SslMode, Target};
 
 /// Rows per bulk statement: large enough to amortise the round trip, small
 /// enough to keep each array parameter a few MiB.
@@ -44,9 +48,9 @@ pub(crate) const DRIVER: crate::Driver = crate::Driver {
 pub(crate) struct PgStore {
     client: tokio::sync::Mutex<Client>,
     location: String,
-    /// The connection URL, for the sync lock's own sessions. May hold a
-    /// password: never put it in a message.
-    url: String,
+    /// Where and how to connect, for the sync lock's own sessions. May hold
+    /// a password: never put it in a message.
+    target: Target,
     /// The schema the tables live in, part of every lock key.
     schema: String,
 }
@@ -65,15 +69,32 @@ fn check_schema_name(schema: &str) -> Result<(), String> {
     }
 }
 
-async fn connect(url: &str, location: &str) -> StoreResult<Client> {
-    let (client, connection) =
-        tokio_postgres::connect(url, NoTls)
-            .await
-            .map_err(|e| StoreError::Open {
-                location: location.to_string(),
-                message: "connect".to_string(),
-                cause: Some(e.into()),
-            })?;
+/// Opens one session to `target`, with TLS as its `sslmode` asks.
+async fn connect(target: &Target, location: &str) -> StoreResult<Client> {
+    use tokio_postgres::config::SslMode as Driver;
+    let attempt = |mode: Driver| {
+        let mut config = target.config.clone();
+        config.ssl_mode(mode);
+        let tls = target.tls.clone();
+        async move { config.connect(tls).await }
+    };
+    let connected = match target.mode {
+        SslMode::Disable => attempt(Driver::Disable).await,
+        // libpq's `allow`: plain first, TLS only if the server wants it.
+        SslMode::Allow => match attempt(Driver::Disable).await {
+            Ok(c) => Ok(c),
+            Err(_) => attempt(Driver::Require).await,
+        },
+        SslMode::Prefer => attempt(Driver::Prefer).await,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            attempt(Driver::Require).await
+        }
+    };
+    let (client, connection) = connected.map_err(|e| StoreError::Open {
+        location: location.to_string(),
+        message: format!("connect (sslmode={})", target.mode.as_str()),
+        cause: Some(e.into()),
+    })?;
     tokio::spawn(async move {
         // The error surfaces on the next query as "connection closed".
         let _ = connection.await;
@@ -85,7 +106,7 @@ async fn connect(url: &str, location: &str) -> StoreResult<Client> {
 pub(crate) async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
     let location = crate::redact_location(url);
     check_schema_name(schema).map_err(StoreError::Invalid)?;
-    let client = connect(url, &location).await?;
+    let client = connect(&Target::parse(url, &location)?, &location).await?;
     client
         .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .await
@@ -107,12 +128,13 @@ impl PgStore {
         if let Some(s) = schema {
             check_schema_name(s).map_err(open_err)?;
         }
-        let mut client = connect(url, &location).await?;
+        let target = Target::parse(url, &location)?;
+        let mut client = connect(&target, &location).await?;
         let schema = migrate(&mut client, schema, &location).await?;
         Ok(PgStore {
             client: tokio::sync::Mutex::new(client),
             location,
-            url: url.to_string(),
+            target,
             schema,
         })
     }
@@ -1250,7 +1272,7 @@ impl CorpStore for PgStore {
         // session, so on the shared connection a second lock_sync of this
         // store would succeed; and the lock must live exactly as long as
         // the guard, not as long as the store.
-        let session = connect(&self.url, &self.location).await?;
+        let session = connect(&self.target, &self.location).await?;
         let held = lock::poll(wait, || async {
             let got: bool = session
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])

@@ -11,3 +11,4 @@ mod crash;
 mod migrate_race;
 mod store;
 mod sync_lock;
+mod tls;
