@@ -177,7 +177,7 @@ fn sqlite_kind(e: &rusqlite::Error) -> StoreErrorKind {
     }
 }
 
-fn postgres_kind(e: &tokio_postgres::Error) -> StoreErrorKind {
+pub(crate) fn postgres_kind(e: &tokio_postgres::Error) -> StoreErrorKind {
     use tokio_postgres::error::SqlState;
     if let Some(code) = e.code() {
         return match code {

@@ -10,7 +10,12 @@
 //! - **SQLite** (bundled, the default, no setup): one connection in WAL mode,
 //!   `synchronous=NORMAL`, foreign keys on, driven from
 //!   `tokio::task::spawn_blocking`.
-//! - **PostgreSQL** for shared deployments: one `tokio-postgres` connection;
+//! - **PostgreSQL** for shared deployments: up to 4 `tokio-postgres`
+//!   sessions per store, opened when needed; one the server ended (a
+//!   restart, a failover) is replaced, and an operation that found its
+//!   session gone before its transaction began runs on a new one, so the
+//!   store works again without restarting the process (a transaction cut
+//!   midway fails as [`StoreErrorKind::ConnectionLost`] and keeps nothing);
 //!   new rows go in with binary `COPY`, updates as batched multi-row
 //!   `INSERT ... SELECT FROM UNNEST(array params) ON CONFLICT DO UPDATE`,
 //!   all inside one transaction. TLS over rustls as libpq's `sslmode`

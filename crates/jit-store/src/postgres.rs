@@ -1,5 +1,7 @@
-//! The PostgreSQL backend: one `tokio-postgres` connection (its I/O driven
-//! by a spawned task) behind an async mutex. Bulk writes send whole columns
+//! The PostgreSQL backend: a pool of up to [`pool::SIZE`] `tokio-postgres`
+//! sessions (each one's I/O driven by a spawned task), opened when needed
+//! and replaced when the server ended them, over TLS as `sslmode` asks
+//! ([`tls`]). Bulk writes send whole columns
 //! as array parameters (`INSERT ... SELECT FROM UNNEST(...)`) in batches, so
 //! a 100,000-member plan is a few dozen statements, all in one transaction.
 
@@ -23,8 +25,10 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
+mod pool;
 mod tls;
 
+use pool::Pool;
 use tls::{SslMode, Target};
 
 /// Rows per bulk statement: large enough to amortise the round trip, small
@@ -46,11 +50,10 @@ pub(crate) const DRIVER: crate::Driver = crate::Driver {
 
 /// A store in a PostgreSQL database (optionally in its own schema).
 pub(crate) struct PgStore {
-    client: tokio::sync::Mutex<Client>,
+    /// Up to [`pool::SIZE`] sessions; also knows where and how to connect,
+    /// for the sync lock's own sessions.
+    pool: Pool,
     location: String,
-    /// Where and how to connect, for the sync lock's own sessions. May hold
-    /// a password: never put it in a message.
-    target: Target,
     /// The schema the tables live in, part of every lock key.
     schema: String,
 }
@@ -130,14 +133,92 @@ impl PgStore {
         }
         let target = Target::parse(url, &location)?;
         let mut client = connect(&target, &location).await?;
-        let schema = migrate(&mut client, schema, &location).await?;
+        let name = migrate(&mut client, schema, &location).await?;
+        // Every later session of the pool looks in the same schema (the
+        // migration's `SET` only holds for the session that ran it).
+        let setup = schema.map(|s| format!("SET search_path TO \"{s}\""));
         Ok(PgStore {
-            client: tokio::sync::Mutex::new(client),
+            pool: Pool::new(target, location.clone(), setup, client),
             location,
-            target,
-            schema,
+            schema: name,
         })
     }
+}
+
+/// Runs one of the shared operations (`logic::ops`) in a transaction on
+/// a session of the store's pool, committed when it succeeds and rolled back
+/// when it fails: `in_tx!(self, op, |tx| ops::apply(tx, ...))`.
+///
+/// A session found lost at `BEGIN` is replaced and the transaction begun
+/// there: nothing had been sent. Lost later, the operation fails with
+/// `ConnectionLost` (the server rolls back what it had) and the session
+/// is not given back.
+macro_rules! in_tx {
+    ($store:expr, $op:expr, |$tx:ident| $body:expr) => {{
+        let op: &str = $op;
+        let mut lost_at_begin = false;
+        loop {
+            let mut c = if lost_at_begin {
+                $store.pool.fresh().await?
+            } else {
+                $store.pool.get().await?
+            };
+            let t = {
+                let begun = c.transaction().await;
+                match begun {
+                    Ok(t) => t,
+                    Err(e) => {
+                        if lost_at_begin || postgres_kind(&e) != StoreErrorKind::ConnectionLost {
+                            return Err(e).ctx(op);
+                        }
+                        lost_at_begin = true;
+                        continue;
+                    }
+                }
+            };
+            let out: StoreResult<_> = {
+                let $tx = &mut PgTx { tx: &t, op };
+                $body.await
+            };
+            break match out {
+                Ok(out) => {
+                    t.commit().await.ctx(op)?;
+                    Ok::<_, StoreError>(out)
+                }
+                Err(e) => {
+                    // Roll back now rather than on drop: a dropped transaction
+                    // only queues its ROLLBACK, which waits (holding its locks)
+                    // until the connection is next used.
+                    let _ = t.rollback().await;
+                    if e.kind() == StoreErrorKind::ConnectionLost {
+                        c.discard();
+                    }
+                    Err(e)
+                }
+            };
+        }
+    }};
+}
+
+/// Runs a read on a session of the store's pool: `read!(self, |c| ...)`
+/// with `c: &mut Client`. A read that lost its session runs once more on a
+/// new one (reading twice changes nothing).
+macro_rules! read {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let first: StoreResult<_> = {
+            let mut conn = $store.pool.get().await?;
+            let $c: &mut Client = &mut conn;
+            $body.await
+        };
+        match first {
+            Err(e) if e.kind() == StoreErrorKind::ConnectionLost => {
+                let mut conn = $store.pool.fresh().await?;
+                let $c: &mut Client = &mut conn;
+                $body.await
+            }
+            other => other,
+        }
+    }};
 }
 
 /// The schema version, read with the statement's own snapshot.
@@ -145,34 +226,6 @@ impl PgStore {
 /// `to_regclass` is not used on purpose: it answers from the catalog cache,
 /// which is not refreshed by taking an advisory lock, so a process that lost
 /// the migration race would still see "no version table" and migrate again.
-/// Runs one of the shared operations (`logic::ops`) in a transaction on
-/// the store's connection, committed when it succeeds and rolled back when
-/// it fails: `in_tx!(self, op, |tx| ops::apply(tx, ...))`.
-macro_rules! in_tx {
-    ($store:expr, $op:expr, |$tx:ident| $body:expr) => {{
-        let op: &str = $op;
-        let mut c = $store.client.lock().await;
-        let t = c.transaction().await.ctx(op)?;
-        let out = {
-            let $tx = &mut PgTx { tx: &t, op };
-            $body.await
-        };
-        match out {
-            Ok(out) => {
-                t.commit().await.ctx(op)?;
-                Ok::<_, StoreError>(out)
-            }
-            Err(e) => {
-                // Roll back now rather than on drop: a dropped transaction
-                // only queues its ROLLBACK, which waits (holding its locks)
-                // until the connection is next used.
-                let _ = t.rollback().await;
-                Err(e)
-            }
-        }
-    }};
-}
-
 async fn read_version(c: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
     let row = c
         .query_one(
@@ -263,6 +316,25 @@ async fn migrate(client: &mut Client, schema: Option<&str>, location: &str) -> S
     }
     tx.commit().await.ctx(&op)?;
     Ok(name)
+}
+
+/// Reads all of an org's tables in one snapshot (a read-only
+/// `REPEATABLE READ` transaction), so they agree with each other.
+async fn load_consistent(
+    c: &mut Client,
+    full_name: &str,
+    op: &str,
+) -> StoreResult<Option<OrgRows>> {
+    let tx = c
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .ctx(op)?;
+    let rows = load_rows(&tx, full_name).await?;
+    tx.commit().await.ctx("end read")?;
+    Ok(rows)
 }
 
 async fn count(
@@ -1103,29 +1175,18 @@ impl CorpStore for PgStore {
     }
 
     async fn upsert_corp(&self, corp: &CorpRecord) -> StoreResult<()> {
-        let c = self.client.lock().await;
-        upsert_corp(&*c, corp, &format!("upsert corp {}", corp.full_name)).await
+        let op = format!("upsert corp {}", corp.full_name);
+        in_tx!(self, &op, |tx| upsert_corp(tx.tx, corp, tx.op))
     }
 
     async fn corp(&self, full_name: &str) -> StoreResult<Option<CorpRecord>> {
-        let c = self.client.lock().await;
-        Ok(read_corp(&*c, full_name, &format!("read corp {full_name}"))
-            .await?
-            .map(|(r, _)| r))
+        let op = format!("read corp {full_name}");
+        Ok(read!(self, |c| read_corp(&*c, full_name, &op))?.map(|(r, _)| r))
     }
 
     async fn load_snapshot(&self, full_name: &str) -> StoreResult<CorpSnapshot> {
-        let mut c = self.client.lock().await;
-        // One snapshot-consistent read of all tables.
-        let tx = c
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .ctx(&format!("load snapshot of {full_name}"))?;
-        let rows = load_rows(&tx, full_name).await?;
-        tx.commit().await.ctx("end read")?;
+        let op = format!("load snapshot of {full_name}");
+        let rows = read!(self, |c| load_consistent(c, full_name, &op))?;
         Ok(match rows {
             Some(rows) => rows.into_snapshot(),
             None => CorpSnapshot {
@@ -1146,12 +1207,8 @@ impl CorpStore for PgStore {
     }
 
     async fn record_run(&self, run: &SyncRun, changes: &[Change]) -> StoreResult<i64> {
-        let mut c = self.client.lock().await;
         let op = format!("record run for {}", run.corp);
-        let tx = c.transaction().await.ctx(&op)?;
-        let id = write_run(&tx, run, changes, 0, &op).await?;
-        tx.commit().await.ctx(&op)?;
-        Ok(id)
+        in_tx!(self, &op, |tx| write_run(tx.tx, run, changes, 0, tx.op))
     }
 
     async fn bulk_register(
@@ -1164,16 +1221,8 @@ impl CorpStore for PgStore {
     }
 
     async fn local_corp_data(&self, full_name: &str, include_offline: bool) -> StoreResult<Value> {
-        let mut c = self.client.lock().await;
-        let tx = c
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .ctx(&format!("read local corp data of {full_name}"))?;
-        let rows = load_rows(&tx, full_name).await?;
-        tx.commit().await.ctx("end read")?;
+        let op = format!("read local corp data of {full_name}");
+        let rows = read!(self, |c| load_consistent(c, full_name, &op))?;
         match rows {
             Some(rows) => Ok(rows.into_local_corp_data(include_offline)),
             None => Err(StoreError::UnknownCorp(full_name.to_string())),
@@ -1244,35 +1293,32 @@ impl CorpStore for PgStore {
     }
 
     async fn list_runs(&self, full_name: &str, limit: usize) -> StoreResult<Vec<SyncRun>> {
-        let c = self.client.lock().await;
         let op = format!("list runs of {full_name}");
         let limit = limit.min(i64::MAX as usize) as i64;
-        c.query(sql::SELECT_RUNS, &[&full_name, &limit])
-            .await
-            .ctx(&op)?
-            .iter()
-            .map(run_from_row)
-            .collect()
+        read!(self, |c| async {
+            c.query(sql::SELECT_RUNS, &[&full_name, &limit])
+                .await
+                .ctx(&op)
+        })?
+        .iter()
+        .map(run_from_row)
+        .collect()
     }
 
     async fn begin_run(&self, run: &SyncRun) -> StoreResult<i64> {
         let run = logic::running(run);
-        let mut c = self.client.lock().await;
         let op = format!("begin run for {}", run.corp);
-        let tx = c.transaction().await.ctx(&op)?;
-        let id = write_run(&tx, &run, &[], 0, &op).await?;
-        tx.commit().await.ctx(&op)?;
-        Ok(id)
+        in_tx!(self, &op, |tx| write_run(tx.tx, &run, &[], 0, tx.op))
     }
 
     async fn lock_sync(&self, full_name: &str, wait: std::time::Duration) -> StoreResult<SyncLock> {
         let op = format!("lock sync of {full_name}");
         let key = logic::lock_key(&["sync", &self.schema, full_name]);
         // A session of its own: advisory locks are re-entrant within one
-        // session, so on the shared connection a second lock_sync of this
+        // session, so on a pooled session a second lock_sync of this
         // store would succeed; and the lock must live exactly as long as
         // the guard, not as long as the store.
-        let session = connect(&self.target, &self.location).await?;
+        let session = connect(&self.pool.target, &self.location).await?;
         let held = lock::poll(wait, || async {
             let got: bool = session
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
@@ -1283,14 +1329,13 @@ impl CorpStore for PgStore {
         })
         .await?;
         if held.is_none() {
-            let newest = self
-                .client
-                .lock()
-                .await
-                .query_opt(sql::NEWEST_RUNNING_RUN, &[&full_name])
-                .await
-                .ctx(&format!("read the running run of {full_name}"))?
-                .map(|r| (r.get(0), r.get(1)));
+            let op = format!("read the running run of {full_name}");
+            let newest = read!(self, |c| async {
+                c.query_opt(sql::NEWEST_RUNNING_RUN, &[&full_name])
+                    .await
+                    .ctx(&op)
+            })?
+            .map(|r| (r.get(0), r.get(1)));
             return Err(lock::busy(full_name, newest));
         }
         let guard = SyncLock::new(
@@ -1300,41 +1345,39 @@ impl CorpStore for PgStore {
                 key,
             },
         );
-        self.client
-            .lock()
-            .await
-            .execute(sql::FAIL_RUNNING_RUNS, &[&lock::INTERRUPTED, &full_name])
-            .await
-            .ctx(&format!("fail interrupted runs of {full_name}"))?;
+        let op = format!("fail interrupted runs of {full_name}");
+        in_tx!(self, &op, |tx| tx.exec(
+            sql::FAIL_RUNNING_RUNS,
+            &[&lock::INTERRUPTED, &full_name]
+        ))?;
         Ok(guard)
     }
 
     async fn get_run(&self, run_id: i64) -> StoreResult<Option<SyncRun>> {
-        let c = self.client.lock().await;
-        c.query_opt(sql::SELECT_RUN, &[&run_id])
-            .await
-            .ctx(&format!("read run {run_id}"))?
-            .as_ref()
-            .map(run_from_row)
-            .transpose()
+        let op = format!("read run {run_id}");
+        read!(self, |c| async {
+            c.query_opt(sql::SELECT_RUN, &[&run_id]).await.ctx(&op)
+        })?
+        .as_ref()
+        .map(run_from_row)
+        .transpose()
     }
 
     async fn run_changes(&self, run_id: i64) -> StoreResult<Vec<RunChange>> {
-        let c = self.client.lock().await;
         let op = format!("read changes of run {run_id}");
-        c.query(sql::SELECT_RUN_CHANGES, &[&run_id])
-            .await
-            .ctx(&op)?
-            .iter()
-            .map(|r| {
-                Ok(RunChange {
-                    object: logic::enum_parse(r.get::<_, &str>(0), "change object")?,
-                    id: r.get(1),
-                    kind: logic::enum_parse(r.get::<_, &str>(2), "change kind")?,
-                    reason: r.get(3),
-                })
+        read!(self, |c| async {
+            c.query(sql::SELECT_RUN_CHANGES, &[&run_id]).await.ctx(&op)
+        })?
+        .iter()
+        .map(|r| {
+            Ok(RunChange {
+                object: logic::enum_parse(r.get::<_, &str>(0), "change object")?,
+                id: r.get(1),
+                kind: logic::enum_parse(r.get::<_, &str>(2), "change kind")?,
+                reason: r.get(3),
             })
-            .collect()
+        })
+        .collect()
     }
 
     async fn local_user_for(
@@ -1344,61 +1387,61 @@ impl CorpStore for PgStore {
         member_id: &str,
         union_id: Option<&str>,
     ) -> StoreResult<Option<i64>> {
-        let c = self.client.lock().await;
         let op = format!("look up local user of {provider} {corp_id}/{member_id}");
         let p = provider.as_str();
-        if let Some(u) = union_id.filter(|_| provider.identity_by_union_id()) {
-            let found: Option<i64> = c
-                .query_one(sql::LOCAL_USER_BY_UNION, &[&p, &u])
-                .await
-                .ctx(&op)?
-                .get(0);
-            if found.is_some() {
-                return Ok(found);
+        read!(self, |c| async {
+            if let Some(u) = union_id.filter(|_| provider.identity_by_union_id()) {
+                let found: Option<i64> = c
+                    .query_one(sql::LOCAL_USER_BY_UNION, &[&p, &u])
+                    .await
+                    .ctx(&op)?
+                    .get(0);
+                if found.is_some() {
+                    return Ok(found);
+                }
             }
-        }
-        Ok(
-            c.query_opt(sql::LOCAL_USER_BY_MEMBER, &[&p, &corp_id, &member_id])
-                .await
-                .ctx(&op)?
-                .map(|r| r.get(0)),
-        )
+            Ok(
+                c.query_opt(sql::LOCAL_USER_BY_MEMBER, &[&p, &corp_id, &member_id])
+                    .await
+                    .ctx(&op)?
+                    .map(|r| r.get(0)),
+            )
+        })
     }
 
     async fn memberships_of_user(
         &self,
         user_id: i64,
     ) -> StoreResult<Vec<(String, String, MemberStatus)>> {
-        let c = self.client.lock().await;
         let op = format!("read memberships of local user {user_id}");
-        let mut out = c
-            .query(sql::MEMBERSHIPS_OF_USER, &[&user_id])
-            .await
-            .ctx(&op)?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.get::<_, String>(0),
-                    r.get::<_, String>(1),
-                    logic::status_parse(r.get::<_, &str>(2))?,
-                ))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut out = read!(self, |c| async {
+            c.query(sql::MEMBERSHIPS_OF_USER, &[&user_id])
+                .await
+                .ctx(&op)
+        })?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                logic::status_parse(r.get::<_, &str>(2))?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         Ok(out)
     }
 
     async fn user_count(&self) -> StoreResult<u64> {
-        let c = self.client.lock().await;
-        Ok(count(&*c, sql::USER_COUNT, &[], "count users").await? as u64)
+        Ok(read!(self, |c| count(&*c, sql::USER_COUNT, &[], "count users"))? as u64)
     }
 
     async fn last_successful_sync(&self, full_name: &str) -> StoreResult<Option<i64>> {
-        let c = self.client.lock().await;
-        Ok(c.query_opt(sql::LAST_SYNC, &[&full_name])
-            .await
-            .ctx(&format!("read last sync of {full_name}"))?
-            .and_then(|r| r.get(0)))
+        let op = format!("read last sync of {full_name}");
+        Ok(read!(self, |c| async {
+            c.query_opt(sql::LAST_SYNC, &[&full_name]).await.ctx(&op)
+        })?
+        .and_then(|r| r.get(0)))
     }
 
     async fn subtree_members(&self, full_name: &str, dept_id: i64) -> StoreResult<Vec<String>> {
