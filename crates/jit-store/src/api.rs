@@ -441,7 +441,8 @@ pub trait CorpStore: Send + Sync + 'static {
     /// session advisory lock on a connection of its own; SQLite: an OS file
     /// lock on `<db file>.sync-<corp>.lock`; in-memory SQLite: a
     /// process-wide table). The lock is held until the returned guard is
-    /// dropped, or its process dies.
+    /// dropped, or its process dies, or (PostgreSQL) the server ends its
+    /// session: [`crate::SyncLock::is_lost`] says so.
     ///
     /// Busy: tries again every ~50 ms for up to `wait` (`Duration::ZERO`:
     /// one attempt), then fails with [`StoreError::SyncBusy`] naming the

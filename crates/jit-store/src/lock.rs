@@ -48,8 +48,8 @@ pub(crate) enum Held {
     /// the session releases it; the server does the same when the
     /// connection drops (a killed process).
     Postgres {
-        /// The session; dropping it closes the connection.
-        _client: tokio_postgres::Client,
+        /// The session; dropping it closes the connection (and frees the lock).
+        session: tokio_postgres::Client,
         /// The advisory-lock key, for `Debug`.
         key: i64,
     },
@@ -66,6 +66,21 @@ impl SyncLock {
     /// The org (element fullName) this lock is for.
     pub fn corp(&self) -> &str {
         &self.corp
+    }
+
+    /// Whether the lock was lost while held: on PostgreSQL its session
+    /// ended (a database restart, a failover, a terminated backend), and the
+    /// server released the advisory lock with it, so another holder may
+    /// have it now. A holder that finds it lost must stop acting as the
+    /// org's one syncer (take the lock again before writing). The store's
+    /// own operations reconnect; a lock cannot, since another holder may
+    /// have taken it in between. File and in-memory locks (SQLite) end only
+    /// with the guard or the process: never lost.
+    pub fn is_lost(&self) -> bool {
+        match &self.held {
+            Held::Postgres { session, .. } => session.is_closed(),
+            Held::File { .. } | Held::Memory { .. } => false,
+        }
     }
 }
 

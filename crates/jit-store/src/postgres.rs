@@ -1338,13 +1338,7 @@ impl CorpStore for PgStore {
             .map(|r| (r.get(0), r.get(1)));
             return Err(lock::busy(full_name, newest));
         }
-        let guard = SyncLock::new(
-            full_name,
-            lock::Held::Postgres {
-                _client: session,
-                key,
-            },
-        );
+        let guard = SyncLock::new(full_name, lock::Held::Postgres { session, key });
         let op = format!("fail interrupted runs of {full_name}");
         in_tx!(self, &op, |tx| tx.exec(
             sql::FAIL_RUNNING_RUNS,

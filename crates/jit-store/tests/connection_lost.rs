@@ -128,6 +128,35 @@ async fn a_transaction_whose_session_the_server_ends_fails_as_connection_lost_an
 }
 
 #[tokio::test]
+async fn a_sync_lock_whose_session_the_server_ends_says_it_is_lost_and_is_free_again() {
+    let Some(t) = Named::open().await else {
+        return;
+    };
+    let held = t
+        .store
+        .lock_sync("corps.Locked", Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(!held.is_lost());
+    t.end_sessions().await;
+    // The server released the advisory lock with the session: the holder
+    // can tell, and the lock can be taken again (here, by the same store).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !held.is_lost() {
+        assert!(Instant::now() < deadline, "the lock never said it was lost");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let again = t
+        .store
+        .lock_sync("corps.Locked", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(!again.is_lost());
+    drop((held, again));
+    t.drop_schema().await;
+}
+
+#[tokio::test]
 async fn after_the_server_ends_every_session_of_a_store_the_next_operations_reconnect() {
     let Some(t) = Named::open().await else {
         return;
