@@ -107,6 +107,19 @@ async fn sslmode_disable_stays_plain() {
 }
 
 #[tokio::test]
+async fn sslmode_allow_stays_plain_when_the_server_accepts_plain() {
+    let Some(url) = pg_available().await else {
+        return;
+    };
+    // libpq's `allow`: plain first, TLS only if the server refuses plain.
+    let encrypted = open_with(&url, "sslmode=allow").await.unwrap();
+    assert!(
+        !encrypted,
+        "sslmode=allow encrypted a session the server took plain"
+    );
+}
+
+#[tokio::test]
 async fn verify_ca_accepts_the_servers_root_whatever_the_host_name() {
     let Some(url) = pg_available().await else {
         return;
