@@ -308,7 +308,7 @@ pub async fn run_sync(
         tokio::time::sleep(Duration::from_millis(200)).await;
         attempt = store.lock_sync(&corp.full_name, Duration::ZERO).await;
     }
-    let _lock = match attempt {
+    let lock = match attempt {
         Ok(lock) => lock,
         Err(e @ StoreError::SyncBusy { .. }) => return Err(SyncError::Busy(e)),
         Err(e) => return Err(store_err("taking the org's sync lock", None, e)),
@@ -444,7 +444,21 @@ pub async fn run_sync(
     progress.on_event(&ProgressEvent::Phase("apply".into()));
     let t_apply = Instant::now();
     let run = planned_run(RunOutcome::Applied, failure_note, report.notes.clone());
-    let applied = match store.apply_plan(corp, &the_plan, &run).await {
+    // A PostgreSQL lock lives on a session of its own: if that session
+    // ended (a database restart), another host may hold the lock by now,
+    // so this run must not write.
+    let result = if lock.is_lost() {
+        Err(StoreError::Internal {
+            operation: format!("apply plan for {name}"),
+            message: "the org's sync lock was lost (its database session ended), so another sync may be running; \
+                      nothing was applied: run the sync again"
+                .to_string(),
+        })
+    } else {
+        store.apply_plan(corp, &the_plan, &run).await
+    };
+    drop(lock);
+    let applied = match result {
         Ok(a) => a,
         Err(e) => {
             let mut failed = run.clone();
