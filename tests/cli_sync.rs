@@ -2,7 +2,7 @@
 //! DingTalk simulator, run as a user runs them: the simulator in this test
 //! process, the `jit` binary as a child process, an app in a temp folder.
 
-use crate::support;
+use crate::support::{self, PgDatabase};
 
 use jit_org::MemberStatus;
 use jit_sim::{Mutation, OrgRef, SimConfig, SimHandle, Simulator};
@@ -533,59 +533,6 @@ fn assert_one_sync_applied(outputs: &[Output], runs: &[jit_store::SyncRun]) -> u
     busy
 }
 
-/// A fresh PostgreSQL database for one test (dropped at the end).
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        let admin_url = std::env::var("JIT_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!(
-            "jit_cli_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        psql(&admin_url, &format!("CREATE DATABASE {name}"));
-        PgDatabase { admin_url, name }
-    }
-
-    fn url(&self) -> String {
-        match self.admin_url.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{}", self.name),
-            None => unreachable!("a PostgreSQL URL has a path"),
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        psql(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-/// Runs one statement with `psql` as the test database's user; the
-/// PostgreSQL tests fail, not skip, when the server is unreachable.
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .output()
-        .expect("psql is installed (the PostgreSQL client)");
-    assert!(
-        out.status.success(),
-        "psql {url} -c {sql:?} failed (is PostgreSQL running? set JIT_TEST_PG_URL): {}",
-        text(&out.stderr)
-    );
-}
-
 #[test]
 fn three_syncs_of_one_org_started_together_on_sqlite_apply_once() {
     let sim = Sim::start_with(300);
@@ -611,7 +558,7 @@ fn syncs_started_together_with_wait_run_one_after_another() {
 
 #[test]
 fn three_syncs_on_a_fresh_postgresql_database_migrate_once_and_apply_once() {
-    let pg = PgDatabase::create();
+    let pg = PgDatabase::create("cli");
     let sim = Sim::start_with(300);
     let f = org_app(&sim);
     let outputs = syncs_started_together(&f, 3, Some(&pg.url()), &[]);
@@ -624,7 +571,7 @@ fn three_syncs_on_a_fresh_postgresql_database_migrate_once_and_apply_once() {
 
 #[test]
 fn three_syncs_on_a_migrated_postgresql_database_apply_once() {
-    let pg = PgDatabase::create();
+    let pg = PgDatabase::create("cli");
     let sim = Sim::start_with(300);
     let f = org_app(&sim);
     // Migrate (and record the corp) first, with a dry run that writes no org rows.

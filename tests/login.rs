@@ -7,7 +7,7 @@
 //! states, tokens, cookies and secrets the test saw
 //! (`Server::stop_and_scan`): no test ends without the scan.
 
-use crate::support;
+use crate::support::{self, PgDatabase};
 
 use jit_org::MemberStatus;
 use jit_sim::{Mutation, OrgRef, SimConfig, SimHandle, Simulator};
@@ -411,7 +411,7 @@ fn http(
         }
     }
     let body = if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
-        dechunk(rest)
+        support::dechunk(rest)
     } else {
         rest.to_string()
     };
@@ -421,19 +421,6 @@ fn http(
         cookies,
         body,
     }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// The value of a query parameter of a URL.
@@ -973,54 +960,6 @@ fn a_person_in_two_dingtalk_orgs_is_one_user_through_either_login_until_offlined
     s.stop_and_scan(&secrets);
 }
 
-/// A fresh PostgreSQL database (`JIT_TEST_PG_URL`), dropped with the test.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        let admin_url = std::env::var("JIT_TEST_PG_URL")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("jit_login_{}_{nanos}", std::process::id());
-        psql(&admin_url, &format!("CREATE DATABASE {name}"));
-        PgDatabase { admin_url, name }
-    }
-
-    fn url(&self) -> String {
-        let (base, _) = self.admin_url.rsplit_once('/').expect("a URL with a path");
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        psql(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .output()
-        .expect("psql is installed (the PostgreSQL client)");
-    assert!(
-        out.status.success(),
-        "psql {sql:?} failed (is PostgreSQL running? set JIT_TEST_PG_URL): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn sessions_survive_key_rotation_and_logout_ends_them_on_every_replica() {
     let sim = start_sim(300);
@@ -1035,7 +974,7 @@ fn replicas_on_one_postgresql_share_keys_sessions_and_logouts() {
     let sim = start_sim(300);
     let secrets = Secrets::default();
     let app = login_app(&sim, &secrets);
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("login");
     replicas_share_sessions(&sim, &app, &db.url(), &secrets);
 }
 

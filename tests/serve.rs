@@ -324,7 +324,7 @@ fn http(base: &str, method: &str, path: &str, body: Option<&str>, token: Option<
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let body = if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
-        dechunk(rest)
+        support::dechunk(rest)
     } else {
         rest.to_string()
     };
@@ -333,19 +333,6 @@ fn http(base: &str, method: &str, path: &str, body: Option<&str>, token: Option<
         headers,
         body,
     }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// The events of an SSE body: (event name, data).

@@ -5,7 +5,7 @@
 //! expires. The simulator runs in this test process; the app is in a temp
 //! folder; the database is a fresh one per test (`JIT_TEST_PG_URL`).
 
-use crate::support;
+use crate::support::{self, PgDatabase};
 
 use jit_sim::{SimConfig, SimHandle, Simulator};
 use jit_store::{CorpStore, Firing, FiringState};
@@ -17,50 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::Fixture;
-
-/// A fresh PostgreSQL database, dropped with the test.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        let admin_url = std::env::var("JIT_TEST_PG_URL")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("jit_tasks_{}_{}", std::process::id(), now_ms());
-        psql(&admin_url, &format!("CREATE DATABASE {name}"));
-        PgDatabase { admin_url, name }
-    }
-
-    fn url(&self) -> String {
-        let (base, _) = self.admin_url.rsplit_once('/').expect("a URL with a path");
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        psql(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .output()
-        .expect("psql is installed (the PostgreSQL client)");
-    assert!(
-        out.status.success(),
-        "psql {sql:?} failed (is PostgreSQL running? set JIT_TEST_PG_URL): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -320,7 +276,7 @@ fn all_firings(store: &dyn CorpStore) -> BTreeMap<String, Vec<Firing>> {
 
 #[test]
 fn three_replicas_on_one_postgresql_run_every_firing_once_and_recover_a_killed_ones() {
-    let pg = PgDatabase::create();
+    let pg = PgDatabase::create("tasks");
     let sim_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
