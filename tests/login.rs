@@ -13,13 +13,12 @@ use jit_org::MemberStatus;
 use jit_sim::{Mutation, OrgRef, SimConfig, SimHandle, Simulator};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::Fixture;
+use support::{Fixture, Resp};
 
 // ------------------------------------------------------------------ fixtures
 
@@ -326,42 +325,6 @@ impl Drop for Server {
     }
 }
 
-/// One HTTP answer; `set-cookie` headers are kept apart (there may be several).
-struct Resp {
-    status: u16,
-    headers: HashMap<String, String>,
-    cookies: Vec<String>,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.body))
-    }
-
-    fn code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("not an error body ({}): {}", self.status, self.body))
-            .to_string()
-    }
-
-    fn location(&self) -> String {
-        self.headers
-            .get("location")
-            .unwrap_or_else(|| panic!("no location ({}): {}", self.status, self.body))
-            .clone()
-    }
-
-    /// The `set-cookie` header of `name`.
-    fn cookie(&self, name: &str) -> Option<&String> {
-        self.cookies
-            .iter()
-            .find(|c| c.starts_with(&format!("{name}=")))
-    }
-}
-
 fn http(
     base: &str,
     method: &str,
@@ -369,58 +332,8 @@ fn http(
     body: Option<&Value>,
     headers: &[(&str, &str)],
 ) -> Resp {
-    let host = base.trim_start_matches("http://");
-    let mut conn = TcpStream::connect(host).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
     let body = body.map(Value::to_string).unwrap_or_default();
-    if method == "POST" {
-        req.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    conn.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut headers = HashMap::new();
-    let mut cookies = Vec::new();
-    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
-        if k == "set-cookie" {
-            cookies.push(v);
-        } else {
-            headers.insert(k, v);
-        }
-    }
-    let body = if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
-        support::dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Resp {
-        status,
-        headers,
-        cookies,
-        body,
-    }
+    support::http(base, method, path, &body, headers)
 }
 
 /// The value of a query parameter of a URL.

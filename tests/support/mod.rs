@@ -107,3 +107,104 @@ pub fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// One HTTP answer; `set-cookie` headers are kept apart (there may be several).
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers other than `set-cookie`, names lower-cased.
+    pub headers: std::collections::HashMap<String, String>,
+    /// Every `set-cookie` value.
+    pub cookies: Vec<String>,
+    /// The body (chunked bodies decoded).
+    pub body: String,
+}
+
+impl Resp {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.body))
+    }
+
+    /// The error code of an error answer.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body ({}): {}", self.status, self.body))
+            .to_string()
+    }
+
+    /// The `location` header of a redirect.
+    pub fn location(&self) -> String {
+        self.headers
+            .get("location")
+            .unwrap_or_else(|| panic!("no location ({}): {}", self.status, self.body))
+            .clone()
+    }
+
+    /// The `set-cookie` header of `name`.
+    pub fn cookie(&self, name: &str) -> Option<&String> {
+        self.cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection, chunked bodies
+/// decoded), so the tests need no HTTP client dependency. A POST sends
+/// `body` as JSON.
+pub fn http(base: &str, method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Resp {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    conn.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut headers = std::collections::HashMap::new();
+    let mut cookies = Vec::new();
+    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
+        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+        if k == "set-cookie" {
+            cookies.push(v);
+        } else {
+            headers.insert(k, v);
+        }
+    }
+    let body = if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Resp {
+        status,
+        headers,
+        cookies,
+        body,
+    }
+}
