@@ -52,23 +52,12 @@ fn expected_snapshot(org: &SyntheticOrg) -> CorpSnapshot {
     s
 }
 
-async fn open_spec(spec: &str) -> std::sync::Arc<dyn jit_store::CorpStore> {
-    let parts: Vec<&str> = spec.split('\t').collect();
-    match parts.as_slice() {
-        ["sqlite", path] => jit_store::open(path).await.unwrap(),
-        ["postgres", url, schema] => jit_store::open_postgres_in_schema(url, schema)
-            .await
-            .unwrap(),
-        _ => panic!("bad worker spec {spec:?}"),
-    }
-}
-
 #[tokio::test]
 #[ignore = "worker process of the crash tests; they start it themselves"]
 async fn crash_worker() {
     let spec = std::env::var(WORKER_ENV)
         .expect("crash_worker is started by the crash tests, which set JIT_STORE_CRASH_WORKER");
-    let store = open_spec(&spec).await;
+    let store = open_worker_spec(&spec).await;
     let org = new_org();
     println!("applying");
     use std::io::Write;
@@ -190,10 +179,7 @@ async fn kill_mid_apply_leaves_old_or_new(t: &TestStore, spec: String) {
 #[tokio::test]
 async fn sqlite_killed_mid_apply_holds_old_or_new_state() {
     let t = TestStore::sqlite().await;
-    let Place::Sqlite { path, .. } = &t.place else {
-        unreachable!()
-    };
-    let spec = format!("sqlite\t{}", path.display());
+    let spec = t.worker_spec();
     kill_mid_apply_leaves_old_or_new(&t, spec).await;
 }
 
@@ -202,9 +188,6 @@ async fn postgres_killed_mid_apply_holds_old_or_new_state() {
     let Some(t) = TestStore::postgres().await else {
         return;
     };
-    let Place::Postgres { url, schema } = &t.place else {
-        unreachable!()
-    };
-    let spec = format!("postgres\t{url}\t{schema}");
+    let spec = t.worker_spec();
     kill_mid_apply_leaves_old_or_new(&t, spec).await;
 }

@@ -22,14 +22,7 @@ const CORP: &str = "corps.Locked";
 async fn lock_worker() {
     let spec = std::env::var(WORKER_ENV)
         .expect("lock_worker is started by the lock tests, which set JIT_STORE_LOCK_WORKER");
-    let parts: Vec<&str> = spec.split('\t').collect();
-    let store = match parts.as_slice() {
-        ["sqlite", path] => jit_store::open(path).await.unwrap(),
-        ["postgres", url, schema] => jit_store::open_postgres_in_schema(url, schema)
-            .await
-            .unwrap(),
-        _ => panic!("bad worker spec {spec:?}"),
-    };
+    let store = open_worker_spec(&spec).await;
     let _held = store.lock_sync(CORP, Duration::ZERO).await.unwrap();
     store.begin_run(&run_for(&wecom_corp(CORP))).await.unwrap();
     println!("locked");
@@ -92,10 +85,7 @@ async fn lock_of_a_killed_process_is_released(t: &TestStore, spec: String) {
 #[tokio::test]
 async fn sqlite_sync_lock_of_a_killed_process_is_released() {
     let t = TestStore::sqlite().await;
-    let Place::Sqlite { path, .. } = &t.place else {
-        unreachable!()
-    };
-    let spec = format!("sqlite\t{}", path.display());
+    let spec = t.worker_spec();
     lock_of_a_killed_process_is_released(&t, spec).await;
 }
 
@@ -104,10 +94,7 @@ async fn postgres_sync_lock_of_a_killed_process_is_released() {
     let Some(t) = TestStore::postgres().await else {
         return;
     };
-    let Place::Postgres { url, schema } = &t.place else {
-        unreachable!()
-    };
-    let spec = format!("postgres\t{url}\t{schema}");
+    let spec = t.worker_spec();
     lock_of_a_killed_process_is_released(&t, spec).await;
 }
 

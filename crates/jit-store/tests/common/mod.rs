@@ -87,7 +87,29 @@ pub struct TestStore {
     pub place: Place,
 }
 
+/// How a worker process (a child started by the crash and lock tests)
+/// opens the same store as its parent test: `sqlite\t<path>` or
+/// `postgres\t<url>\t<schema>`, passed through an environment variable.
+pub async fn open_worker_spec(spec: &str) -> std::sync::Arc<dyn jit_store::CorpStore> {
+    let parts: Vec<&str> = spec.split('\t').collect();
+    match parts.as_slice() {
+        ["sqlite", path] => jit_store::open(path).await.unwrap(),
+        ["postgres", url, schema] => jit_store::open_postgres_in_schema(url, schema)
+            .await
+            .unwrap(),
+        _ => panic!("bad worker spec {spec:?}"),
+    }
+}
+
 impl TestStore {
+    /// The spec a worker process opens this store with ([`open_worker_spec`]).
+    pub fn worker_spec(&self) -> String {
+        match &self.place {
+            Place::Sqlite { path, .. } => format!("sqlite\t{}", path.display()),
+            Place::Postgres { url, schema } => format!("postgres\t{url}\t{schema}"),
+        }
+    }
+
     /// A store in a new SQLite file in a temporary folder.
     pub async fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().unwrap();
