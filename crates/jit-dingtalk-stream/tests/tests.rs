@@ -1,0 +1,1 @@
+//! Integration tests of jit-dingtalk-stream against the simulator's Stream gateway.
