@@ -7,3 +7,5 @@
 //! transaction path as a full sync, by whichever replica claims it.
 
 #![warn(missing_docs)]
+
+pub mod apply;

@@ -100,6 +100,34 @@ pub trait CorpSource: Send + Sync {
     }
 }
 
+/// Something that reads only what changed (the objects platform events
+/// named) rather than the whole organization.
+///
+/// A read of changes is never the full truth of the org, so it does not
+/// return a smaller org: it returns the stored org (`local`) with every
+/// object it read replaced by what the platform answered now, and every
+/// object the platform answered is gone (WeCom 60111, DingTalk 60121 for a
+/// member) removed. Everything it did not read stays exactly as stored, so
+/// [`plan`] changes what was read and nothing else, with the same rules as
+/// a full sync (absent members are offlined, never deleted).
+#[async_trait::async_trait]
+pub trait ChangeSource: Send + Sync {
+    /// The platform the identities come from.
+    fn provider(&self) -> Provider;
+
+    /// Reads the changed objects and returns `local` with them replaced.
+    async fn read_changes(
+        &self,
+        local: &CorpSnapshot,
+        opts: &FetchOptions,
+    ) -> Result<CorpSnapshot, SourceError>;
+
+    /// Cumulative call statistics of the source (empty if it has none).
+    fn stats(&self) -> FetchStats {
+        FetchStats::default()
+    }
+}
+
 /// How a sync runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -288,6 +316,55 @@ pub async fn run_sync(
     opts: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<SyncReport, SyncError> {
+    run(Read::Full(source), store, corp, opts, progress).await
+}
+
+/// Applies what a [`ChangeSource`] read (the objects some platform events
+/// named) through the same lock, plan, safety checks, transaction and run
+/// record as [`run_sync`]. The stored org is loaded first and handed to the
+/// source, which returns the org as it is after the read: the stored one
+/// with the objects it read replaced (see [`ChangeSource`]), so the plan
+/// changes those and nothing else.
+pub async fn run_change_sync(
+    source: &dyn ChangeSource,
+    store: &dyn CorpStore,
+    corp: &CorpRecord,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<SyncReport, SyncError> {
+    run(Read::Changes(source), store, corp, opts, progress).await
+}
+
+/// What a run reads: the whole org, or the changes a source knows of.
+#[derive(Clone, Copy)]
+enum Read<'a> {
+    Full(&'a dyn CorpSource),
+    Changes(&'a dyn ChangeSource),
+}
+
+impl Read<'_> {
+    fn provider(&self) -> Provider {
+        match self {
+            Read::Full(s) => s.provider(),
+            Read::Changes(s) => s.provider(),
+        }
+    }
+
+    fn stats(&self) -> FetchStats {
+        match self {
+            Read::Full(s) => s.stats(),
+            Read::Changes(s) => s.stats(),
+        }
+    }
+}
+
+async fn run(
+    read: Read<'_>,
+    store: &dyn CorpStore,
+    corp: &CorpRecord,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<SyncReport, SyncError> {
     let t0 = Instant::now();
     let name = corp.full_name.clone();
     let store_err = |operation: &str, run_id: Option<i64>, error: StoreError| SyncError::Store {
@@ -332,38 +409,74 @@ pub async fn run_sync(
     progress.on_run_started(run_id);
 
     progress.on_event(&ProgressEvent::Phase("fetch".into()));
-    let stats_before = source.stats();
-    let remote = match source.fetch(&opts.fetch, progress).await {
-        Ok(r) => r,
-        Err(e) => {
-            let run = base_run(run_id, RunOutcome::Failed, Some(e.to_string()), Vec::new());
-            let recorded = store.record_run(&run, &[]).await.ok();
-            return Err(SyncError::Fetch {
-                corp: name.clone(),
-                provider: source.provider().to_string(),
-                run_id: recorded,
-                error: e,
-            });
+    let stats_before = read.stats();
+    let fail_run = |error: String, notes: Vec<String>| {
+        base_run(run_id, RunOutcome::Failed, Some(error), notes)
+    };
+    let fetch_failed = |run_id: Option<i64>, error: SourceError| SyncError::Fetch {
+        corp: name.clone(),
+        provider: read.provider().to_string(),
+        run_id,
+        error,
+    };
+    // A full read comes first and the stored org is loaded after it; a
+    // read of changes needs the stored org to know what to read. Both run
+    // under the org's lock, so the stored org cannot change in between.
+    let load = || async {
+        store.load_snapshot(&corp.full_name).await.map_err(|e| {
+            let run = fail_run(format!("loading the stored organization: {e}"), Vec::new());
+            (run, e)
+        })
+    };
+    let (remote, local, fetch_ms, load_ms) = match read {
+        Read::Full(source) => {
+            let remote = match source.fetch(&opts.fetch, progress).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let recorded = store
+                        .record_run(&fail_run(e.to_string(), Vec::new()), &[])
+                        .await
+                        .ok();
+                    return Err(fetch_failed(recorded, e));
+                }
+            };
+            let fetch_ms = ms(t0.elapsed());
+            let t_load = Instant::now();
+            let local = match load().await {
+                Ok(l) => l,
+                Err((mut run, e)) => {
+                    run.notes = remote.notes.clone();
+                    let recorded = store.record_run(&run, &[]).await.ok();
+                    return Err(store_err("loading the stored organization", recorded, e));
+                }
+            };
+            (remote, local, fetch_ms, ms(t_load.elapsed()))
+        }
+        Read::Changes(source) => {
+            let t_load = Instant::now();
+            let local = match load().await {
+                Ok(l) => l,
+                Err((run, e)) => {
+                    let recorded = store.record_run(&run, &[]).await.ok();
+                    return Err(store_err("loading the stored organization", recorded, e));
+                }
+            };
+            let load_ms = ms(t_load.elapsed());
+            let t_fetch = Instant::now();
+            let remote = match source.read_changes(&local, &opts.fetch).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let recorded = store
+                        .record_run(&fail_run(e.to_string(), Vec::new()), &[])
+                        .await
+                        .ok();
+                    return Err(fetch_failed(recorded, e));
+                }
+            };
+            (remote, local, ms(t_fetch.elapsed()), load_ms)
         }
     };
-    let fetch_stats = source.stats().since(&stats_before);
-    let fetch_ms = ms(t0.elapsed());
-
-    let t_load = Instant::now();
-    let local = match store.load_snapshot(&corp.full_name).await {
-        Ok(l) => l,
-        Err(e) => {
-            let run = base_run(
-                run_id,
-                RunOutcome::Failed,
-                Some(format!("loading the stored organization: {e}")),
-                remote.notes.clone(),
-            );
-            let recorded = store.record_run(&run, &[]).await.ok();
-            return Err(store_err("loading the stored organization", recorded, e));
-        }
-    };
-    let load_ms = ms(t_load.elapsed());
+    let fetch_stats = read.stats().since(&stats_before);
 
     progress.on_event(&ProgressEvent::Phase("plan".into()));
     let t_plan = Instant::now();
