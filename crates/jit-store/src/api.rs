@@ -634,4 +634,53 @@ pub trait CorpStore: Send + Sync + 'static {
         state_id: &str,
         now: i64,
     ) -> StoreResult<Option<crate::LoginState>>;
+
+    /// Stores a received event in the inbox, unless an event with the same
+    /// `(corp, dedupe_key)` is stored already (a platform's retry, or a
+    /// replay): then nothing is written and its id is returned as
+    /// [`crate::InboxPut::Duplicate`]. Racing replicas store it once.
+    async fn inbox_put(&self, event: &crate::NewInboxEvent) -> StoreResult<crate::InboxPut>;
+
+    /// Claims the next events of one org, oldest first, for `claim.holder`:
+    /// takes (or renews) the org's inbox lease, then marks its first pending
+    /// events that are due (up to `limit`, stopping at one still waiting for
+    /// its retry, so events apply in arrival order) as claimed, adding one to
+    /// their attempts. Empty when another replica holds the org's lease under
+    /// a live lease, or nothing is due (then the lease is released).
+    async fn inbox_claim(&self, claim: &crate::InboxClaim) -> StoreResult<Vec<crate::InboxRow>>;
+
+    /// Records how claimed events ended; events no longer claimed by
+    /// `end.holder` (taken over by another replica) are left alone. The
+    /// number of events changed.
+    async fn inbox_finish(&self, end: &crate::InboxEnd) -> StoreResult<u64>;
+
+    /// The orgs whose oldest pending event is due at `now`, sorted.
+    async fn inbox_due(&self, now: i64) -> StoreResult<Vec<String>>;
+
+    /// An org's events, newest first, at most `limit`, only ids below
+    /// `before` when given (paging).
+    async fn inbox_list(
+        &self,
+        corp: &str,
+        limit: usize,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<crate::InboxRow>>;
+
+    /// Counts of an org's events by state, and the lag.
+    async fn inbox_summary(&self, corp: &str) -> StoreResult<crate::InboxSummary>;
+
+    /// Takes or renews the named lease until `now + lease_ms`: `true` when
+    /// `holder` has it now (it was free, expired before `now`, or already
+    /// its own); `false` when another holder's lease is live.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> StoreResult<bool>;
+
+    /// Gives up the named lease if `holder` has it, so another replica may
+    /// take it at once.
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 }

@@ -103,6 +103,7 @@
 
 mod api;
 mod firings;
+mod inbox;
 mod lock;
 mod logic;
 mod logins;
@@ -113,6 +114,10 @@ pub mod synthetic;
 
 pub use api::*;
 pub use firings::{Claim, Firing, FiringClaim, FiringEnd, FiringState};
+pub use inbox::{
+    InboxClaim, InboxEnd, InboxOutcome, InboxPut, InboxRow, InboxState, InboxSummary,
+    NewInboxEvent,
+};
 pub use lock::SyncLock;
 pub use logins::{LoginKey, LoginState};
 

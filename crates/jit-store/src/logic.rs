@@ -3,6 +3,7 @@
 //! The backends only move rows in and out of their database.
 
 pub(crate) mod firings;
+pub(crate) mod inbox;
 pub(crate) mod logins;
 pub(crate) mod ops;
 

@@ -605,6 +605,9 @@ async fn write_run(
 /// The PostgreSQL primitives over one open transaction: new rows go in with
 /// binary `COPY`, updates as `INSERT ... SELECT FROM UNNEST(array params)
 /// ON CONFLICT DO UPDATE` in batches of [`BATCH`].
+// After the `in_tx!` macro, which it uses.
+mod inbox;
+
 struct PgTx<'a, 't> {
     tx: &'a Transaction<'t>,
     op: &'a str,
@@ -1548,6 +1551,49 @@ impl CorpStore for PgStore {
         in_tx!(self, "take login state", |tx| logins::take_state(
             tx, state_id, now
         ))
+    }
+
+    async fn inbox_put(&self, event: &crate::NewInboxEvent) -> StoreResult<crate::InboxPut> {
+        self.pg_inbox_put(event).await
+    }
+
+    async fn inbox_claim(&self, claim: &crate::InboxClaim) -> StoreResult<Vec<crate::InboxRow>> {
+        self.pg_inbox_claim(claim).await
+    }
+
+    async fn inbox_finish(&self, end: &crate::InboxEnd) -> StoreResult<u64> {
+        self.pg_inbox_finish(end).await
+    }
+
+    async fn inbox_due(&self, now: i64) -> StoreResult<Vec<String>> {
+        self.pg_inbox_due(now).await
+    }
+
+    async fn inbox_list(
+        &self,
+        corp: &str,
+        limit: usize,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<crate::InboxRow>> {
+        self.pg_inbox_list(corp, limit, before).await
+    }
+
+    async fn inbox_summary(&self, corp: &str) -> StoreResult<crate::InboxSummary> {
+        self.pg_inbox_summary(corp).await
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> StoreResult<bool> {
+        self.pg_take_lease(name, holder, now, lease_ms).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.pg_release_lease(name, holder).await
     }
 }
 

@@ -295,6 +295,44 @@ CREATE TABLE login_states (
 )
 "#,
     },
+    Migration {
+        version: 5,
+        sql: r#"
+-- The event inbox: org-change events (WeCom callbacks, DingTalk push and
+-- Stream) stored when received and applied later by whichever replica
+-- claims them. The dedupe key (DingTalk's eventId, a hash of a WeCom
+-- event's decrypted payload) is unique per org: a platform's retry of a
+-- stored event is recognised and stored once.
+CREATE TABLE event_inbox (
+    event_id {id_pk},
+    corp TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'applied', 'failed')),
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    claimed_by TEXT,
+    lease_until BIGINT,
+    last_error TEXT,
+    applied_at BIGINT,
+    run_id BIGINT,
+    UNIQUE (corp, dedupe_key)
+);
+CREATE INDEX event_inbox_pending ON event_inbox (state, next_attempt_at);
+CREATE INDEX event_inbox_corp ON event_inbox (corp, state, event_id);
+-- Named leases: who applies an org's inbox, who holds an org's DingTalk
+-- Stream connection. A lease whose holder stopped renewing it expires and
+-- may be taken by another replica.
+CREATE TABLE event_leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    lease_until BIGINT NOT NULL
+)
+"#,
+    },
 ];
 
 /// Highest version the binary knows.

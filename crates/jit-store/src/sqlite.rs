@@ -23,6 +23,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod inbox;
+
 /// The SQLite backend: `sqlite://path`, `sqlite:path`, and (as the
 /// default for locations with no known scheme) plain paths.
 pub(crate) const DRIVER: crate::Driver = crate::Driver {
@@ -1553,6 +1555,49 @@ impl CorpStore for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn inbox_put(&self, event: &crate::NewInboxEvent) -> StoreResult<crate::InboxPut> {
+        self.sqlite_inbox_put(event).await
+    }
+
+    async fn inbox_claim(&self, claim: &crate::InboxClaim) -> StoreResult<Vec<crate::InboxRow>> {
+        self.sqlite_inbox_claim(claim).await
+    }
+
+    async fn inbox_finish(&self, end: &crate::InboxEnd) -> StoreResult<u64> {
+        self.sqlite_inbox_finish(end).await
+    }
+
+    async fn inbox_due(&self, now: i64) -> StoreResult<Vec<String>> {
+        self.sqlite_inbox_due(now).await
+    }
+
+    async fn inbox_list(
+        &self,
+        corp: &str,
+        limit: usize,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<crate::InboxRow>> {
+        self.sqlite_inbox_list(corp, limit, before).await
+    }
+
+    async fn inbox_summary(&self, corp: &str) -> StoreResult<crate::InboxSummary> {
+        self.sqlite_inbox_summary(corp).await
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> StoreResult<bool> {
+        self.sqlite_take_lease(name, holder, now, lease_ms).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.sqlite_release_lease(name, holder).await
     }
 }
 

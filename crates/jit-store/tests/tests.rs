@@ -8,6 +8,7 @@
 mod common;
 mod connection_lost;
 mod crash;
+mod inbox;
 mod migrate_race;
 mod store;
 mod sync_lock;
