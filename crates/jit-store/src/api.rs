@@ -626,6 +626,15 @@ pub trait CorpStore: Send + Sync + 'static {
     /// dropped). A state id already stored is an error.
     async fn put_login_state(&self, state: &crate::LoginState, now: i64) -> StoreResult<()>;
 
+    /// Runs one of the store's own read statements (the page-sized reads
+    /// of [`crate::reads`], which are methods of `dyn CorpStore`); the
+    /// statements are made only inside this crate.
+    async fn read_rows(
+        &self,
+        q: crate::reads::ReadSql,
+        params: &[crate::reads::ReadParam],
+    ) -> StoreResult<Vec<Vec<crate::reads::Cell>>>;
+
     /// Takes a state: it is deleted whatever happens, so it is used at most
     /// once even by racing replicas; `None` if unknown, already taken or
     /// expired at `now`.

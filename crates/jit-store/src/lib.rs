@@ -108,6 +108,7 @@ mod lock;
 mod logic;
 mod logins;
 mod postgres;
+pub mod reads;
 mod schema;
 mod sqlite;
 pub mod synthetic;
@@ -115,8 +116,7 @@ pub mod synthetic;
 pub use api::*;
 pub use firings::{Claim, Firing, FiringClaim, FiringEnd, FiringState};
 pub use inbox::{
-    InboxClaim, InboxEnd, InboxOutcome, InboxPut, InboxRow, InboxState, InboxSummary,
-    NewInboxEvent,
+    InboxClaim, InboxEnd, InboxOutcome, InboxPut, InboxRow, InboxState, InboxSummary, NewInboxEvent,
 };
 pub use lock::SyncLock;
 pub use logins::{LoginKey, LoginState};

@@ -607,6 +607,8 @@ async fn write_run(
 /// ON CONFLICT DO UPDATE` in batches of [`BATCH`].
 // After the `in_tx!` macro, which it uses.
 mod inbox;
+// After the `read!` macro, which it uses.
+mod reads;
 
 struct PgTx<'a, 't> {
     tx: &'a Transaction<'t>,
@@ -1545,6 +1547,14 @@ impl CorpStore for PgStore {
         in_tx!(self, "store login state", |tx| logins::put_state(
             tx, state, now
         ))
+    }
+
+    async fn read_rows(
+        &self,
+        q: crate::reads::ReadSql,
+        params: &[crate::reads::ReadParam],
+    ) -> StoreResult<Vec<Vec<crate::reads::Cell>>> {
+        self.pg_read_rows(q, params).await
     }
 
     async fn take_login_state(&self, state_id: &str, now: i64) -> StoreResult<Option<LoginState>> {

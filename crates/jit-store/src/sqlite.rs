@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod inbox;
+mod reads;
 
 /// The SQLite backend: `sqlite://path`, `sqlite:path`, and (as the
 /// default for locations with no known scheme) plain paths.
@@ -1545,6 +1546,14 @@ impl CorpStore for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn read_rows(
+        &self,
+        q: crate::reads::ReadSql,
+        params: &[crate::reads::ReadParam],
+    ) -> StoreResult<Vec<Vec<crate::reads::Cell>>> {
+        self.sqlite_read_rows(q, params).await
     }
 
     async fn take_login_state(&self, state_id: &str, now: i64) -> StoreResult<Option<LoginState>> {

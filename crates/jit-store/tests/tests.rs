@@ -10,6 +10,7 @@ mod connection_lost;
 mod crash;
 mod inbox;
 mod migrate_race;
+mod reads;
 mod store;
 mod sync_lock;
 mod tls;
