@@ -120,6 +120,61 @@ pub struct CorpSettings {
     pub retries: Option<u32>,
     /// First back-off between retries (doubles on each retry).
     pub retry_base: Option<Duration>,
+    /// Event-driven sync (`events`); `None` = events off.
+    pub events: Option<EventsConfig>,
+}
+
+/// How an org receives change events (the config's `events` object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventMode {
+    /// Pushed to `jit serve`'s callback URL (WeCom's only mode).
+    Http,
+    /// DingTalk Stream: `jit serve` holds a connection to the gateway.
+    Stream,
+}
+
+/// The config's `events` object: the delivery mode and, for HTTP, the
+/// callback crypto's Token and EncodingAESKey / aes_key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// How events arrive.
+    pub mode: EventMode,
+    /// The callback Token (HTTP mode).
+    pub token: Option<String>,
+    /// The 43-character EncodingAESKey / aes_key (HTTP mode).
+    pub aes_key: Option<String>,
+}
+
+impl fmt::Debug for EventsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Token and key are secrets: only whether they are set is shown.
+        f.debug_struct("EventsConfig")
+            .field("mode", &self.mode)
+            .field("token", &self.token.as_ref().map(|_| "******"))
+            .field("aes_key", &self.aes_key.as_ref().map(|_| "******"))
+            .finish()
+    }
+}
+
+fn events(platform: Platform, root: &Map<String, Value>) -> Result<Option<EventsConfig>, String> {
+    let Some(Value::Object(ev)) = root.get("events") else {
+        return Ok(None);
+    };
+    let mode = match (platform, ev.get("mode").and_then(Value::as_str)) {
+        (Platform::Wecom, _) | (Platform::DingTalk, Some("http")) => EventMode::Http,
+        (Platform::DingTalk, Some("stream")) => EventMode::Stream,
+        (Platform::DingTalk, _) => return Ok(None),
+    };
+    let token = text(ev, "token").filter(|t| !t.is_empty());
+    let aes_key = text(ev, "aesKey").filter(|k| !k.is_empty());
+    if mode == EventMode::Http && (token.is_none() || aes_key.is_none()) {
+        return Err("config: `events` needs `token` and `aesKey` to receive HTTP callbacks".into());
+    }
+    Ok(Some(EventsConfig {
+        mode,
+        token,
+        aes_key,
+    }))
 }
 
 impl CorpSettings {
@@ -239,6 +294,7 @@ pub(crate) fn parse(
         retry_base: get("retryBaseMs")
             .and_then(Value::as_u64)
             .map(Duration::from_millis),
+        events: events(platform, root)?,
     };
     Ok((auth_config, settings))
 }
@@ -299,6 +355,32 @@ mod tests {
         let (_, s) = parse(Platform::Wecom, Some(&c), "corps.A").unwrap();
         assert_eq!(s.sync_options().max_offline_count, 3);
         assert_eq!(s.sync_options().lock_wait_secs, 2.5);
+    }
+
+    #[test]
+    fn events_are_off_unless_configured_and_their_secrets_stay_hidden() {
+        let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let plain = json!({"corpId": "ww", "agentId": "1", "secret": "s"});
+        let (_, s) = parse(Platform::Wecom, Some(&plain), "corps.A").unwrap();
+        assert_eq!(s.events, None);
+        let wecom = json!({"corpId": "ww", "agentId": "1", "secret": "s",
+                           "events": {"token": "TOKEN123", "aesKey": key}});
+        let (_, s) = parse(Platform::Wecom, Some(&wecom), "corps.A").unwrap();
+        let ev = s.events.unwrap();
+        assert_eq!(ev.mode, EventMode::Http);
+        assert_eq!(ev.token.as_deref(), Some("TOKEN123"));
+        let shown = format!("{ev:?}");
+        assert!(!shown.contains("TOKEN123") && !shown.contains(key), "{shown}");
+        let ding = |events: Value| {
+            let c = json!({"corpId": "d", "agentId": "1", "appKey": "k", "appSecret": "x",
+                           "events": events});
+            parse(Platform::DingTalk, Some(&c), "corps.D").map(|(_, s)| s.events)
+        };
+        let stream = ding(json!({"mode": "stream"})).unwrap().unwrap();
+        assert_eq!(stream.mode, EventMode::Stream);
+        assert_eq!(ding(json!({})).unwrap(), None, "no mode: events off");
+        let err = ding(json!({"mode": "http"})).unwrap_err();
+        assert!(err.contains("token") && err.contains("aesKey"), "{err}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod config;
 mod element;
 mod services;
 
-pub use config::{AuthConfig, CorpSettings, Platform};
+pub use config::{AuthConfig, CorpSettings, EventMode, EventsConfig, Platform};
 pub use element::{report_json, CorpClient, CorpElement, CorpError};
 pub use services::EngineCorpServices;
 
