@@ -132,14 +132,19 @@ impl ChangeRead {
         }
     }
 
-    /// Members named by the batch: by department list where
-    /// [`COALESCE_MIN`] of them share one, one `user/get` for the rest.
+    /// Members named by the batch, coalesced: a department where
+    /// [`COALESCE_MIN`] of them are known to sit (WeCom's `Department`, or
+    /// the stored memberships) is read by its member list first; the rest
+    /// are read with `user/get`, [`CONCURRENCY`] at a time, and as soon as
+    /// [`COALESCE_MIN`] of those answers name one department (a department
+    /// moved at once, a burst of hires) that department's list is read for
+    /// all that remain.
     async fn read_members(
         &self,
         local: &CorpSnapshot,
     ) -> Result<BTreeMap<String, Found<Member>>, SourceError> {
         let t = &self.targets;
-        let mut by_dept: BTreeMap<i64, usize> = BTreeMap::new();
+        let mut hinted: BTreeMap<i64, usize> = BTreeMap::new();
         for id in &t.members {
             let depts: Vec<i64> = match t.member_depts.get(id) {
                 Some(d) => d.clone(),
@@ -150,45 +155,69 @@ impl ChangeRead {
                     .unwrap_or_default(),
             };
             for d in depts {
-                *by_dept.entry(d).or_default() += 1;
+                *hinted.entry(d).or_default() += 1;
             }
         }
-        let listed: Vec<i64> = by_dept
+        let mut listed: BTreeSet<i64> = BTreeSet::new();
+        let mut to_list: Vec<i64> = hinted
             .into_iter()
             .filter(|(_, n)| *n >= COALESCE_MIN)
             .map(|(d, _)| d)
             .collect();
         let mut out: BTreeMap<String, Found<Member>> = BTreeMap::new();
-        let lists: Vec<_> = stream::iter(listed)
-            .map(|d| self.dept_members(d))
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for list in lists {
-            for m in list? {
-                if t.members.contains(&m.member_id) {
-                    out.insert(m.member_id.clone(), Found::Is(m));
+        let mut seen_in: BTreeMap<i64, usize> = BTreeMap::new();
+        loop {
+            listed.extend(to_list.iter().copied());
+            let lists: Vec<_> = stream::iter(std::mem::take(&mut to_list))
+                .map(|d| self.dept_members(d))
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            for list in lists {
+                for m in list? {
+                    if t.members.contains(&m.member_id) {
+                        out.insert(m.member_id.clone(), Found::Is(m));
+                    }
                 }
             }
+            let next: Vec<String> = t
+                .members
+                .iter()
+                .filter(|id| !out.contains_key(*id))
+                .take(CONCURRENCY)
+                .cloned()
+                .collect();
+            if next.is_empty() {
+                return Ok(out);
+            }
+            let reads: Vec<_> = stream::iter(next)
+                .map(|id| async move {
+                    let r = self.user(&id).await;
+                    (id, r)
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            for (id, r) in reads {
+                let r = r?;
+                if let Found::Is(m) = &r {
+                    for d in &m.depts {
+                        let n = seen_in.entry(d.dept_id).or_default();
+                        *n += 1;
+                        if *n >= COALESCE_MIN && !listed.contains(&d.dept_id) {
+                            to_list.push(d.dept_id);
+                            listed.insert(d.dept_id);
+                        }
+                    }
+                }
+                out.insert(id, r);
+            }
+            // Listing is worth it only while enough members remain unread.
+            let remaining = t.members.len() - out.len();
+            if remaining < COALESCE_MIN {
+                to_list.clear();
+            }
         }
-        let rest: Vec<String> = t
-            .members
-            .iter()
-            .filter(|id| !out.contains_key(*id))
-            .cloned()
-            .collect();
-        let reads: Vec<_> = stream::iter(rest)
-            .map(|id| async move {
-                let r = self.user(&id).await;
-                (id, r)
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for (id, r) in reads {
-            out.insert(id, r?);
-        }
-        Ok(out)
     }
 
     /// Reads `ids` and every department they lead to that the org does not
@@ -215,14 +244,6 @@ impl ChangeRead {
                         if let Some(p) = d.parent_id {
                             if !org.depts.contains_key(&p) && !done.contains(&p) && p > 0 {
                                 todo.insert(p);
-                            }
-                        }
-                        let mut d = d;
-                        if let Some(old) = org.depts.get(&id) {
-                            // department/get may withhold the leaders a
-                            // listing gives; unknown is not empty.
-                            if d.leaders.is_empty() {
-                                d.leaders = old.leaders.clone();
                             }
                         }
                         org.depts.insert(id, d);
@@ -381,13 +402,36 @@ impl ChangeSource for ChangeRead {
         // Departments named, and those a read member belongs to that the
         // store does not hold yet.
         let mut depts = self.targets.depts.clone();
-        for m in members.values() {
+        for (id, m) in &members {
+            let led_before = |d: i64| {
+                local
+                    .members
+                    .get(id)
+                    .is_some_and(|o| o.depts.iter().any(|x| x.dept_id == d && x.is_leader))
+            };
             if let Found::Is(m) = m {
                 depts.extend(
                     m.depts
                         .iter()
                         .map(|d| d.dept_id)
                         .filter(|d| !org.depts.contains_key(d)),
+                );
+                // A department's leaders are part of its own record: a
+                // member who became or stopped being a leader changes it.
+                depts.extend(
+                    m.depts
+                        .iter()
+                        .filter(|d| d.is_leader != led_before(d.dept_id))
+                        .map(|d| d.dept_id),
+                );
+            }
+            if let Some(old) = local.members.get(id) {
+                let still = |d: i64| matches!(m, Found::Is(m) if m.depts.iter().any(|x| x.dept_id == d && x.is_leader));
+                depts.extend(
+                    old.depts
+                        .iter()
+                        .filter(|d| d.is_leader && !still(d.dept_id))
+                        .map(|d| d.dept_id),
                 );
             }
         }
