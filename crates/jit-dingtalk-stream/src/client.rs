@@ -561,7 +561,11 @@ mod tests {
         .unwrap();
         let ev = to_event(&frame).unwrap();
         assert_eq!(
-            (ev.event_id.as_str(), ev.event_type.as_str(), ev.corp_id.as_str()),
+            (
+                ev.event_id.as_str(),
+                ev.event_type.as_str(),
+                ev.corp_id.as_str()
+            ),
             ("e1", "user_add_org", "ding1")
         );
         assert_eq!(ev.born_at_ms, 1683533823336);
@@ -605,7 +609,10 @@ mod tests {
 
     #[test]
     fn a_refusal_message_loses_the_secret() {
-        let text = scrub("bad secret s3cr3t-value in {\"clientSecret\":\"x\"}", &["s3cr3t-value"]);
+        let text = scrub(
+            "bad secret s3cr3t-value in {\"clientSecret\":\"x\"}",
+            &["s3cr3t-value"],
+        );
         assert!(!text.contains("s3cr3t-value"), "{text}");
     }
 }

@@ -26,7 +26,7 @@
 //! The client secret and the ticket never appear in logs, `Debug` output or
 //! errors.
 //!
-//! ```no_run
+//! ```
 //! use jit_dingtalk_stream::{run_with_status, EventSink, StreamConfig, StreamEvent, StreamStatus};
 //! use std::future::Future;
 //! use std::pin::Pin;
@@ -64,15 +64,15 @@
 //! }
 //!
 //! // A change upstream becomes an event on the stream.
-//! let member = sim.dingtalk_truth(0).members[0].userid.clone();
-//! sim.mutate(jit_sim::OrgRef::Dingtalk(0), jit_sim::Mutation::RemoveMember { userid: member.clone() })
+//! use jit_sim::{MembershipSpec, Mutation, OrgRef};
+//! sim.mutate(OrgRef::Dingtalk(0), Mutation::add_member("zhangsan", "Zhang San", vec![MembershipSpec::of(1)]))
 //!     .unwrap();
-//! while status.snapshot().frames_acked == 0 {
+//! while status.snapshot().events_accepted == 0 {
 //!     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
 //! }
 //! let got = sink.0.lock().unwrap().clone();
-//! assert_eq!(got[0].event_type, "user_leave_org");
-//! assert_eq!(got[0].data["userId"][0], member.as_str());
+//! assert_eq!(got[0].event_type, "user_add_org");
+//! assert_eq!(got[0].data["userId"][0], "zhangsan");
 //!
 //! stop_tx.send(()).unwrap();
 //! client.await.unwrap().unwrap();

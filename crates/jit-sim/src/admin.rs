@@ -313,6 +313,12 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Numbers the DingTalk events this process builds (see `eventId`).
+fn next_event_seq() -> u64 {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 struct EventBuilder<'a> {
     org: &'a Org,
     out: Vec<EventDraft>,
@@ -349,7 +355,9 @@ impl EventBuilder<'_> {
             "EventType": event_type,
             "EventTime": t,
             "CorpId": self.org.corp_id,
-            "eventId": format!("{:016x}", crate::org::mix(t as u64, self.out.len() as u64)),
+            // Unique per event, also for two mutations in the same millisecond
+            // (receivers deduplicate redeliveries by it).
+            "eventId": format!("{:016x}", crate::org::mix(t as u64, next_event_seq())),
             "timeStamp": t.to_string(),
         });
         if let (Some(o), Some(d)) = (v.as_object_mut(), data.as_object()) {

@@ -33,6 +33,9 @@
 //! `/wwlogin/sso/login`, DingTalk `/oauth2/auth`) send the browser back with
 //! a code for the member named by `sim_userid`; see the `login` module.
 //! | `POST /_sim/orgs/{org}/callback` | [`CallbackConfig`] or `null`; `…/callback/verify` runs the URL check |
+//! | `GET /_sim/orgs/{org}/stream` | [`StreamStats`] of a DingTalk org's Stream gateway |
+//! | `GET`/`POST /_sim/orgs/{org}/stream/settings` | [`StreamSettings`] (POST: fields left out keep their value) |
+//! | `POST /_sim/orgs/{org}/stream/{drop,disconnect,ping}` | make the live Stream connection drop, be asked to reconnect, or be pinged ([`StreamCommand`]) |
 //!
 //! Decisions that hold everywhere:
 //! - A member removed through the admin API (or [`SimHandle::mutate`]) is
@@ -56,7 +59,7 @@
 //!   `role/simplelist` lists visible members only. The truth is what a
 //!   complete read by the app yields (see [`SimHandle::wecom_truth`]).
 //! - Not simulated: IP-level limits, WeCom 45033 concurrency limits,
-//!   DingTalk Stream mode (only HTTP push), `extattr` / `extension`
+//!   `extattr` / `extension`
 //!   (absent, so `Member::extra` is `null` in the truth).
 //!
 //! ```no_run
@@ -80,6 +83,7 @@ mod events;
 mod login;
 mod org;
 mod server;
+mod stream;
 pub mod truth;
 mod wecom;
 
@@ -87,6 +91,7 @@ pub use admin::{AdminSpec, MembershipSpec, Mutation, MutationOutcome};
 pub use config::{CallbackConfig, DeptRefusal, FaultKind, FaultSettings, OrgRef, SimConfig};
 pub use org::{Platform, SimStatus};
 pub use server::{ApiStats, EventStats, SimStats};
+pub use stream::{StreamCommand, StreamSettings, StreamStats};
 
 use jit_org::CorpSnapshot;
 use serde::{Deserialize, Serialize};
@@ -359,7 +364,11 @@ pub(crate) fn mutate_shared(
             message,
         })?
     };
+    let streamed = stream::push(sh, r.index(), &drafts);
     outcome.events = events::emit(sh, r.index(), drafts);
+    if outcome.events.is_empty() {
+        outcome.events = streamed;
+    }
     Ok(outcome)
 }
 
@@ -510,6 +519,29 @@ impl SimHandle {
                 org: org.label(),
                 message,
             })
+    }
+
+    /// Counters of a DingTalk org's Stream gateway (frames sent, acked,
+    /// redelivered, connections, pings).
+    pub fn stream_stats(&self, org: OrgRef) -> Result<StreamStats, SimError> {
+        stream::stats(&self.shared, org)
+    }
+
+    /// The settings of a DingTalk org's Stream gateway.
+    pub fn stream_settings(&self, org: OrgRef) -> Result<StreamSettings, SimError> {
+        stream::settings(&self.shared, org)
+    }
+
+    /// Changes a DingTalk org's Stream gateway while serving (ping
+    /// interval, redelivery delays, the `drop_after_frames` fault).
+    pub fn set_stream_settings(&self, org: OrgRef, s: StreamSettings) -> Result<(), SimError> {
+        stream::set_settings(&self.shared, org, s)
+    }
+
+    /// Makes the org's live Stream connection drop, send `disconnect` or
+    /// ping; an error when no client is connected.
+    pub fn stream_command(&self, org: OrgRef, c: StreamCommand) -> Result<(), SimError> {
+        stream::command(&self.shared, org, c)
     }
 
     /// Stops serving and waits for the server task to end.

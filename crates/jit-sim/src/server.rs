@@ -190,6 +190,8 @@ pub(crate) struct Shared {
     pub revoked_this_round: Mutex<bool>,
     pub info: OnceLock<SimInfo>,
     pub events: events::Events,
+    /// Every DingTalk org's Stream gateway.
+    pub streams: crate::stream::Streams,
     /// Fault rate and kinds, and latency: changeable while serving.
     pub chaos: RwLock<Chaos>,
 }
@@ -284,6 +286,7 @@ impl Shared {
             orgs.push(RwLock::new(Org::generate(&cfg, Platform::DingTalk, i)));
         }
         let events = events::Events::new(orgs.len());
+        let streams = crate::stream::Streams::new(orgs.len());
         let chaos = RwLock::new(Chaos {
             faults: FaultSettings {
                 rate: cfg.fault_rate,
@@ -306,6 +309,7 @@ impl Shared {
             revoked_this_round: Mutex::new(false),
             info: OnceLock::new(),
             events,
+            streams,
         }
     }
 
@@ -931,6 +935,7 @@ fn busy(sh: &Shared, family: Family) -> Reply {
 pub(crate) fn router(sh: Arc<Shared>) -> Router {
     admin::routes()
         .merge(crate::login::routes())
+        .merge(crate::stream::routes())
         .fallback(api)
         .with_state(sh)
 }
@@ -978,7 +983,9 @@ pub(crate) async fn serve(
                         }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        // The Stream gateway's WebSocket is an upgrade.
+                        .with_upgrades();
                     tokio::select! {
                         _ = conn => {}
                         _ = stop_conn.changed() => {}

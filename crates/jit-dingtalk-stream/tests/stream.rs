@@ -1,0 +1,221 @@
+//! The Stream client against the simulator's gateway: delivery, acks,
+//! pings, reconnects, redelivery and refusals.
+
+use crate::common::{config, hire, sim, userids, wait_for, Client, Recorder, ORG};
+use jit_dingtalk_stream::{run, StreamError};
+use jit_sim::{StreamCommand, StreamSettings};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn events_arrive_in_order_and_are_acked() {
+    let sim = sim().await;
+    let sink = Arc::new(Recorder::default());
+    let client = Client::connected(config(&sim), sink.clone()).await;
+
+    let hired = hire(&sim, "order", 20);
+    wait_for("20 acks", || sim.stream_stats(ORG).unwrap().acked == 20).await;
+
+    let got = sink.events();
+    assert_eq!(
+        userids(&got),
+        hired,
+        "one event per hire, in mutation order"
+    );
+    let corp = sim.info().dingtalk[0].corp_id.clone();
+    assert!(got
+        .iter()
+        .all(|e| e.event_type == "user_add_org" && e.corp_id == corp && e.born_at_ms > 0));
+    let stats = sim.stream_stats(ORG).unwrap();
+    assert_eq!(
+        (stats.frames_sent, stats.pending, stats.redelivered),
+        (20, 0, 0)
+    );
+    let st = client.status.snapshot();
+    assert_eq!((st.events_accepted, st.events_later), (20, 0));
+    assert!(st.frames_acked >= 20);
+    client.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_system_ping_is_answered_with_its_own_data() {
+    let sim = sim().await;
+    let client = Client::connected(config(&sim), Arc::new(Recorder::default())).await;
+
+    sim.stream_command(ORG, StreamCommand::Ping).unwrap();
+    // The simulator counts a pong only with code 200, the ping's messageId and its data echoed.
+    wait_for("the pong", || sim.stream_stats(ORG).unwrap().pongs == 1).await;
+    assert_eq!(client.status.snapshot().pings_answered, 1);
+    client.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_socket_dropped_mid_burst_loses_no_event() {
+    let sim = sim().await;
+    let sink = Arc::new(Recorder::default());
+    let client = Client::connected(config(&sim), sink.clone()).await;
+    sim.set_stream_settings(
+        ORG,
+        StreamSettings {
+            drop_after_frames: Some(7),
+            ..sim.stream_settings(ORG).unwrap()
+        },
+    )
+    .unwrap();
+
+    let hired = hire(&sim, "burst", 30);
+    wait_for("every event acked", || {
+        let s = sim.stream_stats(ORG).unwrap();
+        s.connected && s.pending == 0 && s.acked >= 30
+    })
+    .await;
+
+    let stats = sim.stream_stats(ORG).unwrap();
+    assert_eq!(stats.drops, 1, "the socket was dropped once, mid-burst");
+    assert_eq!(stats.connections, 2, "the client came back");
+    let distinct = sink.distinct();
+    assert_eq!(distinct.len(), 30, "after dedupe, exactly the events sent");
+    assert_eq!(
+        userids(&distinct).into_iter().collect::<BTreeSet<_>>(),
+        hired.into_iter().collect::<BTreeSet<_>>()
+    );
+    let st = client.status.snapshot();
+    assert_eq!(st.reconnects, 1);
+    assert!(st.last_error.is_some(), "the drop is reported");
+    client.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_disconnect_from_the_server_is_acked_and_followed_by_a_new_connection() {
+    let sim = sim().await;
+    let sink = Arc::new(Recorder::default());
+    let client = Client::connected(config(&sim), sink.clone()).await;
+
+    sim.stream_command(ORG, StreamCommand::Disconnect).unwrap();
+    wait_for("the second connection", || {
+        let s = sim.stream_stats(ORG).unwrap();
+        s.connections == 2 && s.connected
+    })
+    .await;
+    let st = client.status.snapshot();
+    assert_eq!(st.reconnects, 1);
+    assert_eq!(st.last_error, None, "a requested reconnect is no failure");
+
+    let hired = hire(&sim, "after", 2);
+    wait_for("both events", || sink.events().len() == 2).await;
+    assert_eq!(userids(&sink.events()), hired);
+    client.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_the_sink_fails_is_acked_later_and_delivered_again() {
+    let sim = sim().await;
+    sim.set_stream_settings(
+        ORG,
+        StreamSettings {
+            later_delay_ms: 50,
+            ..StreamSettings::default()
+        },
+    )
+    .unwrap();
+    let sink = Arc::new(Recorder::failing_first(2));
+    let client = Client::connected(config(&sim), sink.clone()).await;
+
+    hire(&sim, "retry", 1);
+    wait_for("the ack", || sim.stream_stats(ORG).unwrap().acked == 1).await;
+
+    let stats = sim.stream_stats(ORG).unwrap();
+    assert_eq!((stats.later, stats.redelivered, stats.pending), (2, 2, 0));
+    let events = sink.events();
+    assert_eq!(events.len(), 3, "two failed attempts, then the one taken");
+    assert!(events.iter().all(|e| e.event_id == events[0].event_id));
+    let st = client.status.snapshot();
+    assert_eq!((st.events_later, st.events_accepted), (2, 1));
+    client.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_kept_alive_with_websocket_pings() {
+    let sim = sim().await;
+    sim.set_stream_settings(
+        ORG,
+        StreamSettings {
+            ping_interval_ms: 0,
+            ..StreamSettings::default()
+        },
+    )
+    .unwrap();
+    let mut cfg = config(&sim);
+    cfg.keepalive = Duration::from_millis(100);
+    let client = Client::connected(cfg, Arc::new(Recorder::default())).await;
+
+    wait_for("three keepalive pings", || {
+        sim.stream_stats(ORG).unwrap().keepalive_pings >= 3
+    })
+    .await;
+    let stats = sim.stream_stats(ORG).unwrap();
+    assert_eq!(stats.connections, 1, "answered pings keep the connection");
+    assert!(client.status.snapshot().connected);
+    client.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_a_clear_error_retried_with_back_off() {
+    let sim = sim().await;
+    let mut cfg = config(&sim);
+    let secret = "wrong-secret-7f3a9c";
+    cfg.client_secret = secret.into();
+    let client = Client::start(cfg, Arc::new(Recorder::default()));
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let st = client.status.snapshot();
+    let err = st.last_error.clone().expect("the refusal is reported");
+    assert!(
+        err.contains("/v1.0/gateway/connections/open")
+            && err.contains("HTTP 400")
+            && err.contains("InvalidAuthentication"),
+        "{err}"
+    );
+    assert!(!err.contains(secret));
+    // 50, 100, 200, 400, 400 ms (+ up to 20%): about five attempts in 1.2 s, not hundreds.
+    let tries = sim.stream_stats(ORG).unwrap().opens_refused;
+    assert!((3..=7).contains(&tries), "{tries} open calls in 1.2 s");
+    assert_eq!(st.connections, 0);
+    client.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn settings_that_cannot_work_fail_at_once_without_a_request() {
+    let sim = sim().await;
+    let mut cfg = config(&sim);
+    cfg.client_id.clear();
+    let err = run(cfg, Arc::new(Recorder::default()), std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StreamError::Config { .. }), "{err}");
+    assert!(err.to_string().contains("corps.dingtalk"), "{err}");
+    assert_eq!(sim.stream_stats(ORG).unwrap().opens_refused, 0);
+}
+
+#[tokio::test]
+async fn the_secret_never_appears_in_debug_output_or_errors() {
+    let sim = sim().await;
+    let good = config(&sim);
+    let secret = good.client_secret.clone();
+    assert!(!format!("{good:?}").contains(&secret));
+
+    // A secret that is a valid one's prefix, so a refusal quoting it would show.
+    let mut bad = good.clone();
+    bad.client_secret = format!("{secret}x");
+    let client = Client::start(bad.clone(), Arc::new(Recorder::default()));
+    wait_for("the refusal", || {
+        client.status.snapshot().last_error.is_some()
+    })
+    .await;
+    let st = client.status.snapshot();
+    client.stop().await.unwrap();
+    let shown = format!("{st:?} {}", st.last_error.clone().unwrap());
+    assert!(!shown.contains(&secret), "{shown}");
+    assert!(!format!("{bad:?}").contains(&secret));
+}
