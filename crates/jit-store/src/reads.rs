@@ -18,7 +18,19 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Clone, Copy)]
 pub struct ReadSql {
     pub(crate) op: &'static str,
-    pub(crate) sql: &'static str,
+    sql: &'static str,
+}
+
+impl ReadSql {
+    /// The statement for a backend: `{LIKE}` is a case-insensitive `LIKE`
+    /// (SQLite's `LIKE` is, for ASCII; PostgreSQL's `ILIKE`). Lower-casing
+    /// every row instead costs a 100,000-member search three times as much.
+    pub(crate) fn text(&self, dialect: crate::schema::Dialect) -> std::borrow::Cow<'static, str> {
+        match dialect {
+            crate::schema::Dialect::Sqlite => self.sql.replace("{LIKE}", "LIKE").into(),
+            crate::schema::Dialect::Postgres => self.sql.replace("{LIKE}", "ILIKE").into(),
+        }
+    }
 }
 
 /// A parameter of a [`ReadSql`] statement (`$1`, `$2`, ... in order).
@@ -92,11 +104,10 @@ pub struct DeptNode {
     pub name: String,
     /// Sub-departments.
     pub children: u64,
-    /// Members who are not offline, directly in this department.
+    /// Members who are not offline, directly in this department. (A
+    /// branch's total is not counted: on a 100,000-member org that reads
+    /// every membership below the node, seconds for the root.)
     pub members: u64,
-    /// Memberships of members who are not offline in this department and
-    /// every department below it (a person in two of them counts twice).
-    pub subtree_members: u64,
     /// Leaders (member id, name), in platform order.
     pub leaders: Vec<(String, String)>,
 }
@@ -133,7 +144,8 @@ pub struct MemberPage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchHits {
-    /// Members whose name contains the text, or whose member id or mobile is it.
+    /// Members whose name contains the text, or whose member id or mobile
+    /// is it, by member id (so a common text stops at the limit early).
     pub members: Vec<MemberRow>,
     /// Departments whose name contains the text.
     pub depts: Vec<(i64, String)>,
@@ -217,7 +229,7 @@ pub struct ChangeFilter {
     /// Only this kind (`created`, `offlined`, ...); empty: every kind.
     pub kind: String,
     /// Only lines whose object id, reason or member name contains this
-    /// (case-insensitive for ASCII); empty: every line.
+    /// (case-insensitive for ASCII letters); empty: every line.
     pub text: String,
     /// Lines to skip.
     pub offset: u64,
@@ -291,27 +303,33 @@ mod sql {
             )
         };
     }
+    // CROSS JOIN fixes SQLite's join order (departments first, then their
+    // memberships, then the members): left to itself, without statistics,
+    // it may walk every membership of the org. PostgreSQL plans it as an
+    // inner join like any other.
     macro_rules! direct {
         ($where:literal) => {
             concat!(
-                "SELECT m.dept_id, COUNT(*) FROM depts d JOIN dept_members m \
-                 ON m.corp = d.corp AND m.dept_id = d.dept_id JOIN members p \
-                 ON p.corp = m.corp AND p.member_id = m.member_id \
-                 WHERE d.corp = $1 AND ",
+                "SELECT m.dept_id, COUNT(*) FROM depts d CROSS JOIN dept_members m \
+                 CROSS JOIN members p WHERE d.corp = $1 AND ",
                 $where,
-                " AND p.status <> 'offline' GROUP BY m.dept_id"
+                " AND m.corp = d.corp AND m.dept_id = d.dept_id AND p.corp = m.corp \
+                 AND p.member_id = m.member_id AND p.status <> 'offline' GROUP BY m.dept_id"
             )
         };
     }
+    // The department's memberships come from its index (k); reading
+    // is_leader takes the row itself (m), looked up by its whole key.
     macro_rules! leaders {
         ($where:literal) => {
             concat!(
-                "SELECT m.dept_id, p.member_id, p.name FROM depts d JOIN dept_members m \
-                 ON m.corp = d.corp AND m.dept_id = d.dept_id AND m.is_leader JOIN members p \
-                 ON p.corp = m.corp AND p.member_id = m.member_id \
-                 WHERE d.corp = $1 AND ",
+                "SELECT d.dept_id, p.member_id, p.name FROM depts d CROSS JOIN dept_members k \
+                 CROSS JOIN dept_members m CROSS JOIN members p WHERE d.corp = $1 AND ",
                 $where,
-                " ORDER BY m.dept_id, m.sort_order, p.member_id"
+                " AND k.corp = d.corp AND k.dept_id = d.dept_id AND m.corp = k.corp \
+                 AND m.member_id = k.member_id AND m.dept_id = k.dept_id AND m.is_leader \
+                 AND p.corp = m.corp AND p.member_id = m.member_id \
+                 ORDER BY d.dept_id, m.sort_order, p.member_id"
             )
         };
     }
@@ -327,20 +345,13 @@ mod sql {
         leaders!("d.parent_id = $2"),
     );
     pub const ONE_LEADERS: ReadSql = q("read leaders of a department", leaders!("d.dept_id = $2"));
-    /// Memberships per department of a subtree (by path prefix).
-    pub const SUBTREE: ReadSql = q(
-        "count members of a subtree",
-        "SELECT d.path, COUNT(*) FROM depts d JOIN dept_members m \
-         ON m.corp = d.corp AND m.dept_id = d.dept_id JOIN members p \
-         ON p.corp = m.corp AND p.member_id = m.member_id \
-         WHERE d.corp = $1 AND d.path LIKE $2 ESCAPE '\\' AND p.status <> 'offline' \
-         GROUP BY d.path",
-    );
     pub const DEPT_MEMBERS: ReadSql = q(
         "read a page of a department's members",
         "SELECT p.member_id, p.name, p.status, p.position, p.user_id, m.is_leader \
-         FROM dept_members m JOIN members p ON p.corp = m.corp AND p.member_id = m.member_id \
-         WHERE m.corp = $1 AND m.dept_id = $2 \
+         FROM (SELECT member_id FROM dept_members WHERE corp = $1 AND dept_id = $2) k \
+         CROSS JOIN dept_members m CROSS JOIN members p \
+         WHERE m.corp = $1 AND m.member_id = k.member_id AND m.dept_id = $2 \
+         AND p.corp = $1 AND p.member_id = k.member_id \
          ORDER BY m.is_leader DESC, m.sort_order, p.member_id LIMIT $3 OFFSET $4",
     );
     pub const DEPT_MEMBER_COUNT: ReadSql = q(
@@ -350,12 +361,12 @@ mod sql {
     pub const SEARCH_MEMBERS: ReadSql = q(
         "search members",
         "SELECT p.member_id, p.name, p.status, p.position, p.user_id, 0 FROM members p \
-         WHERE p.corp = $1 AND (LOWER(p.name) LIKE $2 ESCAPE '\\' OR p.member_id = $3 \
-         OR p.mobile = $3) ORDER BY p.name, p.member_id LIMIT $4",
+         WHERE p.corp = $1 AND (p.name {LIKE} $2 ESCAPE '\\' OR p.member_id = $3 \
+         OR p.mobile = $3) ORDER BY p.member_id LIMIT $4",
     );
     pub const SEARCH_DEPTS: ReadSql = q(
         "search departments",
-        "SELECT dept_id, name FROM depts WHERE corp = $1 AND LOWER(name) LIKE $2 ESCAPE '\\' \
+        "SELECT dept_id, name FROM depts WHERE corp = $1 AND name {LIKE} $2 ESCAPE '\\' \
          ORDER BY name, dept_id LIMIT $3",
     );
     pub const USER: ReadSql = q(
@@ -396,35 +407,59 @@ mod sql {
          ORDER BY r.run_id DESC, c.seq LIMIT $3",
     );
 
-    macro_rules! run_lines {
+    /// A page of a run's lines of one kind (or all); names are joined for
+    /// the page's lines only.
+    pub const RUN_LINES: ReadSql = q(
+        "read a page of a run's changes",
+        "SELECT c.seq, c.object, c.object_id, p.name, c.kind, c.reason FROM \
+         (SELECT seq, object, object_id, kind, reason FROM run_changes \
+          WHERE run_id = $1 AND ($3 = '' OR kind = $3) ORDER BY seq LIMIT $4 OFFSET $5) c \
+         LEFT JOIN members p ON p.corp = $2 AND p.member_id = c.object_id AND c.object = 'member' \
+         ORDER BY c.seq",
+    );
+    pub const RUN_LINE_COUNT: ReadSql = q(
+        "count a run's changes",
+        "SELECT COUNT(*) FROM run_changes WHERE run_id = $1 AND ($2 = '' OR kind = $2)",
+    );
+
+    /// The lines of a run (of one kind, or all) whose id or reason contains
+    /// the text, or that name a member whose name does (those members are
+    /// found once, not joined per line).
+    macro_rules! run_search {
         ($select:literal, $tail:literal) => {
             concat!(
                 $select,
-                " FROM run_changes c LEFT JOIN members p ON p.corp = $2 \
-                 AND p.member_id = c.object_id AND c.object = 'member' \
-                 WHERE c.run_id = $1 AND ($3 = '' OR c.kind = $3) AND ($4 = '' \
-                 OR LOWER(c.object_id) LIKE $4 ESCAPE '\\' OR LOWER(c.reason) LIKE $4 ESCAPE '\\' \
-                 OR LOWER(p.name) LIKE $4 ESCAPE '\\')",
+                " FROM run_changes WHERE run_id = $1 AND ($3 = '' OR kind = $3) \
+                 AND (object_id {LIKE} $4 ESCAPE '\\' OR reason {LIKE} $4 ESCAPE '\\' \
+                 OR (object = 'member' AND object_id IN (SELECT member_id FROM members \
+                 WHERE corp = $2 AND name {LIKE} $4 ESCAPE '\\')))",
                 $tail
             )
         };
     }
-    pub const RUN_LINES: ReadSql = q(
-        "read a page of a run's changes",
-        run_lines!(
-            "SELECT c.seq, c.object, c.object_id, p.name, c.kind, c.reason",
-            " ORDER BY c.seq LIMIT $5 OFFSET $6"
+    pub const RUN_SEARCH: ReadSql = q(
+        "search a run's changes",
+        concat!(
+            "SELECT c.seq, c.object, c.object_id, p.name, c.kind, c.reason FROM (",
+            run_search!(
+                "SELECT seq, object, object_id, kind, reason",
+                " ORDER BY seq LIMIT $5 OFFSET $6"
+            ),
+            ") c LEFT JOIN members p ON p.corp = $2 AND p.member_id = c.object_id \
+             AND c.object = 'member' ORDER BY c.seq"
         ),
     );
-    pub const RUN_LINE_COUNT: ReadSql =
-        q("count a run's changes", run_lines!("SELECT COUNT(*)", ""));
+    pub const RUN_SEARCH_COUNT: ReadSql = q(
+        "count a run's changes found",
+        run_search!("SELECT COUNT(*)", ""),
+    );
 }
 
-/// `%text%` for `LIKE … ESCAPE '\'`, lower-cased; the wildcards in `text`
-/// match themselves.
+/// `%text%` for `{LIKE} … ESCAPE '\'`; the wildcards in `text` match
+/// themselves.
 fn contains_pattern(text: &str) -> String {
     let mut out = String::from("%");
-    for ch in text.to_lowercase().chars() {
+    for ch in text.chars() {
         if matches!(ch, '%' | '_' | '\\') {
             out.push('\\');
         }
@@ -440,6 +475,11 @@ fn t(s: &str) -> ReadParam {
 
 fn int(n: impl TryInto<i64>) -> ReadParam {
     ReadParam::Int(n.try_into().unwrap_or(i64::MAX))
+}
+
+/// The number a `SELECT COUNT(*)` answered.
+fn count(rows: Vec<Vec<Cell>>) -> u64 {
+    rows.first().map_or(0, |r| r[0].int() as u64)
 }
 
 fn member_row(r: &[Cell]) -> MemberRow {
@@ -532,29 +572,16 @@ impl dyn CorpStore {
                 .or_default()
                 .push((r[1].text(), r[2].text()));
         }
-        // Subtree totals: memberships per department below the common
-        // parent, summed per node by path prefix (one query for the level).
-        let paths: Vec<String> = rows.iter().map(|r| r[3].text()).collect();
-        let common = common_prefix(&paths);
-        let per_path = self
-            .rows(sql::SUBTREE, vec![t(corp), t(&like_prefix(&common))])
-            .await?;
         Ok(rows
             .iter()
             .map(|r| {
                 let id = r[0].int();
-                let path = r[3].text();
                 DeptNode {
                     dept_id: id,
                     parent_id: r[1].opt_int(),
                     name: r[2].text(),
                     children: children.get(&id).copied().unwrap_or(0),
                     members: direct.get(&id).copied().unwrap_or(0),
-                    subtree_members: per_path
-                        .iter()
-                        .filter(|p| p[0].text().starts_with(&path))
-                        .map(|p| p[1].int() as u64)
-                        .sum(),
                     leaders: leaders.remove(&id).unwrap_or_default(),
                 }
             })
@@ -705,17 +732,43 @@ impl dyn CorpStore {
         corp: &str,
         filter: &ChangeFilter,
     ) -> StoreResult<ChangePage> {
-        let text = if filter.text.trim().is_empty() {
-            String::new()
+        let text = filter.text.trim();
+        let kind = || t(&filter.kind);
+        // A first page shorter than the limit is all there is: no count.
+        let all_here =
+            |rows: &[Vec<Cell>]| filter.offset == 0 && (rows.len() as u64) < filter.limit;
+        let (rows, total) = if text.is_empty() {
+            let rows = vec![
+                int(run_id),
+                t(corp),
+                kind(),
+                int(filter.limit),
+                int(filter.offset),
+            ];
+            let rows = self.rows(sql::RUN_LINES, rows).await?;
+            let total = if all_here(&rows) {
+                rows.len() as u64
+            } else {
+                count(
+                    self.rows(sql::RUN_LINE_COUNT, vec![int(run_id), kind()])
+                        .await?,
+                )
+            };
+            (rows, total)
         } else {
-            contains_pattern(filter.text.trim())
+            let pattern = contains_pattern(text);
+            let base = || vec![int(run_id), t(corp), kind(), t(&pattern)];
+            let mut params = base();
+            params.extend([int(filter.limit), int(filter.offset)]);
+            let rows = self.rows(sql::RUN_SEARCH, params).await?;
+            let total = if all_here(&rows) {
+                rows.len() as u64
+            } else {
+                count(self.rows(sql::RUN_SEARCH_COUNT, base()).await?)
+            };
+            (rows, total)
         };
-        let base = || vec![int(run_id), t(corp), t(&filter.kind), t(&text)];
-        let mut params = base();
-        params.extend([int(filter.limit), int(filter.offset)]);
-        let lines = self
-            .rows(sql::RUN_LINES, params)
-            .await?
+        let lines = rows
             .iter()
             .map(|r| ChangeLine {
                 seq: r[0].int(),
@@ -726,40 +779,8 @@ impl dyn CorpStore {
                 reason: r[5].text(),
             })
             .collect();
-        let total = self.rows(sql::RUN_LINE_COUNT, base()).await?;
-        Ok(ChangePage {
-            lines,
-            total: total.first().map_or(0, |r| r[0].int() as u64),
-        })
+        Ok(ChangePage { lines, total })
     }
-}
-
-/// The longest common prefix of department paths, cut after a `/`, so it
-/// names the deepest department every one of them lies under.
-fn common_prefix(paths: &[String]) -> String {
-    let Some(first) = paths.first() else {
-        return "/".into();
-    };
-    let mut len = first.len();
-    for p in &paths[1..] {
-        len = len.min(
-            first
-                .bytes()
-                .zip(p.bytes())
-                .take_while(|(a, b)| a == b)
-                .count(),
-        );
-    }
-    let cut = first[..len].rfind('/').map_or(0, |i| i + 1);
-    first[..cut].to_string()
-}
-
-/// `prefix%` for `LIKE … ESCAPE '\'`.
-fn like_prefix(prefix: &str) -> String {
-    let mut p = contains_pattern(prefix);
-    p.remove(0);
-    // Paths are digits and slashes; lower-casing changed nothing.
-    p
 }
 
 #[cfg(test)]
@@ -769,15 +790,5 @@ mod tests {
     #[test]
     fn wildcards_in_search_text_match_themselves() {
         assert_eq!(contains_pattern("a%b_c\\"), "%a\\%b\\_c\\\\%");
-        assert_eq!(contains_pattern("ABC"), "%abc%");
-    }
-
-    #[test]
-    fn the_common_prefix_of_paths_ends_at_a_department_boundary() {
-        let p = |v: &[&str]| common_prefix(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(p(&["/1/12/", "/1/13/"]), "/1/");
-        assert_eq!(p(&["/1/12/"]), "/1/12/");
-        assert_eq!(p(&["/1/12/", "/1/123/"]), "/1/");
-        assert_eq!(p(&[]), "/");
     }
 }

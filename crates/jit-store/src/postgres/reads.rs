@@ -5,6 +5,7 @@ use super::{PgParam, PgStore};
 use crate::api::{StoreErrorKind, StoreResult};
 use crate::logic::Ctx;
 use crate::reads::{Cell, ReadParam, ReadSql};
+use crate::schema::Dialect;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
@@ -45,7 +46,10 @@ impl PgStore {
             .collect();
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             owned.iter().map(|p| p.as_ref() as _).collect();
-        let rows = read!(self, |c| async { c.query(q.sql, &refs).await.ctx(q.op) })?;
+        let sql = q.text(Dialect::Postgres);
+        let rows = read!(self, |c| async {
+            c.query(sql.as_ref(), &refs).await.ctx(q.op)
+        })?;
         rows.iter().map(|r| cells(r, q.op)).collect()
     }
 }

@@ -6,6 +6,7 @@ use super::SqliteStore;
 use crate::api::StoreResult;
 use crate::logic::Ctx;
 use crate::reads::{Cell, ReadParam, ReadSql};
+use crate::schema::Dialect;
 use rusqlite::types::{Value as V, ValueRef};
 
 impl SqliteStore {
@@ -16,7 +17,8 @@ impl SqliteStore {
     ) -> StoreResult<Vec<Vec<Cell>>> {
         let params = params.to_vec();
         self.with(q.op, move |c| {
-            let mut st = c.prepare_cached(q.sql).ctx(q.op)?;
+            let sql = q.text(Dialect::Sqlite);
+            let mut st = c.prepare_cached(&sql).ctx(q.op)?;
             // `$n` are named parameters to SQLite, numbered by first
             // appearance: bind each by its name so the text's order of
             // appearance does not matter.
