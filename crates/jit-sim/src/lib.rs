@@ -90,7 +90,7 @@ mod wecom;
 pub use admin::{AdminSpec, MembershipSpec, Mutation, MutationOutcome};
 pub use config::{CallbackConfig, DeptRefusal, FaultKind, FaultSettings, OrgRef, SimConfig};
 pub use org::{Platform, SimStatus};
-pub use server::{ApiStats, EventStats, SimStats};
+pub use server::{ApiStats, EventStats, RateRule, RateState, RateWindow, SimStats};
 pub use stream::{StreamCommand, StreamSettings, StreamStats};
 
 use jit_org::CorpSnapshot;
@@ -398,6 +398,13 @@ impl SimHandle {
     /// Call counts per app and API path, throttled answers, faults, events.
     pub fn stats(&self) -> SimStats {
         stats_of(&self.shared)
+    }
+
+    /// The rate-limit windows as they stand now, with each app's rule: a
+    /// benchmark reads them at the start of a sync to know exactly when the
+    /// simulator would answer its calls (the strict rate floor).
+    pub fn rate_state(&self) -> RateState {
+        self.shared.rate_state()
     }
 
     /// Sets every counter back to zero (rate-limit windows are kept).

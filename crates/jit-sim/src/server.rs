@@ -169,6 +169,46 @@ struct Window {
     hour_count: u32,
 }
 
+/// The rate limit of one app, per API path: `limit` calls per fixed window
+/// of `window_ms` and `hour_limit` per fixed hour (0 = unlimited), both
+/// aligned to the server's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateRule {
+    /// Calls per window (0 = unlimited).
+    pub limit: u32,
+    /// Window length in ms (WeCom 60,000, DingTalk 1,000).
+    pub window_ms: u64,
+    /// Calls per hour (0 = unlimited; WeCom only).
+    pub hour_limit: u32,
+}
+
+/// One app's and API's current windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateWindow {
+    /// Index of the window last counted in (ms since start ÷ window).
+    pub index: u64,
+    /// Calls admitted in that window.
+    pub used: u32,
+    /// Index of the hour last counted in.
+    pub hour_index: u64,
+    /// Calls admitted in that hour.
+    pub hour_used: u32,
+}
+
+/// The simulator's rate windows at one moment ([`crate::SimHandle::rate_state`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateState {
+    /// Milliseconds since the windows' origin (the server's start).
+    pub elapsed_ms: u64,
+    /// app label → its rule.
+    pub rules: BTreeMap<String, RateRule>,
+    /// app label → API path → its windows (absent: never called).
+    pub windows: BTreeMap<String, BTreeMap<String, RateWindow>>,
+}
+
 #[derive(Default)]
 pub(crate) struct Meter {
     windows: HashMap<(usize, &'static str), Window>,
@@ -491,6 +531,52 @@ impl Shared {
         }
     }
 
+    /// The rate rule of an org's app: WeCom per minute and per hour,
+    /// DingTalk per second (the one home of which limit has which window).
+    pub(crate) fn rate_rule(&self, org: usize) -> RateRule {
+        if org == 0 {
+            RateRule {
+                limit: self.cfg.wecom_rate_per_minute,
+                window_ms: 60_000,
+                hour_limit: self.cfg.wecom_rate_per_hour,
+            }
+        } else {
+            RateRule {
+                limit: self.cfg.dingtalk_rate_per_second,
+                window_ms: 1_000,
+                hour_limit: 0,
+            }
+        }
+    }
+
+    /// The rate windows as they stand now: what a benchmark needs to
+    /// compute the exact earliest time a number of further calls can be
+    /// answered (see [`RateState`]).
+    pub(crate) fn rate_state(&self) -> RateState {
+        let m = self.meter.lock().expect("meter lock");
+        let elapsed_ms = self.start.elapsed().as_millis() as u64;
+        let rules = (0..self.orgs.len())
+            .map(|o| (self.label(o), self.rate_rule(o)))
+            .collect();
+        let mut windows: BTreeMap<String, BTreeMap<String, RateWindow>> = BTreeMap::new();
+        for ((org, path), w) in &m.windows {
+            windows.entry(self.label(*org)).or_default().insert(
+                path.to_string(),
+                RateWindow {
+                    index: w.idx,
+                    used: w.count,
+                    hour_index: w.hour_idx,
+                    hour_used: w.hour_count,
+                },
+            );
+        }
+        RateState {
+            elapsed_ms,
+            rules,
+            windows,
+        }
+    }
+
     /// Counts a call and applies the rate limit; `false` = throttled.
     pub(crate) fn meter(&self, org: Option<usize>, path: &'static str) -> bool {
         self.meter_at(org, path, self.start.elapsed().as_millis() as u64)
@@ -510,15 +596,11 @@ impl Shared {
             .or_default()
             .calls += 1;
         let Some(org) = org else { return true };
-        let (limit, period, hour_limit) = if org == 0 {
-            (
-                self.cfg.wecom_rate_per_minute,
-                60_000,
-                self.cfg.wecom_rate_per_hour,
-            )
-        } else {
-            (self.cfg.dingtalk_rate_per_second, 1_000, 0)
-        };
+        let RateRule {
+            limit,
+            window_ms: period,
+            hour_limit,
+        } = self.rate_rule(org);
         let w = m.windows.entry((org, path)).or_default();
         let idx = elapsed / period;
         if w.idx != idx {
@@ -1037,6 +1119,20 @@ mod tests {
         assert!((0..10_000).all(|i| sh.meter_at(Some(0), p, i)));
         assert!(!sh.meter_at(Some(0), p, 59_999));
         assert!(sh.meter_at(Some(0), p, 60_000));
+    }
+
+    #[test]
+    fn rate_state_shows_each_apps_rule_and_the_calls_of_its_current_windows() {
+        let sh = shared();
+        let p = "/cgi-bin/user/list";
+        assert!((0..3).all(|i| sh.meter_at(Some(0), p, 61_000 + i)));
+        let st = sh.rate_state();
+        assert_eq!(st.rules["wecom"].window_ms, 60_000);
+        assert_eq!(st.rules["wecom"].hour_limit, 150_000);
+        assert_eq!(st.rules["dingtalk-0"].window_ms, 1_000);
+        let w = st.windows["wecom"][p];
+        assert_eq!((w.index, w.used, w.hour_index, w.hour_used), (1, 3, 0, 3));
+        assert!(!st.windows.contains_key("dingtalk-0"), "never called");
     }
 
     #[test]
