@@ -29,10 +29,17 @@ impl RateLimit {
     }
 }
 
-/// One path's sliding window: the send times of its last `calls` requests.
+/// One path's sliding windows: per limit, the send times of its last
+/// `calls` requests.
 struct Window {
-    limit: RateLimit,
-    sent: VecDeque<Instant>,
+    limits: Vec<(RateLimit, VecDeque<Instant>)>,
+}
+
+impl RateLimit {
+    /// Whether this limit limits anything.
+    fn binds(&self) -> bool {
+        self.calls != u32::MAX && !self.window.is_zero()
+    }
 }
 
 /// Grants permission to send: a global concurrency bound plus an exact
@@ -50,6 +57,9 @@ struct Window {
 pub struct Limiter {
     default: RateLimit,
     overrides: HashMap<String, RateLimit>,
+    /// Further windows every path keeps besides its own limit (WeCom's
+    /// per-hour limit beside its per-minute one).
+    also: Vec<RateLimit>,
     margin: Duration,
     windows: StdMutex<HashMap<String, Arc<Mutex<Window>>>>,
     permits: Arc<Semaphore>,
@@ -78,21 +88,32 @@ impl Limiter {
         Limiter {
             default,
             overrides,
+            also: Vec::new(),
             margin,
             windows: StdMutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
         }
     }
 
+    /// Adds windows every path keeps besides its own limit: a platform
+    /// with several limits per API (WeCom: 10,000 a minute *and* 150,000 an
+    /// hour) is within all of them.
+    pub fn with_also(mut self, also: Vec<RateLimit>) -> Limiter {
+        self.also = also;
+        self
+    }
+
     fn window(&self, path: &str) -> Arc<Mutex<Window>> {
         let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(path.to_string())
             .or_insert_with(|| {
-                let limit = self.overrides.get(path).copied().unwrap_or(self.default);
-                Arc::new(Mutex::new(Window {
-                    limit,
-                    sent: VecDeque::new(),
-                }))
+                let own = self.overrides.get(path).copied().unwrap_or(self.default);
+                let limits = std::iter::once(own)
+                    .chain(self.also.iter().copied())
+                    .filter(RateLimit::binds)
+                    .map(|l| (l, VecDeque::new()))
+                    .collect();
+                Arc::new(Mutex::new(Window { limits }))
             })
             .clone()
     }
@@ -104,23 +125,23 @@ impl Limiter {
         let started = Instant::now();
         let window = self.window(path);
         let mut w = window.lock().await;
-        let span = w.limit.window + self.margin;
-        if w.limit.calls != u32::MAX && !w.limit.window.is_zero() {
-            loop {
-                let now = Instant::now();
-                while w
-                    .sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= span)
-                {
-                    w.sent.pop_front();
+        loop {
+            let now = Instant::now();
+            // The latest moment any full window frees a place.
+            let mut free_at: Option<Instant> = None;
+            for (limit, sent) in &mut w.limits {
+                let span = limit.window + self.margin;
+                while sent.front().is_some_and(|t| now.duration_since(*t) >= span) {
+                    sent.pop_front();
                 }
-                if (w.sent.len() as u64) < u64::from(w.limit.calls) {
-                    break;
+                if (sent.len() as u64) >= u64::from(limit.calls) {
+                    let at = sent.front().copied().unwrap_or(now) + span;
+                    free_at = Some(free_at.map_or(at, |f| f.max(at)));
                 }
-                let free_at = w.sent.front().copied().unwrap_or(now) + span;
-                let sleep = free_at.saturating_duration_since(now);
-                tokio::time::sleep(sleep).await;
+            }
+            match free_at {
+                None => break,
+                Some(at) => tokio::time::sleep(at.saturating_duration_since(now)).await,
             }
         }
         // Queueing behind other callers of the same path counts as budget wait.
@@ -131,13 +152,14 @@ impl Limiter {
             .acquire_owned()
             .await
             .expect("the limiter never closes its semaphore");
-        if w.limit.calls != u32::MAX && !w.limit.window.is_zero() {
-            // The oldest entry may have aged out while we waited for the permit;
-            // that only makes the window emptier, never fuller.
-            w.sent.push_back(Instant::now());
-            let cap = w.limit.calls as usize;
-            while w.sent.len() > cap {
-                w.sent.pop_front();
+        // The oldest entry may have aged out while we waited for the permit;
+        // that only makes the window emptier, never fuller.
+        let sent_at = Instant::now();
+        for (limit, sent) in &mut w.limits {
+            sent.push_back(sent_at);
+            let cap = limit.calls as usize;
+            while sent.len() > cap {
+                sent.pop_front();
             }
         }
         (permit, waited)
@@ -200,6 +222,30 @@ mod tests {
         let _p = limiter.admit("/fast").await;
         assert!(t.elapsed() < Duration::from_millis(500));
         blocked.abort();
+    }
+
+    #[tokio::test]
+    async fn a_path_stays_within_every_window_it_keeps() {
+        // 3 per 100 ms, and also 4 per 400 ms: the fifth call waits for the
+        // longer window although the short one has room again.
+        let limiter = Limiter::new(
+            8,
+            RateLimit::new(3, Duration::from_millis(100)),
+            HashMap::new(),
+            Duration::ZERO,
+        )
+        .with_also(vec![RateLimit::new(4, Duration::from_millis(400))]);
+        let t = Instant::now();
+        for _ in 0..4 {
+            drop(limiter.admit("/x").await);
+        }
+        let (_, waited) = limiter.admit("/x").await;
+        assert!(
+            t.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
     }
 
     #[tokio::test]

@@ -201,6 +201,9 @@ pub struct CoreConfig {
     pub rate_limit: RateLimit,
     /// Per-path rate budgets.
     pub rate_overrides: HashMap<String, RateLimit>,
+    /// Further windows every path keeps besides its own limit (WeCom's
+    /// 150,000 calls per hour beside its 10,000 per minute).
+    pub also_rate_limits: Vec<RateLimit>,
     /// Added to every rate window to absorb clock and network jitter.
     pub rate_margin: Duration,
     /// Timeout of one request.
@@ -217,6 +220,7 @@ impl Default for CoreConfig {
             concurrency: 32,
             rate_limit: RateLimit::unlimited(),
             rate_overrides: HashMap::new(),
+            also_rate_limits: Vec::new(),
             rate_margin: Duration::ZERO,
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
@@ -266,7 +270,8 @@ impl ApiCore {
                 config.rate_limit,
                 config.rate_overrides.clone(),
                 config.rate_margin,
-            ),
+            )
+            .with_also(config.also_rate_limits.clone()),
             tokens: TokenCache::new(config.token_refresh_margin),
             stats: StatsRegistry::default(),
             http,

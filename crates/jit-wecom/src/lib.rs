@@ -51,7 +51,8 @@ pub struct WecomConfig {
     /// API host, default [`DEFAULT_API_BASE`]; a trailing `/cgi-bin/` is accepted.
     pub api_base: String,
     /// Concurrency (default 32), budget per API path (default 10 000 per
-    /// 60 s, the documented per-corp limit), timeout of one request (default
+    /// 60 s, the documented per-corp limit; [`HOUR_LIMIT`] is kept
+    /// besides), timeout of one request (default
     /// 30 s) and retries (throttled answers wait at least 12 s).
     pub tuning: ClientTuning,
 }
@@ -95,6 +96,12 @@ impl WecomConfig {
         }
     }
 }
+
+/// WeCom's second per-API limit: 150,000 calls per corp per hour.
+pub const HOUR_LIMIT: RateLimit = RateLimit {
+    calls: 150_000,
+    window: Duration::from_secs(3600),
+};
 
 /// Token errors: drop the token and retry once (as wechatpy and WxJava do).
 const TOKEN_CODES: [i64; 4] = [40001, 40014, 41001, 42001];
@@ -253,9 +260,13 @@ impl WecomClient {
             )));
         }
         // Half a second on a minute window: our send time vs the server's arrival time.
-        let core_cfg = config
+        let mut core_cfg = config
             .tuning
             .core_config(config.tuning.rate_limit.window / 120);
+        // The hour limit (reference A.8) binds above 150,000 calls of one
+        // API per hour — e.g. a 15,000-department org synced every 5
+        // minutes; hitting it blocks the API for an hour.
+        core_cfg.also_rate_limits = vec![HOUR_LIMIT];
         let dialect = WecomDialect {
             base: base.clone(),
             corp_id: config.corp_id.clone(),
