@@ -71,6 +71,8 @@ async fn measure(
         counts: Default::default(),
         error: None,
         notes: vec![],
+        kind: jit_store::RunKind::Sync,
+        missed_by_events: None,
     };
     let start = Instant::now();
     let report = store

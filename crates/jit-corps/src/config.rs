@@ -208,6 +208,7 @@ impl CorpSettings {
             max_offline_ratio: self.max_offline_ratio,
             max_offline_count: self.max_offline_count,
             lock_wait_secs: self.lock_wait_secs,
+            reconcile_events: self.events.is_some(),
             ..SyncOptions::default()
         }
     }
@@ -370,7 +371,10 @@ mod tests {
         assert_eq!(ev.mode, EventMode::Http);
         assert_eq!(ev.token.as_deref(), Some("TOKEN123"));
         let shown = format!("{ev:?}");
-        assert!(!shown.contains("TOKEN123") && !shown.contains(key), "{shown}");
+        assert!(
+            !shown.contains("TOKEN123") && !shown.contains(key),
+            "{shown}"
+        );
         let ding = |events: Value| {
             let c = json!({"corpId": "d", "agentId": "1", "appKey": "k", "appSecret": "x",
                            "events": events});

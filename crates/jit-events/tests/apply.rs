@@ -24,7 +24,7 @@ use jit_sim::{
     AdminSpec, CallbackConfig, FaultKind, MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle,
     Simulator,
 };
-use jit_store::{CorpStore, RunOutcome};
+use jit_store::{CorpStore, RunKind, RunOutcome};
 use jit_sync::{run_sync, NoProgress, SyncOptions};
 use jit_wecom::{WecomClient, WecomConfig};
 use serde_json::{json, Map, Value};
@@ -483,6 +483,11 @@ async fn every_member_event_changes_the_store_as_a_full_sync_would(
     let out = fx.apply(&events).await;
     let report = out.report.expect("a run");
     assert_eq!(report.outcome, RunOutcome::Applied);
+    // The batch is one run of kind `event` in the org's history.
+    let runs = fx.store.list_runs(CORP, 10).await.unwrap();
+    assert_eq!(runs[0].run_id, report.run_id);
+    assert_eq!(runs[0].kind, RunKind::Event);
+    assert_eq!(runs[1].kind, RunKind::Sync, "the first sync");
     fx.assert_follows_truth().await;
 }
 

@@ -294,6 +294,42 @@ pub struct SyncRun {
     pub error: Option<String>,
     /// Notes (withheld fields, admin list refused, ...).
     pub notes: Vec<String>,
+    /// What started it: a full sync or a batch of platform events.
+    #[serde(default)]
+    pub kind: RunKind,
+    /// Reconciliation: for a full sync of an org that receives events, the
+    /// differences it found that the events had missed (0 is the goal);
+    /// `None` for event runs and orgs without events.
+    #[serde(default)]
+    pub missed_by_events: Option<u64>,
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// A full sync: the whole org read.
+    #[default]
+    Sync,
+    /// A batch of platform events: only the objects they named read.
+    Event,
+}
+
+impl RunKind {
+    /// `sync` or `event`, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Sync => "sync",
+            RunKind::Event => "event",
+        }
+    }
+
+    /// Parses [`RunKind::as_str`]'s form.
+    pub fn parse(s: &str) -> Option<RunKind> {
+        [RunKind::Sync, RunKind::Event]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 /// One stored per-object change line of a run.

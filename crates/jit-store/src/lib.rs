@@ -69,7 +69,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), jit_store::StoreError> {
 //! use jit_org::{CorpRecord, Provider, SyncPlan, Dept};
-//! use jit_store::{RunOutcome, SyncRun};
+//! use jit_store::{RunKind, RunOutcome, SyncRun};
 //!
 //! # let app = tempfile::tempdir().unwrap();
 //! # std::env::remove_var("DATABASE_URL");
@@ -93,6 +93,8 @@
 //!     counts: Default::default(),
 //!     error: None,
 //!     notes: vec![],
+//!     kind: RunKind::Sync,
+//!     missed_by_events: None,
 //! };
 //! let report = store.apply_plan(&corp, &plan, &run).await?;
 //! assert_eq!(report.rows_written, 1);

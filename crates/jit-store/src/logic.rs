@@ -792,20 +792,20 @@ pub(crate) mod sql {
     pub const ADMINS_CLEAR: &str = "DELETE FROM admins WHERE corp = $1 AND origin = $2";
     pub const ADMIN_INSERT: &str =
         "INSERT INTO admins (corp, member_id, level, seq, origin) VALUES ($1, $2, $3, $4, $5)";
-    pub const INSERT_RUN: &str = "INSERT INTO sync_runs (corp, started_at, finished_at, outcome, counts, error, notes, rows_written) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING run_id";
+    pub const INSERT_RUN: &str = "INSERT INTO sync_runs (corp, started_at, finished_at, outcome, counts, error, notes, rows_written, \
+        kind, missed_by_events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING run_id";
     /// Finishes a begun run; `started_at` and `corp` stay as recorded.
     pub const FINISH_RUN: &str = "UPDATE sync_runs SET finished_at = $1, outcome = $2, counts = $3, error = $4, notes = $5, \
-        rows_written = $6 WHERE run_id = $7 AND corp = $8";
+        rows_written = $6, missed_by_events = $7 WHERE run_id = $8 AND corp = $9";
     pub const NEWEST_RUNNING_RUN: &str = "SELECT run_id, started_at FROM sync_runs \
         WHERE corp = $1 AND outcome = 'running' ORDER BY run_id DESC LIMIT 1";
     /// Runs left `running` by a process that no longer holds the sync lock.
     pub const FAIL_RUNNING_RUNS: &str =
         "UPDATE sync_runs SET outcome = 'failed', error = $1 WHERE corp = $2 AND outcome = 'running'";
     pub const CLEAR_RUN_CHANGES: &str = "DELETE FROM run_changes WHERE run_id = $1";
-    pub const SELECT_RUN: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes FROM sync_runs \
+    pub const SELECT_RUN: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes, kind, missed_by_events FROM sync_runs \
         WHERE run_id = $1";
-    pub const SELECT_RUNS: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes FROM sync_runs \
+    pub const SELECT_RUNS: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes, kind, missed_by_events FROM sync_runs \
         WHERE corp = $1 ORDER BY run_id DESC LIMIT $2";
     pub const SELECT_RUN_CHANGES: &str =
         "SELECT object, object_id, kind, reason FROM run_changes WHERE run_id = $1 ORDER BY seq";
@@ -897,6 +897,12 @@ pub(crate) fn unknown_run(run: &crate::api::SyncRun) -> StoreError {
         "run {} of {} is not in the store (begin_run returns the id to finish)",
         run.run_id, run.corp
     ))
+}
+
+/// A stored run kind; an unknown one is a store that a newer binary wrote.
+pub(crate) fn run_kind(s: &str) -> StoreResult<crate::api::RunKind> {
+    crate::api::RunKind::parse(s)
+        .ok_or_else(|| StoreError::Invalid(format!("unknown run kind {s:?} in sync_runs")))
 }
 
 /// The run as [`crate::CorpStore::begin_run`] records it.

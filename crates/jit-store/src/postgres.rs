@@ -529,6 +529,8 @@ async fn write_run(
     let notes = serde_json::to_string(&run.notes).unwrap_or_else(|_| "[]".into());
     let outcome = logic::enum_str(&run.outcome);
     let rows_written = rows_written as i64;
+    let kind = run.kind.as_str();
+    let missed = run.missed_by_events.map(|n| n as i64);
     let run_id: i64 = if run.run_id == 0 {
         tx.query_one(
             sql::INSERT_RUN,
@@ -541,6 +543,8 @@ async fn write_run(
                 &run.error,
                 &notes,
                 &rows_written,
+                &kind,
+                &missed,
             ],
         )
         .await
@@ -557,6 +561,7 @@ async fn write_run(
                     &run.error,
                     &notes,
                     &rows_written,
+                    &missed,
                     &run.run_id,
                     &run.corp,
                 ],
@@ -1170,6 +1175,8 @@ fn run_from_row(r: &tokio_postgres::Row) -> StoreResult<SyncRun> {
         counts: logic::counts_from_text(r.get(5)),
         error: r.get(6),
         notes: serde_json::from_str(r.get::<_, &str>(7)).unwrap_or_default(),
+        kind: logic::run_kind(r.get::<_, &str>(8))?,
+        missed_by_events: r.get::<_, Option<i64>>(9).map(|n| n.max(0) as u64),
     })
 }
 

@@ -333,6 +333,17 @@ CREATE TABLE event_leases (
 )
 "#,
     },
+    Migration {
+        version: 6,
+        sql: r#"
+-- What started a run: a full sync ('sync') or a batch of platform events
+-- ('event'). Runs recorded before are full syncs.
+ALTER TABLE sync_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'sync';
+-- Reconciliation: for a full sync of an org that receives events, how many
+-- differences it found that the events had missed (NULL otherwise).
+ALTER TABLE sync_runs ADD COLUMN missed_by_events BIGINT
+"#,
+    },
 ];
 
 /// Highest version the binary knows.

@@ -503,7 +503,9 @@ fn write_run(
                     counts,
                     run.error,
                     notes,
-                    rows_written as i64
+                    rows_written as i64,
+                    run.kind.as_str(),
+                    run.missed_by_events.map(|n| n as i64)
                 ],
                 |r| r.get(0),
             )
@@ -519,6 +521,7 @@ fn write_run(
                 run.error,
                 notes,
                 rows_written as i64,
+                run.missed_by_events.map(|n| n as i64),
                 run.run_id,
                 run.corp
             ])
@@ -592,6 +595,8 @@ type RunColumns = (
     String,
     Option<String>,
     String,
+    String,
+    Option<i64>,
 );
 
 fn run_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunColumns> {
@@ -604,11 +609,13 @@ fn run_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunColumns> {
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
     ))
 }
 
 fn run_from_columns(
-    (run_id, corp, started_at, finished_at, outcome, counts, error, notes): RunColumns,
+    (run_id, corp, started_at, finished_at, outcome, counts, error, notes, kind, missed): RunColumns,
 ) -> StoreResult<SyncRun> {
     Ok(SyncRun {
         run_id,
@@ -619,6 +626,8 @@ fn run_from_columns(
         counts: logic::counts_from_text(&counts),
         error,
         notes: serde_json::from_str(&notes).unwrap_or_default(),
+        kind: logic::run_kind(&kind)?,
+        missed_by_events: missed.map(|n: i64| n.max(0) as u64),
     })
 }
 

@@ -61,6 +61,7 @@ suite!(
     moved_member_has_only_its_new_memberships,
     unknown_org_is_reported,
     begun_run_is_stored_as_running,
+    a_runs_kind_and_its_missed_count_are_kept,
     applying_a_begun_run_finishes_it_instead_of_adding_one,
     recording_a_begun_run_finishes_it_with_its_change_lines,
     finishing_a_run_that_is_not_stored_is_invalid,
@@ -1019,6 +1020,32 @@ async fn begun_run_is_stored_as_running(t: &TestStore) {
         serde_json::to_value(RunOutcome::Running).unwrap(),
         "running"
     );
+}
+
+async fn a_runs_kind_and_its_missed_count_are_kept(t: &TestStore) {
+    let corp = wecom_corp("corps.Acme");
+    let event = SyncRun {
+        kind: jit_store::RunKind::Event,
+        ..run_for(&corp)
+    };
+    let event_id = t.store.record_run(&event, &[]).await.unwrap();
+    // A full sync is begun without a count and finished with one.
+    let begun = t.store.begin_run(&run_for(&corp)).await.unwrap();
+    let reconciled = SyncRun {
+        run_id: begun,
+        missed_by_events: Some(3),
+        ..run_for(&corp)
+    };
+    t.store.record_run(&reconciled, &[]).await.unwrap();
+    let runs = t.store.list_runs("corps.Acme", 10).await.unwrap();
+    assert_eq!(runs[0].run_id, begun);
+    assert_eq!(runs[0].kind, jit_store::RunKind::Sync);
+    assert_eq!(runs[0].missed_by_events, Some(3));
+    assert_eq!(runs[1].run_id, event_id);
+    assert_eq!(runs[1].kind, jit_store::RunKind::Event);
+    assert_eq!(runs[1].missed_by_events, None);
+    let json = serde_json::to_value(&runs[1]).unwrap();
+    assert_eq!(json["kind"], "event");
 }
 
 async fn applying_a_begun_run_finishes_it_instead_of_adding_one(t: &TestStore) {

@@ -42,7 +42,7 @@ pub use jit_org::{
 pub use plan::plan;
 
 use jit_org::{Change, ChangeCounts, CorpRecord, CorpSnapshot, FetchFailure, Provider, SyncPlan};
-use jit_store::{CorpStore, IdentityConflict, RunOutcome, StoreError, SyncRun};
+use jit_store::{CorpStore, IdentityConflict, RunKind, RunOutcome, StoreError, SyncRun};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -155,6 +155,11 @@ pub struct SyncOptions {
     /// org (where 10 % rounds down to 0) lose one member per run.
     #[serde(default = "default_count")]
     pub max_offline_count: usize,
+    /// The org receives platform events (config `events`): a full sync's
+    /// changes are differences the events missed, counted in
+    /// [`SyncReport::missed_by_events`] and the run record (reconciliation).
+    #[serde(default)]
+    pub reconcile_events: bool,
 }
 
 fn default_ratio() -> f64 {
@@ -174,6 +179,7 @@ impl Default for SyncOptions {
             max_offline_ratio: default_ratio(),
             max_offline_count: default_count(),
             lock_wait_secs: 0.0,
+            reconcile_events: false,
         }
     }
 }
@@ -224,6 +230,11 @@ pub struct SyncReport {
     pub upstream_members: usize,
     /// Departments in the upstream read.
     pub upstream_depts: usize,
+    /// Whether the run was a full sync or a batch of events.
+    pub kind: RunKind,
+    /// Reconciliation: for a full sync with [`SyncOptions::reconcile_events`],
+    /// how many of its changes the org's events had missed.
+    pub missed_by_events: Option<u64>,
 }
 
 impl SyncReport {
@@ -356,6 +367,13 @@ impl Read<'_> {
             Read::Changes(s) => s.stats(),
         }
     }
+
+    fn kind(&self) -> RunKind {
+        match self {
+            Read::Full(_) => RunKind::Sync,
+            Read::Changes(_) => RunKind::Event,
+        }
+    }
 }
 
 async fn run(
@@ -401,6 +419,8 @@ async fn run(
             counts: ChangeCounts::new(),
             error,
             notes,
+            kind: read.kind(),
+            missed_by_events: None,
         };
     let run_id = store
         .begin_run(&base_run(0, RunOutcome::Running, None, Vec::new()))
@@ -486,9 +506,19 @@ async fn run(
     let mut notes = remote.notes.clone();
     notes.extend(verdict.notes.iter().cloned());
     let counts = the_plan.counts();
+    // Reconciliation: with events keeping the store current, whatever a
+    // full sync still changes is a difference the events missed.
+    let missed_by_events = (opts.reconcile_events && matches!(read, Read::Full(_))).then(|| {
+        the_plan
+            .changes
+            .iter()
+            .filter(|c| c.kind != jit_org::ChangeKind::Skipped)
+            .count() as u64
+    });
     // Once there is a plan, every record of the run carries its counts.
     let planned_run = |outcome: RunOutcome, error: Option<String>, notes: Vec<String>| SyncRun {
         counts: counts.clone(),
+        missed_by_events,
         ..base_run(run_id, outcome, error, notes)
     };
 
@@ -526,6 +556,8 @@ async fn run(
         },
         upstream_members: remote.members.len(),
         upstream_depts: remote.depts.len(),
+        kind: read.kind(),
+        missed_by_events,
     };
     let failed_parts = remote.failures.iter().filter(|f| !f.out_of_range).count();
     let failure_note = (failed_parts > 0).then(|| {

@@ -320,6 +320,8 @@ pub fn run_for(corp: &CorpRecord) -> SyncRun {
         counts: Default::default(),
         error: None,
         notes: vec!["mobile withheld by WeCom".to_string()],
+        kind: jit_store::RunKind::Sync,
+        missed_by_events: None,
     }
 }
 
