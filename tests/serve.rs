@@ -19,12 +19,12 @@ use support::{Fixture, Resp};
 // ------------------------------------------------------------------ fixtures
 
 /// The simulator on its own runtime, serving while the test runs `jit`.
-struct Sim {
-    handle: SimHandle,
-    _rt: tokio::runtime::Runtime,
+pub(crate) struct Sim {
+    pub(crate) handle: SimHandle,
+    pub(crate) _rt: tokio::runtime::Runtime,
 }
 
-fn start_sim() -> Sim {
+pub(crate) fn start_sim() -> Sim {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -89,10 +89,10 @@ const TOKEN_ENV: &[(&str, &str)] = &[
 // ------------------------------------------------------------------ the server
 
 /// A running `jit serve`.
-struct Server {
-    child: Child,
-    ready: Value,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) ready: Value,
+    pub(crate) base: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     /// The threads reading stdout and stderr; they end when the process does.
@@ -156,7 +156,7 @@ impl Server {
 
     /// Starts `jit serve APP --listen 127.0.0.1:0 ARGS` and waits for its
     /// ready line.
-    fn start_with(app: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start_with(app: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut all = args.to_vec();
         if !args.contains(&"--listen") {
             all.extend(["--listen", "127.0.0.1:0"]);
@@ -188,20 +188,26 @@ impl Server {
         }
     }
 
-    fn request(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Resp {
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> Resp {
         http(&self.base, method, path, body, token)
     }
 
-    fn get(&self, path: &str) -> Resp {
+    pub(crate) fn get(&self, path: &str) -> Resp {
         self.request("GET", path, None, None)
     }
 
-    fn post(&self, path: &str, body: &str) -> Resp {
+    pub(crate) fn post(&self, path: &str, body: &str) -> Resp {
         self.request("POST", path, Some(body), None)
     }
 
     /// Waits until the org's newest run has ended; returns it.
-    fn wait_for_run(&self, org: &str, token: Option<&str>) -> Value {
+    pub(crate) fn wait_for_run(&self, org: &str, token: Option<&str>) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let r = self.request("GET", &format!("/api/v1/corps/{org}/runs"), None, token);
@@ -219,7 +225,7 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the exit; returns it with all output.
-    fn stop(mut self) -> (ExitStatus, String) {
+    pub(crate) fn stop(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
         let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(ok.success());
@@ -235,7 +241,7 @@ impl Server {
         (status, out)
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 

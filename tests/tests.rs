@@ -13,6 +13,7 @@ mod cli;
 mod cli_plugins;
 mod cli_sync;
 mod element_runtime;
+mod events;
 mod hostile;
 mod login;
 mod robustness;

@@ -246,6 +246,19 @@ pub async fn run(
         jit_tasks::SchedulerOptions::default(),
     );
     let task_count = scheduler.tasks().len();
+    // Event receivers and the inbox worker (crate jit-events), for the orgs
+    // whose config has `events`.
+    let events = jit_events::Events::new(
+        &state.app,
+        store.clone(),
+        &state.orgs,
+        jit_events::options_from_manifest(&manifest),
+    )
+    .map_err(|e| ServeError::App {
+        app: opts.app_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let _ = state.events.set(events.clone());
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -266,6 +279,7 @@ pub async fn run(
             "auth": if open { "none" } else { "bearer" },
             "orgs": state.orgs,
             "tasks": task_count,
+            "events": events.orgs(),
             "store": store.location(),
             "pid": std::process::id(),
         })
@@ -281,21 +295,25 @@ pub async fn run(
     tokio::spawn(runs::auto_init(state.clone()));
     // A job: on shutdown the host waits (up to the grace) for the firings it runs.
     state.jobs.spawn(scheduler.run(state.shutdown.clone()));
+    state.jobs.spawn(events.clone().run(state.shutdown.clone()));
 
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
     let st = state.clone();
-    let extra = tasks::routes().merge(jit_login::http::routes(state.app.clone()));
-    let server = axum::serve(listener, router_with(state.clone(), extra)).with_graceful_shutdown(
-        async move {
-            stop.await;
-            tracing::info!(
-                "stopping: no new connections; waiting for running requests, calls and syncs"
-            );
-            st.begin_shutdown();
-            signalled.notify_one();
-        },
-    );
+    let extra = tasks::routes()
+        .merge(jit_login::http::routes(state.app.clone()))
+        .merge(jit_events::http::api_routes(events.clone()));
+    let service = router_with(state.clone(), extra)
+        // The platforms' callbacks: the signature authenticates them, not a token.
+        .merge(jit_events::http::callback_routes(events.clone()));
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        stop.await;
+        tracing::info!(
+            "stopping: no new connections; waiting for running requests, calls and syncs"
+        );
+        st.begin_shutdown();
+        signalled.notify_one();
+    });
     let mut server = tokio::spawn(async move { server.await });
     let serve_err = |source| ServeError::Io {
         what: "serving".into(),

@@ -747,7 +747,13 @@ async fn metrics(State(state): State<Arc<HostState>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&snap),
+        {
+            let mut text = state.metrics.render(&snap);
+            if let Some(events) = state.events.get() {
+                text.push_str(&events.render_metrics());
+            }
+            text
+        },
     )
         .into_response()
 }

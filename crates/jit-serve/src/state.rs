@@ -24,6 +24,8 @@ pub struct HostState {
     pub(crate) orgs: Vec<String>,
     pub(crate) shutdown: watch::Receiver<bool>,
     shutdown_tx: watch::Sender<bool>,
+    /// The event receivers and worker, once `serve` has built them.
+    pub(crate) events: std::sync::OnceLock<Arc<jit_events::Events>>,
 }
 
 impl HostState {
@@ -57,6 +59,7 @@ impl HostState {
             orgs,
             shutdown,
             shutdown_tx,
+            events: std::sync::OnceLock::new(),
         })
     }
 

@@ -1,0 +1,503 @@
+//! Event-driven sync through the real `jit serve`: the simulator pushes
+//! encrypted WeCom callbacks and DingTalk HTTP pushes to the host's
+//! callback URLs; forged, replayed, tampered, truncated and foreign
+//! requests are refused with nothing stored; duplicates are applied once;
+//! an event stored before a SIGKILL is applied after the restart.
+
+use crate::serve::{start_sim, Server, Sim};
+use crate::support::{self, Fixture, Resp};
+
+use jit_crypto::{DingTalkCrypto, WecomCrypto};
+use jit_sim::{CallbackConfig, Mutation, OrgRef};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "evtoken42";
+const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const WECOM: &str = "corps.Acme";
+const DING: &str = "corps.Ding";
+
+/// An app with a WeCom and a DingTalk org pointing at the simulator, both
+/// with HTTP events on; `settings` goes into app.json.
+fn events_app(sim: &Sim, settings: Value) -> Fixture {
+    let info = sim.handle.info();
+    let d = &info.dingtalk[0];
+    let f = Fixture::new();
+    f.json(
+        "app.json",
+        json!({"appId": "t.events", "title": "Events", "settings": settings}),
+    );
+    f.json(
+        "corps/Acme/e.json",
+        json!({"title": "Acme", "type": "corps.QywxInnerType"}),
+    );
+    f.json(
+        "corps/Acme/Acme.json",
+        json!({"corpId": info.wecom.corp_id, "agentId": info.wecom.agent_id.to_string(),
+               "secret": info.wecom.secret, "apiBase": info.wecom.api_base_url,
+               "events": {"token": "{{EV_TOKEN}}", "aesKey": "{{EV_AES_KEY}}"}}),
+    );
+    f.json(
+        "corps/Ding/e.json",
+        json!({"title": "Ding", "type": "corps.DDInnerType"}),
+    );
+    f.json(
+        "corps/Ding/Ding.json",
+        json!({"corpId": d.corp_id, "agentId": d.agent_id.to_string(), "appKey": d.app_key,
+               "appSecret": d.app_secret, "apiBase": d.api_base_url, "oapiBase": d.oapi_base_url,
+               "events": {"mode": "http", "token": "{{EV_TOKEN}}", "aesKey": "{{EV_AES_KEY}}"}}),
+    );
+    f
+}
+
+const ENV: &[(&str, &str)] = &[("EV_TOKEN", TOKEN), ("EV_AES_KEY", AES_KEY)];
+
+fn serve(f: &Fixture) -> Server {
+    let s = Server::start_with(f.path(), &[], ENV);
+    // Both orgs sync once at start (initCorp); events apply onto that.
+    s.wait_for_run(WECOM, None);
+    s.wait_for_run(DING, None);
+    s
+}
+
+/// Points the simulator's callbacks of both orgs at the server.
+fn subscribe(sim: &Sim, s: &Server) {
+    let _rt = sim._rt.enter();
+    for (org, path) in [
+        (OrgRef::Wecom, format!("/callbacks/wecom/{WECOM}")),
+        (OrgRef::Dingtalk(0), format!("/callbacks/dingtalk/{DING}")),
+    ] {
+        sim.handle
+            .set_callback(
+                org,
+                Some(CallbackConfig {
+                    url: format!("{}{path}", s.base),
+                    token: TOKEN.into(),
+                    aes_key: AES_KEY.into(),
+                }),
+            )
+            .unwrap();
+    }
+}
+
+fn inbox(s: &Server, org: &str) -> Value {
+    let r = s.get(&format!("/api/v1/corps/{org}/events"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+/// Waits until `org` has `n` applied events and none pending.
+fn wait_applied(s: &Server, org: &str, n: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = inbox(s, org);
+        if v["applied"] == n && v["pending"] == 0 {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{org} did not apply {n} events: {v:#}\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn local_data(s: &Server, org: &str) -> String {
+    let r = s.post(
+        &format!("/api/v1/elements/{org}/call/getLocalCorpData"),
+        "{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn first_member(sim: &Sim, org: OrgRef) -> String {
+    let truth = match org {
+        OrgRef::Wecom => sim.handle.wecom_truth(),
+        OrgRef::Dingtalk(n) => sim.handle.dingtalk_truth(n),
+    };
+    truth
+        .members
+        .values()
+        .next()
+        .expect("the simulated org has members")
+        .member_id
+        .clone()
+}
+
+fn wecom_crypto(sim: &Sim) -> WecomCrypto {
+    WecomCrypto::new(TOKEN, AES_KEY, &sim.handle.info().wecom.corp_id).unwrap()
+}
+
+/// A WeCom `update_user` event XML for `userid`, created at `create_time`.
+fn wecom_xml(sim: &Sim, userid: &str, create_time: u64) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+         <CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+         <Event><![CDATA[change_contact]]></Event><ChangeType><![CDATA[update_user]]></ChangeType>\
+         <UserID><![CDATA[{userid}]]></UserID></xml>",
+        sim.handle.info().wecom.corp_id
+    )
+}
+
+/// POSTs a sealed WeCom envelope with its query (timestamp in seconds).
+fn post_wecom(s: &Server, body: &str, sig: &str, ts: &str, nonce: &str) -> Resp {
+    let path = format!("/callbacks/wecom/{WECOM}?msg_signature={sig}&timestamp={ts}&nonce={nonce}");
+    support::http(&s.base, "POST", &path, body, &[])
+}
+
+fn post_ding(s: &Server, crypto: &DingTalkCrypto, plain: &str, ts_ms: u64) -> Resp {
+    let sealed = crypto.seal(plain, &ts_ms.to_string(), "n0nce");
+    let path = format!(
+        "/callbacks/dingtalk/{DING}?signature={}&timestamp={ts_ms}&nonce=n0nce",
+        sealed.msg_signature
+    );
+    let body = json!({"encrypt": sealed.encrypt}).to_string();
+    support::http(&s.base, "POST", &path, &body, &[])
+}
+
+#[test]
+fn a_wecom_change_reaches_the_store_through_a_verified_callback() {
+    let sim = start_sim();
+    let f = events_app(&sim, json!({}));
+    let s = serve(&f);
+    subscribe(&sim, &s);
+    sim._rt
+        .block_on(sim.handle.verify_callback(OrgRef::Wecom))
+        .expect("the URL check answers the decrypted echostr");
+    let user = first_member(&sim, OrgRef::Wecom);
+    sim.handle
+        .mutate(
+            OrgRef::Wecom,
+            Mutation::UpdateMember {
+                userid: user.clone(),
+                name: Some("Renamed By Event".into()),
+                position: None,
+                mobile: None,
+                email: None,
+                job_number: None,
+                status: None,
+            },
+        )
+        .unwrap();
+    let v = wait_applied(&s, WECOM, 1);
+    let ev = &v["events"][0];
+    assert_eq!(ev["eventType"], "update_user");
+    assert!(ev["runId"].is_i64(), "applied by a recorded run: {ev}");
+    assert!(local_data(&s, WECOM).contains("Renamed By Event"));
+}
+
+#[test]
+fn a_dingtalk_change_reaches_the_store_and_check_url_is_answered() {
+    let sim = start_sim();
+    let f = events_app(&sim, json!({}));
+    let s = serve(&f);
+    subscribe(&sim, &s);
+    sim._rt
+        .block_on(sim.handle.verify_callback(OrgRef::Dingtalk(0)))
+        .expect("check_url gets the encrypted success");
+    assert_eq!(inbox(&s, DING)["applied"], 0, "check_url stores nothing");
+    let user = first_member(&sim, OrgRef::Dingtalk(0));
+    sim.handle
+        .mutate(
+            OrgRef::Dingtalk(0),
+            Mutation::UpdateMember {
+                userid: user,
+                name: Some("Ding Renamed".into()),
+                position: None,
+                mobile: None,
+                email: None,
+                job_number: None,
+                status: None,
+            },
+        )
+        .unwrap();
+    wait_applied(&s, DING, 1);
+    assert!(local_data(&s, DING).contains("Ding Renamed"));
+    let stats = sim.handle.stats();
+    assert_eq!(stats.events["dingtalk-0"].failed, 0, "{stats:?}");
+}
+
+#[test]
+fn forged_replayed_tampered_truncated_and_foreign_wecom_callbacks_are_refused() {
+    let sim = start_sim();
+    let f = events_app(&sim, json!({}));
+    let s = serve(&f);
+    let c = wecom_crypto(&sim);
+    let user = first_member(&sim, OrgRef::Wecom);
+    let now = now_secs().to_string();
+    let good = c.seal_event(&wecom_xml(&sim, &user, now_secs()), "1", &now, "abc");
+    let stale_ts = (now_secs() - 600).to_string();
+    let stale = c.seal_event(&wecom_xml(&sim, &user, now_secs()), "1", &stale_ts, "abc");
+    let other_key =
+        WecomCrypto::new(TOKEN, "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210abcdefg", "ww-x").unwrap();
+    let foreign = other_key.seal_event(&wecom_xml(&sim, &user, now_secs()), "1", &now, "abc");
+    let wrong_corp = WecomCrypto::new(TOKEN, AES_KEY, "ww-someone-else").unwrap();
+    let misaddressed = wrong_corp.seal_event(&wecom_xml(&sim, &user, now_secs()), "1", &now, "abc");
+    let enc = jit_crypto::xml_field(&good.body, "Encrypt").unwrap();
+    let truncated_enc = &enc[..enc.len() - 8];
+    let truncated = good.body.replace(&enc, truncated_enc);
+    let truncated_sig = c.signature(&now, "abc", truncated_enc);
+    let mut tampered_enc = enc.clone().into_bytes();
+    tampered_enc[10] = if tampered_enc[10] == b'A' { b'B' } else { b'A' };
+    let tampered_enc = String::from_utf8(tampered_enc).unwrap();
+    let tampered = good.body.replace(&enc, &tampered_enc);
+    let cases: Vec<(&str, Resp, &str)> = vec![
+        (
+            "forged signature",
+            post_wecom(&s, &good.body, "0000", &now, "abc"),
+            "not_verified",
+        ),
+        (
+            "stale timestamp",
+            post_wecom(&s, &stale.body, &stale.msg_signature, &stale_ts, "abc"),
+            "stale_timestamp",
+        ),
+        (
+            "tampered ciphertext",
+            post_wecom(&s, &tampered, &good.msg_signature, &now, "abc"),
+            "not_verified",
+        ),
+        (
+            "truncated ciphertext, re-signed",
+            post_wecom(&s, &truncated, &truncated_sig, &now, "abc"),
+            "not_verified",
+        ),
+        (
+            "another app's key",
+            post_wecom(&s, &foreign.body, &foreign.msg_signature, &now, "abc"),
+            "not_verified",
+        ),
+        (
+            "another corp's receiveid",
+            post_wecom(
+                &s,
+                &misaddressed.body,
+                &misaddressed.msg_signature,
+                &now,
+                "abc",
+            ),
+            "not_verified",
+        ),
+        (
+            "no signature",
+            support::http(
+                &s.base,
+                "POST",
+                &format!("/callbacks/wecom/{WECOM}?timestamp={now}&nonce=abc"),
+                &good.body,
+                &[],
+            ),
+            "bad_request",
+        ),
+        (
+            "unknown org",
+            support::http(
+                &s.base,
+                "POST",
+                "/callbacks/wecom/corps.Nope?msg_signature=x&timestamp=1&nonce=n",
+                &good.body,
+                &[],
+            ),
+            "not_receiving",
+        ),
+    ];
+    for (what, r, code) in cases {
+        assert!(
+            (400..500).contains(&r.status),
+            "{what}: {} {}",
+            r.status,
+            r.body
+        );
+        assert_eq!(r.code(), code, "{what}: {}", r.body);
+        assert!(
+            !r.body.contains(AES_KEY) && !r.body.contains(TOKEN),
+            "{what}: {}",
+            r.body
+        );
+    }
+    let v = inbox(&s, WECOM);
+    assert_eq!(
+        (v["pending"].as_u64(), v["applied"].as_u64()),
+        (Some(0), Some(0)),
+        "nothing stored: {v}"
+    );
+    let log = s.stderr();
+    assert!(log.contains("callback refused"), "the log says why");
+    assert!(
+        !log.contains(AES_KEY) && !log.contains(TOKEN),
+        "no secret in the log"
+    );
+}
+
+#[test]
+fn a_repeated_wecom_callback_is_stored_and_applied_once() {
+    let sim = start_sim();
+    let f = events_app(&sim, json!({}));
+    let s = serve(&f);
+    let c = wecom_crypto(&sim);
+    let user = first_member(&sim, OrgRef::Wecom);
+    let xml = wecom_xml(&sim, &user, now_secs());
+    let now = now_secs().to_string();
+    // WeCom's retry of one event, and a replay with a fresh nonce: the same
+    // decrypted event either way.
+    let first = c.seal_event(&xml, "1", &now, "nonce1");
+    let again = c.seal_event(&xml, "1", &now, "nonce2");
+    for env in [&first, &first, &again] {
+        let r = post_wecom(
+            &s,
+            &env.body,
+            &env.msg_signature,
+            &env.timestamp,
+            &env.nonce,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let v = wait_applied(&s, WECOM, 1);
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+    let metrics = s.get("/metrics").body;
+    assert!(
+        metrics.contains("jit_events_received_total{org=\"corps.Acme\",outcome=\"duplicate\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn forged_and_foreign_dingtalk_pushes_are_refused_and_a_repeated_event_id_is_applied_once() {
+    let sim = start_sim();
+    let f = events_app(&sim, json!({}));
+    let s = serve(&f);
+    let info = sim.handle.info();
+    let d = &info.dingtalk[0];
+    let good = DingTalkCrypto::new(TOKEN, AES_KEY, &d.app_key).unwrap();
+    let other_app = DingTalkCrypto::new(TOKEN, AES_KEY, "another-app-key").unwrap();
+    let user = first_member(&sim, OrgRef::Dingtalk(0));
+    let now_ms = now_secs() * 1000;
+    let event = json!({"EventType": "user_modify_org", "CorpId": d.corp_id, "userId": [user],
+                       "eventId": "ev-1", "TimeStamp": now_ms.to_string()})
+    .to_string();
+    let foreign_corp = json!({"EventType": "user_modify_org", "CorpId": "ding-other",
+                              "userId": ["x"], "eventId": "ev-2"})
+    .to_string();
+    let forged = {
+        let sealed = good.seal(&event, &now_ms.to_string(), "n0nce");
+        let path =
+            format!("/callbacks/dingtalk/{DING}?signature=bad&timestamp={now_ms}&nonce=n0nce");
+        support::http(
+            &s.base,
+            "POST",
+            &path,
+            &json!({"encrypt": sealed.encrypt}).to_string(),
+            &[],
+        )
+    };
+    let cases: Vec<(&str, Resp, &str)> = vec![
+        ("forged signature", forged, "not_verified"),
+        (
+            "stale timestamp",
+            post_ding(&s, &good, &event, now_ms - 600_000),
+            "stale_timestamp",
+        ),
+        (
+            "another app's ownerKey",
+            post_ding(&s, &other_app, &event, now_ms),
+            "not_verified",
+        ),
+        (
+            "another corp's event",
+            post_ding(&s, &good, &foreign_corp, now_ms),
+            "foreign_corp",
+        ),
+        (
+            "not JSON",
+            support::http(
+                &s.base,
+                "POST",
+                &format!("/callbacks/dingtalk/{DING}?signature=a&timestamp={now_ms}&nonce=n"),
+                "{",
+                &[],
+            ),
+            "not_verified",
+        ),
+    ];
+    for (what, r, code) in cases {
+        assert!(
+            (400..500).contains(&r.status),
+            "{what}: {} {}",
+            r.status,
+            r.body
+        );
+        assert_eq!(r.code(), code, "{what}: {}", r.body);
+    }
+    assert_eq!(inbox(&s, DING)["events"].as_array().unwrap().len(), 0);
+    for _ in 0..2 {
+        let r = post_ding(&s, &good, &event, now_ms);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let reply: jit_crypto::DingTalkEncrypted = serde_json::from_str(&r.body).unwrap();
+        good.verify_success_reply(&reply)
+            .expect("the encrypted success");
+    }
+    let v = wait_applied(&s, DING, 1);
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+}
+
+#[test]
+fn an_event_stored_before_a_sigkill_is_applied_after_the_restart() {
+    let sim = start_sim();
+    // A long batch window holds the stored event before its apply.
+    let f = events_app(
+        &sim,
+        json!({"events": {"batchWindowMs": 60000, "pollMs": 60000}}),
+    );
+    let s = serve(&f);
+    let c = wecom_crypto(&sim);
+    let user = first_member(&sim, OrgRef::Wecom);
+    sim.handle
+        .mutate(
+            OrgRef::Wecom,
+            Mutation::UpdateMember {
+                userid: user.clone(),
+                name: Some("Survived A Kill".into()),
+                position: None,
+                mobile: None,
+                email: None,
+                job_number: None,
+                status: None,
+            },
+        )
+        .unwrap();
+    let env = c.seal_event(
+        &wecom_xml(&sim, &user, now_secs()),
+        "1",
+        &now_secs().to_string(),
+        "k1",
+    );
+    let r = post_wecom(
+        &s,
+        &env.body,
+        &env.msg_signature,
+        &env.timestamp,
+        &env.nonce,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(inbox(&s, WECOM)["pending"], 1);
+    let pid = s.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    drop(s);
+    f.json("app.json", json!({"appId": "t.events", "title": "Events"}));
+    let s = Server::start_with(f.path(), &[], ENV);
+    wait_applied(&s, WECOM, 1);
+    assert!(local_data(&s, WECOM).contains("Survived A Kill"));
+}
