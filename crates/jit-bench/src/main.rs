@@ -5,6 +5,8 @@
 //! Run with `cargo run --release -p jit-bench -- <scenario>`; see BENCHMARKS.md.
 
 mod apply;
+mod cli_run;
+mod floor;
 mod load;
 mod serve;
 mod sync;
@@ -17,6 +19,11 @@ use clap::{Parser, Subcommand};
     about = "Benchmarks for the jit runtime (JSON lines out)"
 )]
 struct Cli {
+    /// Leave glibc's malloc arenas at their default (one per thread that
+    /// allocates) instead of capping them at two as the `jit` binary does:
+    /// what a host that embeds the crates gets unless it sets the cap.
+    #[arg(long, global = true)]
+    default_malloc_arenas: bool,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -43,8 +50,11 @@ pub fn emit(v: serde_json::Value) {
 }
 
 fn main() {
-    jit_alloc::limit_malloc_arenas();
+    // Parsing starts no thread, so the cap is still set before any exists.
     let cli = Cli::parse();
+    if !cli.default_malloc_arenas {
+        jit_alloc::limit_malloc_arenas();
+    }
     let result = match cli.scenario {
         Scenario::Load(a) => load::run_load(&a),
         Scenario::Lookup(a) => load::run_lookup(&a),

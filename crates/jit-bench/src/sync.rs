@@ -3,20 +3,25 @@
 //! client as the `CorpSource`, `jit_sync::run_sync`, a real store), against
 //! the simulator running in this process at the platforms' real rate limits.
 //!
-//! The floor is computed from the simulator's own per-API call counts, so it
-//! does not depend on the client's accounting: the largest, over the APIs
-//! used, of calls ÷ allowed calls per second (WeCom 10,000 per 60 s, DingTalk
-//! 20 per s). WeCom's limit is per minute, so a sync of fewer than 10,000
-//! calls per API may legally finish well below that floor (the real service
-//! allows the burst too); `window_floor_s` is the strict lower bound the
-//! fixed windows allow, and `latency_floor_s` what the latency and the
-//! client's concurrency allow.
+//! Each sync is measured against its floor, the larger of two bounds no
+//! client can beat (see [`crate::floor`]):
+//! - the **rate floor**: when the simulator's fixed windows (WeCom 10,000
+//!   calls per API per minute and 150,000 per hour, DingTalk 20 per API per
+//!   second), as they stood when the sync began, would admit its last call,
+//!   plus that call's latency;
+//! - the **latency floor**: total calls × latency ÷ the client's concurrency.
 //!
-//! Targets: within 1.2× of the floor for WeCom 100,000 members / 5,000
-//! departments and DingTalk 20,000 / 1,000 at 10 ms latency, peak memory
-//! under 400 MB, and a repeated sync that writes 0 rows.
+//! `--compare sequential` also syncs the same org into a fresh store of the
+//! same kind with the same client at concurrency 1 (one call at a time, no
+//! pipelining) and prints the `speedup`.
+//!
+//! Targets: within 1.2× of the floor where the rate floor binds (WeCom
+//! 300,000 members / 15,000 departments, DingTalk 20,000 / 1,000 at 10 ms),
+//! at least 20× the sequential client at 1,000 departments / 20,000 members
+//! / 10 ms, a syncing-side peak under 700 MB, and a repeated sync that
+//! writes 0 rows.
 
-use crate::emit;
+use crate::{emit, floor};
 use jit_dingtalk::{DingTalkClient, DingTalkConfig};
 use jit_org::{CorpRecord, Provider};
 use jit_sim::{SimConfig, SimHandle, Simulator};
@@ -59,10 +64,22 @@ pub struct SyncArgs {
     /// Seed of the simulator's org generator.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// `sequential`: also sync the org into a fresh store with the same
+    /// client at concurrency 1 (one call at a time) and print the speedup.
+    #[arg(long, value_parser = ["sequential"])]
+    pub compare: Option<String>,
+    /// Also time the `jit` binary at this path running `jit sync` of the
+    /// same org into a fresh app's SQLite store, process start to exit.
+    #[arg(long, value_name = "PATH")]
+    pub cli: Option<std::path::PathBuf>,
 }
 
+/// Where the rate floor binds: wall ÷ floor at most this.
 const TARGET_RATIO: f64 = 1.2;
-const TARGET_PEAK_MB: f64 = 400.0;
+/// The syncing side's peak (the process minus the simulator's org).
+const TARGET_PEAK_MB: f64 = 700.0;
+/// Against the sequential client at 1,000 departments / 20,000 members.
+const TARGET_SPEEDUP: f64 = 20.0;
 
 /// Runs the scenario and prints three lines: `full`, `repeat` and `memory`.
 pub fn run_sync_bench(a: &SyncArgs) -> Result<(), String> {
@@ -76,13 +93,6 @@ pub fn run_sync_bench(a: &SyncArgs) -> Result<(), String> {
     // Driven from this thread, as `jit sync` drives a sync (the simulator's
     // connections and the store's blocking work run on the workers).
     rt.block_on(bench(a))
-}
-
-/// The simulator's limits, as calls per second and as fixed windows.
-struct Limits {
-    per_second: f64,
-    window_calls: u64,
-    window_s: f64,
 }
 
 async fn bench(a: &SyncArgs) -> Result<(), String> {
@@ -120,59 +130,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
     // The configured sizes, not the simulator's truth: cloning a 100,000
     // member truth would add ~100 MB to this process before the measurement.
     let (truth_members, truth_depts) = (users, depts);
-    let limits = match a.platform {
-        Platform::Wecom => Limits {
-            per_second: f64::from(info.limits.wecom_per_minute) / 60.0,
-            window_calls: u64::from(info.limits.wecom_per_minute),
-            window_s: 60.0,
-        },
-        Platform::DingTalk => Limits {
-            per_second: f64::from(info.limits.dingtalk_per_second),
-            window_calls: u64::from(info.limits.dingtalk_per_second),
-            window_s: 1.0,
-        },
-    };
-    let (source, concurrency, corp): (Box<dyn CorpSource>, usize, CorpRecord) = match a.platform {
-        Platform::Wecom => {
-            let mut c = WecomConfig::new(
-                info.wecom.corp_id.clone(),
-                info.wecom.agent_id.to_string(),
-                info.wecom.secret.clone(),
-            );
-            c.api_base = info.wecom.api_base_url.clone();
-            let n = c.tuning.concurrency;
-            let client = WecomClient::new(c).map_err(|e| e.to_string())?;
-            let corp = CorpRecord {
-                full_name: "corps.BenchWecom".into(),
-                title: "Benchmark WeCom".into(),
-                corp_type: "corps.QywxInnerType".into(),
-                provider: Provider::Wecom,
-                corp_id: info.wecom.corp_id.clone(),
-            };
-            (Box::new(client), n, corp)
-        }
-        Platform::DingTalk => {
-            let d = &info.dingtalk[0];
-            let mut c = DingTalkConfig::new(
-                d.corp_id.clone(),
-                d.agent_id.to_string(),
-                d.app_key.clone(),
-                d.app_secret.clone(),
-            );
-            c.api_base = d.api_base_url.clone();
-            c.oapi_base = d.oapi_base_url.clone();
-            let n = c.tuning.concurrency;
-            let client = DingTalkClient::new(c).map_err(|e| e.to_string())?;
-            let corp = CorpRecord {
-                full_name: "corps.BenchDingTalk".into(),
-                title: "Benchmark DingTalk".into(),
-                corp_type: "corps.DDInnerType".into(),
-                provider: Provider::DingTalk,
-                corp_id: d.corp_id.clone(),
-            };
-            (Box::new(client), n, corp)
-        }
-    };
+    let (source, concurrency, corp) = client_for(a.platform, &info, None)?;
 
     let Opened {
         store,
@@ -194,24 +152,24 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
     });
     let ctx = Ctx {
         sim: &sim,
-        source: source.as_ref(),
-        store: store.as_ref(),
         corp: &corp,
-        limits: &limits,
         latency_ms: a.latency_ms,
-        concurrency,
         base: &base,
     };
 
     let result = async {
-        let full = ctx.run("full").await?;
+        let full = ctx
+            .run("full", source.as_ref(), concurrency, store.as_ref(), None)
+            .await?;
         if full.upstream_members != truth_members {
             return Err(format!(
                 "the full sync read {} members, the simulator holds {truth_members}",
                 full.upstream_members
             ));
         }
-        let repeat = ctx.run("repeat").await?;
+        let repeat = ctx
+            .run("repeat", source.as_ref(), concurrency, store.as_ref(), None)
+            .await?;
         let mem_end = Mem::read();
         let peak_kb = note_peak(mem_end.hwm_kb);
         let mut line = base.clone();
@@ -245,16 +203,48 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
             json!(repeat.peak_growth_mb),
         );
         o.insert("rss_end_mb".into(), json!(mb(mem_end.rss_kb)));
+        // The target is the syncing side's: the simulator's org is not.
+        let syncing_peak_kb =
+            peak_kb.saturating_sub(mem_with_sim.rss_kb.saturating_sub(mem_before_sim.rss_kb));
+        o.insert(
+            "malloc_arenas".into(),
+            json!(if std::env::args().any(|a| a == "--default-malloc-arenas") {
+                "glibc default"
+            } else {
+                "capped at 2 (jit_alloc::limit_malloc_arenas)"
+            }),
+        );
         o.insert("target_peak_mb".into(), json!(TARGET_PEAK_MB));
         o.insert(
             "ratio".into(),
-            json!(round3(mb(peak_kb) / TARGET_PEAK_MB)),
+            json!(round3(mb(syncing_peak_kb) / TARGET_PEAK_MB)),
         );
+        o.insert("load_avg".into(), json!(load_avg()));
         o.insert(
             "note".into(),
             json!("the simulator runs in this process: peak_rss_mb covers it and its generated org (simulator_org_mb); the *_peak_growth_mb figures are the peak above the RSS at the start of each sync (client, engine, store, and the simulator's answer buffers)"),
         );
         emit(line);
+        if a.compare.is_some() {
+            // The same org, the same client with one call at a time, into a
+            // fresh store of the same kind (a full sync, like the first).
+            let (seq_source, seq_concurrency, _) = client_for(a.platform, &info, Some(1))?;
+            let seq_store = open_store(&a.store).await?;
+            let seq = ctx
+                .run(
+                    "sequential",
+                    seq_source.as_ref(),
+                    seq_concurrency,
+                    seq_store.store.as_ref(),
+                    Some(full.wall_s),
+                )
+                .await;
+            seq_store.close().await?;
+            seq?;
+        }
+        if let Some(jit) = &a.cli {
+            ctx.run_cli(jit, a.platform, &info, concurrency, full.apply_s)?;
+        }
         if repeat.rows_written != 0 {
             return Err(format!(
                 "the repeated sync wrote {} rows; it must write none (counts {:?})",
@@ -265,15 +255,72 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
     }
     .await;
 
-    drop(store);
-    drop(dir);
-    if let Some((url, schema)) = cleanup {
-        jit_store::drop_postgres_schema(&url, &schema)
-            .await
-            .map_err(|e| format!("dropping the benchmark schema {schema}: {e}"))?;
+    Opened {
+        store,
+        _dir: dir,
+        pg: cleanup,
     }
+    .close()
+    .await?;
     sim.shutdown().await;
     result
+}
+
+/// The platform client for the simulator's org with the platform's default
+/// tuning (or `concurrency` instead of the default), its concurrency, and
+/// the org record the syncs write under.
+fn client_for(
+    platform: Platform,
+    info: &jit_sim::SimInfo,
+    concurrency: Option<usize>,
+) -> Result<(Box<dyn CorpSource>, usize, CorpRecord), String> {
+    Ok(match platform {
+        Platform::Wecom => {
+            let mut c = WecomConfig::new(
+                info.wecom.corp_id.clone(),
+                info.wecom.agent_id.to_string(),
+                info.wecom.secret.clone(),
+            );
+            c.api_base = info.wecom.api_base_url.clone();
+            if let Some(n) = concurrency {
+                c.tuning.concurrency = n;
+            }
+            let n = c.tuning.concurrency;
+            let client = WecomClient::new(c).map_err(|e| e.to_string())?;
+            let corp = CorpRecord {
+                full_name: "corps.BenchWecom".into(),
+                title: "Benchmark WeCom".into(),
+                corp_type: "corps.QywxInnerType".into(),
+                provider: Provider::Wecom,
+                corp_id: info.wecom.corp_id.clone(),
+            };
+            (Box::new(client), n, corp)
+        }
+        Platform::DingTalk => {
+            let d = &info.dingtalk[0];
+            let mut c = DingTalkConfig::new(
+                d.corp_id.clone(),
+                d.agent_id.to_string(),
+                d.app_key.clone(),
+                d.app_secret.clone(),
+            );
+            c.api_base = d.api_base_url.clone();
+            c.oapi_base = d.oapi_base_url.clone();
+            if let Some(n) = concurrency {
+                c.tuning.concurrency = n;
+            }
+            let n = c.tuning.concurrency;
+            let client = DingTalkClient::new(c).map_err(|e| e.to_string())?;
+            let corp = CorpRecord {
+                full_name: "corps.BenchDingTalk".into(),
+                title: "Benchmark DingTalk".into(),
+                corp_type: "corps.DDInnerType".into(),
+                provider: Provider::DingTalk,
+                corp_id: d.corp_id.clone(),
+            };
+            (Box::new(client), n, corp)
+        }
+    })
 }
 
 /// The store under test and what to clean up after it.
@@ -285,11 +332,30 @@ struct Opened {
     pg: Option<(String, String)>,
 }
 
+impl Opened {
+    /// Closes the store and removes what the benchmark made for it.
+    async fn close(self) -> Result<(), String> {
+        drop(self.store);
+        drop(self._dir);
+        if let Some((url, schema)) = self.pg {
+            jit_store::drop_postgres_schema(&url, &schema)
+                .await
+                .map_err(|e| format!("dropping the benchmark schema {schema}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// A fresh SQLite file in a temp dir, or a fresh schema of the PostgreSQL
 /// at `spec`.
 async fn open_store(spec: &str) -> Result<Opened, String> {
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        let schema = format!("jit_bench_sync_{}", std::process::id());
+        static SCHEMAS: AtomicU64 = AtomicU64::new(0);
+        let schema = format!(
+            "jit_bench_sync_{}_{}",
+            std::process::id(),
+            SCHEMAS.fetch_add(1, Ordering::Relaxed)
+        );
         let store = jit_store::open_postgres_in_schema(spec, &schema)
             .await
             .map_err(|e| format!("opening PostgreSQL: {e}"))?;
@@ -318,12 +384,8 @@ async fn open_store(spec: &str) -> Result<Opened, String> {
 
 struct Ctx<'a> {
     sim: &'a SimHandle,
-    source: &'a dyn CorpSource,
-    store: &'a dyn CorpStore,
     corp: &'a CorpRecord,
-    limits: &'a Limits,
     latency_ms: u64,
-    concurrency: usize,
     base: &'a Value,
 }
 
@@ -331,6 +393,8 @@ struct Ctx<'a> {
 /// lines) is dropped as soon as its line is printed, so the benchmark does
 /// not inflate the next phase's memory.
 struct Outcome {
+    wall_s: f64,
+    apply_s: f64,
     upstream_members: usize,
     rows_written: u64,
     counts: jit_org::ChangeCounts,
@@ -359,25 +423,72 @@ impl Progress for PhaseMemory {
     }
 }
 
+/// `jit sync` from process start to exit within this many latency floors
+/// plus the apply of the same rows.
+const TARGET_CLI_LATENCY_FLOORS: f64 = 1.5;
+
 impl Ctx<'_> {
-    /// One sync, measured; prints its line.
-    async fn run(&self, phase: &str) -> Result<Outcome, String> {
+    /// Times `jit sync` of the same org (a fresh app and store) and prints
+    /// the `cli` line: its wall against 1.5× the latency floor of its calls
+    /// plus `apply_s`, the in-process full sync's apply of the same rows.
+    fn run_cli(
+        &self,
+        jit: &std::path::Path,
+        platform: Platform,
+        info: &jit_sim::SimInfo,
+        concurrency: usize,
+        apply_s: f64,
+    ) -> Result<(), String> {
         self.sim.reset_stats();
+        let run = crate::cli_run::run(jit, platform, info)?;
+        let stats = self.sim.stats();
+        let total_calls: u64 = stats
+            .apps
+            .values()
+            .flat_map(|apis| apis.values().map(|s| s.calls))
+            .sum();
+        let latency_floor = floor::latency_floor_s(total_calls, self.latency_ms, concurrency);
+        let target = TARGET_CLI_LATENCY_FLOORS * latency_floor + apply_s;
+        let mut line = self.base.clone();
+        let o = line.as_object_mut().expect("object");
+        o.insert("phase".into(), json!("cli"));
+        o.insert("command".into(), json!(format!("{} sync", jit.display())));
+        o.insert("wall_s".into(), json!(round3(run.wall_s)));
+        o.insert("total_calls".into(), json!(total_calls));
+        o.insert("latency_floor_s".into(), json!(round3(latency_floor)));
+        o.insert("apply_s".into(), json!(round3(apply_s)));
+        o.insert("target_s".into(), json!(round3(target)));
+        o.insert(
+            "target".into(),
+            json!("1.5 × latency_floor_s + apply_s (the full sync's apply of the same rows)"),
+        );
+        o.insert("ratio".into(), json!(round3(run.wall_s / target.max(1e-9))));
+        o.insert("load_avg".into(), json!(load_avg()));
+        emit(line);
+        Ok(())
+    }
+
+    /// One sync of `source` into `store`, measured; prints its line. With
+    /// `against` (the wall of the full sync), the line has the speedup.
+    async fn run(
+        &self,
+        phase: &str,
+        source: &dyn CorpSource,
+        concurrency: usize,
+        store: &dyn CorpStore,
+        against: Option<f64>,
+    ) -> Result<Outcome, String> {
+        self.sim.reset_stats();
+        let windows_at_start = self.sim.rate_state();
         // The process-wide peak so far is kept before the kernel's is reset.
         note_peak(Mem::read().hwm_kb);
         let hwm_reset = Mem::reset_peak();
         let mem_start = Mem::read();
         let marks = PhaseMemory::default();
         let started = Instant::now();
-        let report = run_sync(
-            self.source,
-            self.store,
-            self.corp,
-            &SyncOptions::default(),
-            &marks,
-        )
-        .await
-        .map_err(|e| format!("{phase} sync: {e}"))?;
+        let report = run_sync(source, store, self.corp, &SyncOptions::default(), &marks)
+            .await
+            .map_err(|e| format!("{phase} sync: {e}"))?;
         let wall = started.elapsed().as_secs_f64();
         let mem_end = Mem::read();
         note_peak(mem_end.hwm_kb);
@@ -392,27 +503,29 @@ impl Ctx<'_> {
         // endpoints may be metered under `unknown`.
         let mut calls: BTreeMap<String, u64> = BTreeMap::new();
         let mut throttled: BTreeMap<String, u64> = BTreeMap::new();
-        for apis in self.sim.stats().apps.values() {
+        let mut by_app: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+        for (app, apis) in self.sim.stats().apps {
             for (path, s) in apis {
                 *calls.entry(path.clone()).or_default() += s.calls;
                 if s.throttled > 0 {
                     *throttled.entry(path.clone()).or_default() += s.throttled;
                 }
+                by_app.insert((app.clone(), path), (s.calls, s.throttled));
             }
         }
-        let (busiest, busiest_calls) = calls
+        // Answered calls are what the windows count; throttled ones are not.
+        let answered: BTreeMap<(String, String), u64> = by_app
             .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(p, n)| (p.clone(), *n))
-            .unwrap_or_default();
-        // Answered calls are what the limit counts; throttled ones are not.
-        let answered = busiest_calls - throttled.get(&busiest).copied().unwrap_or(0);
-        let floor = answered as f64 / self.limits.per_second;
-        let windows_needed = answered.div_ceil(self.limits.window_calls.max(1));
-        let window_floor = windows_needed.saturating_sub(1) as f64 * self.limits.window_s;
+            .map(|(key, (n, throttled))| (key.clone(), n - throttled))
+            .collect();
+        let rate = floor::rate_floor(&windows_at_start, &answered, self.latency_ms);
         let total_calls: u64 = calls.values().sum();
-        let latency_floor =
-            total_calls as f64 * self.latency_ms as f64 / 1000.0 / self.concurrency as f64;
+        let latency_floor = floor::latency_floor_s(total_calls, self.latency_ms, concurrency);
+        let (floor, floor_kind) = if rate.seconds >= latency_floor {
+            (rate.seconds, "rate")
+        } else {
+            (latency_floor, "latency")
+        };
 
         let peak_growth_mb = if hwm_reset {
             mb(mem_end.hwm_kb.saturating_sub(mem_start.rss_kb))
@@ -422,20 +535,46 @@ impl Ctx<'_> {
         let mut line = self.base.clone();
         let o: &mut Map<String, Value> = line.as_object_mut().expect("object");
         o.insert("phase".into(), json!(phase));
+        o.insert("concurrency".into(), json!(concurrency));
         o.insert("wall_s".into(), json!(round3(wall)));
         o.insert("floor_s".into(), json!(round3(floor)));
+        o.insert("floor".into(), json!(floor_kind));
+        // No floor at all (no latency, nothing rate-bound): no ratio.
         o.insert(
             "ratio".into(),
-            json!(if floor > 0.0 {
-                round3(wall / floor)
+            if floor > 0.0 {
+                json!(round3(wall / floor))
             } else {
-                f64::NAN
+                Value::Null
+            },
+        );
+        if floor_kind == "rate" && floor > 0.0 && phase != "sequential" {
+            o.insert("target_ratio".into(), json!(TARGET_RATIO));
+        }
+        o.insert("rate_floor_s".into(), json!(round3(rate.seconds)));
+        o.insert("rate_floor_api".into(), json!(rate.api));
+        o.insert("latency_floor_s".into(), json!(round3(latency_floor)));
+        o.insert(
+            "rate_windows_at_start".into(),
+            json!({
+                "elapsed_ms": windows_at_start.elapsed_ms,
+                "used": windows_at_start
+                    .windows
+                    .iter()
+                    .flat_map(|(app, apis)| apis.iter().map(move |(p, w)| (format!("{app} {p}"), w.used)))
+                    .filter(|(_, used)| *used > 0)
+                    .collect::<BTreeMap<_, _>>(),
             }),
         );
-        o.insert("target_ratio".into(), json!(TARGET_RATIO));
-        o.insert("busiest_api".into(), json!(busiest));
-        o.insert("window_floor_s".into(), json!(round3(window_floor)));
-        o.insert("latency_floor_s".into(), json!(round3(latency_floor)));
+        if let Some(fast) = against {
+            o.insert("speedup".into(), json!(round3(wall / fast.max(1e-9))));
+            o.insert(
+                "speedup_of".into(),
+                json!("this wall ÷ the full sync's wall"),
+            );
+            o.insert("target_speedup".into(), json!(TARGET_SPEEDUP));
+        }
+        o.insert("load_avg".into(), json!(load_avg()));
         o.insert("calls".into(), json!(calls));
         o.insert("total_calls".into(), json!(total_calls));
         o.insert("throttled".into(), json!(throttled.values().sum::<u64>()));
@@ -480,12 +619,25 @@ impl Ctx<'_> {
         }
         emit(line);
         Ok(Outcome {
+            wall_s: wall,
+            apply_s: report.durations.apply_ms as f64 / 1000.0,
             upstream_members: report.upstream_members,
             rows_written: report.rows_written,
             counts: report.counts,
             peak_growth_mb: round3(peak_growth_mb),
         })
     }
+}
+
+/// The 1-, 5- and 15-minute load averages (other work on the machine
+/// shares the cores: figures are quoted with them).
+pub fn load_avg() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect()
 }
 
 /// Resident-set figures of this process from /proc/self/status (KiB).
