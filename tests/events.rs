@@ -501,3 +501,71 @@ fn an_event_stored_before_a_sigkill_is_applied_after_the_restart() {
     wait_applied(&s, WECOM, 1);
     assert!(local_data(&s, WECOM).contains("Survived A Kill"));
 }
+
+/// Runs `crates/jit-sim/tests/py/seal_callbacks.py` (wechatpy and
+/// dingtalk-sdk, pinned in its requirements.txt) with `input`.
+fn python(input: &Value) -> Value {
+    use std::io::Write;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../jit-sim/tests/py/seal_callbacks.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 starts (pip install -r crates/jit-sim/tests/py/requirements.txt)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "seal_callbacks.py failed (pip install -r crates/jit-sim/tests/py/requirements.txt):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
+
+#[test]
+fn callbacks_sealed_by_wechatpy_and_dingtalk_sdk_are_accepted_and_dingtalk_sdk_opens_the_answer() {
+    let sim = start_sim();
+    let f = events_app(&sim, json!({}));
+    let s = serve(&f);
+    let info = sim.handle.info();
+    let d = &info.dingtalk[0];
+    let ts_s = now_secs().to_string();
+    let ts_ms = (now_secs() * 1000).to_string();
+    let ding_event = json!({"EventType": "user_modify_org", "CorpId": d.corp_id,
+                            "userId": [first_member(&sim, OrgRef::Dingtalk(0))], "eventId": "py-1"})
+    .to_string();
+    let sealed = python(&json!({
+        "mode": "seal", "token": TOKEN, "key": AES_KEY, "corp_id": info.wecom.corp_id,
+        "app_key": d.app_key, "ts_s": ts_s, "ts_ms": ts_ms, "ding_event": ding_event,
+        "wecom_xml": wecom_xml(&sim, &first_member(&sim, OrgRef::Wecom), now_secs()),
+    }));
+    let wx = sealed["wecom"].as_str().unwrap();
+    let sig = jit_crypto::xml_field(wx, "MsgSignature").unwrap();
+    let nonce = jit_crypto::xml_field(wx, "Nonce").unwrap();
+    let r = post_wecom(&s, wx, &sig, &ts_s, &nonce);
+    assert_eq!(r.status, 200, "wechatpy's callback: {}", r.body);
+
+    let dg = &sealed["ding"];
+    let path = format!(
+        "/callbacks/dingtalk/{DING}?signature={}&timestamp={}&nonce={}",
+        dg["msg_signature"].as_str().unwrap(),
+        dg["timeStamp"].as_str().unwrap(),
+        dg["nonce"].as_str().unwrap()
+    );
+    let body = json!({"encrypt": dg["encrypt"]}).to_string();
+    let r = support::http(&s.base, "POST", &path, &body, &[]);
+    assert_eq!(r.status, 200, "dingtalk-sdk's push: {}", r.body);
+    let opened = python(&json!({"mode": "open", "token": TOKEN, "key": AES_KEY,
+                                "app_key": d.app_key, "reply": r.json()}));
+    assert_eq!(opened["plaintext"], "success");
+    wait_applied(&s, WECOM, 1);
+    wait_applied(&s, DING, 1);
+}
