@@ -219,3 +219,67 @@ async fn the_secret_never_appears_in_debug_output_or_errors() {
     assert!(!shown.contains(&secret), "{shown}");
     assert!(!format!("{bad:?}").contains(&secret));
 }
+
+/// Every log line the test binary writes from the first call on.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A process-wide subscriber: a thread-local one misses call sites that
+/// tests on other threads met first (tracing caches their interest).
+fn capture_logs() -> Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+    .clone()
+}
+
+#[tokio::test]
+async fn no_secret_or_ticket_reaches_a_log_line() {
+    let logs = capture_logs();
+
+    let sim = sim().await;
+    let good = config(&sim);
+    let client = Client::connected(good.clone(), Arc::new(Recorder::failing_first(1))).await;
+    hire(&sim, "logged", 1);
+    wait_for("the ack", || sim.stream_stats(ORG).unwrap().acked == 1).await;
+    sim.stream_command(ORG, StreamCommand::Drop).unwrap();
+    wait_for("the reconnect", || {
+        client.status.snapshot().connections == 2
+    })
+    .await;
+    client.stop().await.unwrap();
+    let mut bad = good.clone();
+    bad.client_secret = format!("{}-wrong", good.client_secret);
+    let client = Client::start(bad.clone(), Arc::new(Recorder::default()));
+    wait_for("the refusal", || {
+        client.status.snapshot().last_error.is_some()
+    })
+    .await;
+    client.stop().await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("DingTalk stream connected"), "{text}");
+    assert!(text.contains("acked LATER"), "{text}");
+    assert!(text.contains("connection failed or dropped"), "{text}");
+    assert!(text.contains("InvalidAuthentication"), "{text}");
+    assert!(!text.contains(&good.client_secret), "{text}");
+    assert!(!text.contains("ticket="), "{text}");
+}

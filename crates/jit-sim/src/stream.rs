@@ -50,8 +50,6 @@ pub struct StreamStats {
     pub connections: u64,
     /// Open calls refused (wrong AppKey or secret, bad request).
     pub opens_refused: u64,
-    /// Connection attempts refused (unknown, used or expired ticket).
-    pub tickets_refused: u64,
     /// EVENT frames sent, redeliveries included.
     pub frames_sent: u64,
     /// EVENT frames acked SUCCESS.

@@ -11,5 +11,6 @@ mod dingtalk_api;
 mod events;
 mod faults;
 mod python_crosscheck;
+mod stream;
 mod visible_range;
 mod wecom_api;
