@@ -569,3 +569,56 @@ fn callbacks_sealed_by_wechatpy_and_dingtalk_sdk_are_accepted_and_dingtalk_sdk_o
     wait_applied(&s, WECOM, 1);
     wait_applied(&s, DING, 1);
 }
+
+/// The value of one `jit_events_processed_total` series on a server.
+fn processed(s: &Server, org: &str, outcome: &str) -> u64 {
+    let series = format!("jit_events_processed_total{{org=\"{org}\",outcome=\"{outcome}\"}} ");
+    s.get("/metrics")
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[test]
+fn two_replicas_on_one_postgresql_receive_every_event_and_apply_each_once() {
+    let db = support::PgDatabase::create("events_replicas");
+    let sim = start_sim();
+    let f = events_app(&sim, json!({"databaseUrl": db.url()}));
+    let a = serve(&f);
+    let b = Server::start_with(f.path(), &[], ENV);
+    let c = wecom_crypto(&sim);
+    let members: Vec<String> = sim
+        .handle
+        .wecom_truth()
+        .members
+        .keys()
+        .take(10)
+        .cloned()
+        .collect();
+    let now = now_secs();
+    for (i, user) in members.iter().enumerate() {
+        let env = c.seal_event(
+            &wecom_xml(&sim, user, now - i as u64),
+            "1",
+            &now.to_string(),
+            &format!("n{i}"),
+        );
+        // Each event reaches both replicas (a platform retry landing on the
+        // other one behind a load balancer).
+        for s in [&a, &b] {
+            let r = post_wecom(s, &env.body, &env.msg_signature, &env.timestamp, &env.nonce);
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    }
+    let v = wait_applied(&a, WECOM, members.len() as u64);
+    for ev in v["events"].as_array().unwrap() {
+        assert_eq!(ev["attempts"], 1, "claimed once: {ev}");
+    }
+    let applied = processed(&a, WECOM, "applied") + processed(&b, WECOM, "applied");
+    assert_eq!(
+        applied,
+        members.len() as u64,
+        "each event applied by one replica"
+    );
+}
