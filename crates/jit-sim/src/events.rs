@@ -15,9 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// WeCom waits 5 s for an answer and retries 3 times (reference A.10).
+/// WeCom waits 5 s for an answer and retries 3 times, 5 s apart (reference
+/// A.10); DingTalk re-pushes a push not answered with the encrypted
+/// `success` the same way. The interval is changeable
+/// ([`crate::SimHandle::set_callback_retry_interval`]) so tests stay fast.
 const TIMEOUT: Duration = Duration::from_secs(5);
 const RETRIES: usize = 3;
+/// The platforms' interval between a failed delivery and its retry.
+pub(crate) const RETRY_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 enum Transport {
@@ -42,6 +47,8 @@ pub(crate) struct Events {
     pub stats: Arc<Mutex<BTreeMap<String, EventStats>>>,
     sinks: Mutex<Vec<Option<Sink>>>,
     client: reqwest::Client,
+    /// Between a failed delivery and its retry.
+    pub retry_interval: Arc<Mutex<Duration>>,
 }
 
 impl Events {
@@ -49,6 +56,7 @@ impl Events {
         Events {
             stats: Arc::new(Mutex::new(BTreeMap::new())),
             sinks: Mutex::new((0..orgs).map(|_| None).collect()),
+            retry_interval: Arc::new(Mutex::new(RETRY_INTERVAL)),
             client: reqwest::Client::builder()
                 .timeout(TIMEOUT)
                 .build()
@@ -110,12 +118,20 @@ pub(crate) fn set_callback(
     let client = sh.events.client.clone();
     let url = cfg.url.clone();
     let t2 = transport.clone();
+    let interval = sh.events.retry_interval.clone();
     let task = tokio::spawn(async move {
         while let Some(payload) = rx.recv().await {
             let mut last_err = None;
             for attempt in 0..=RETRIES {
                 if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                    let wait = *interval.lock().expect("interval lock");
+                    tokio::time::sleep(wait).await;
+                    stats
+                        .lock()
+                        .expect("stats lock")
+                        .entry(label.clone())
+                        .or_default()
+                        .retried += 1;
                 }
                 match deliver(&client, &url, &t2, &payload).await {
                     Ok(()) => {

@@ -517,6 +517,17 @@ impl SimHandle {
         })
     }
 
+    /// Sets how long a failed callback delivery waits before its retry
+    /// (default 5 s, as the platforms do; 3 retries); tests shorten it.
+    pub fn set_callback_retry_interval(&self, interval: std::time::Duration) {
+        *self
+            .shared
+            .events
+            .retry_interval
+            .lock()
+            .expect("interval lock") = interval;
+    }
+
     /// Runs the platform's URL verification against the org's callback.
     pub async fn verify_callback(&self, org: OrgRef) -> Result<(), SimError> {
         self.shared.org(org)?;

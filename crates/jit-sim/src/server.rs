@@ -100,6 +100,10 @@ pub struct EventStats {
     pub delivered: u64,
     /// Events given up after all retries (or refused reply).
     pub failed: u64,
+    /// Deliveries repeated after a failed one (the platforms retry 3
+    /// times, 5 s apart).
+    #[serde(default)]
+    pub retried: u64,
     /// The last delivery error (no secrets).
     pub last_error: Option<String>,
 }

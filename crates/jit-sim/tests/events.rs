@@ -191,6 +191,7 @@ async fn dingtalk_push_needs_the_encrypted_success_reply() {
 #[tokio::test]
 async fn a_push_not_answered_with_encrypted_success_counts_as_failed() {
     let sim = start(small()).await;
+    sim.set_callback_retry_interval(Duration::from_millis(10));
     listen(&sim, OrgRef::Dingtalk(0), false).await;
     assert!(sim.verify_callback(OrgRef::Dingtalk(0)).await.is_err());
     sim.mutate(OrgRef::Dingtalk(0), Mutation::add_dept(1, "x"))
@@ -198,5 +199,6 @@ async fn a_push_not_answered_with_encrypted_success_counts_as_failed() {
     wait_for(&sim, "dingtalk-0", 1, true).await;
     let e = sim.stats().events["dingtalk-0"].clone();
     assert_eq!(e.delivered, 0);
+    assert_eq!(e.retried, 3, "re-pushed 3 times before giving up");
     assert!(e.last_error.unwrap().contains("reply"));
 }
