@@ -724,6 +724,48 @@ async fn an_event_of_a_kind_not_synced_is_passed_over_without_a_run() {
     assert_eq!(out.ignored.len(), 1);
 }
 
+/// The periodic full sync is the backstop: with events configured it
+/// counts what the events missed, in its report and its run record.
+async fn a_full_sync_counts_the_differences_events_missed() {
+    let fx = fixture(Platform::Wecom, sqlite()).await;
+    let people = active_members(&fx.truth(), 3);
+    let events = fx
+        .mutate(vec![
+            Mutation::rename_member(&people[0], "Applied By Event"),
+            Mutation::rename_member(&people[1], "Event Lost"),
+        ])
+        .await;
+    // The second callback never arrives.
+    fx.apply(&events[..1]).await;
+    let reconcile = SyncOptions {
+        reconcile_events: true,
+        ..SyncOptions::default()
+    };
+    let full = run_sync(
+        fx.client.source(),
+        fx.store.as_ref(),
+        &fx.corp,
+        &reconcile,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(full.missed_by_events, Some(1));
+    let runs = fx.store.list_runs(CORP, 1).await.unwrap();
+    assert_eq!(runs[0].missed_by_events, Some(1));
+    assert_eq!(runs[0].kind, RunKind::Sync);
+    let again = run_sync(
+        fx.client.source(),
+        fx.store.as_ref(),
+        &fx.corp,
+        &reconcile,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.missed_by_events, Some(0));
+}
+
 macro_rules! cases {
     ($($name:ident => $body:expr),* $(,)?) => {
         $(
@@ -755,4 +797,5 @@ cases! {
     wecom_userid_change_offlines_the_old_id_and_creates_the_new_one => a_userid_change_offlines_the_old_id_and_creates_the_new_one(),
     malformed_event_is_refused_before_anything_is_read => a_malformed_event_is_refused_before_anything_is_read(),
     event_of_a_kind_not_synced_is_passed_over_without_a_run => an_event_of_a_kind_not_synced_is_passed_over_without_a_run(),
+    full_sync_counts_the_differences_events_missed => a_full_sync_counts_the_differences_events_missed(),
 }
