@@ -184,7 +184,16 @@ async fn open(cfg: &StreamConfig, http: &reqwest::Client) -> Result<Endpoint, St
         .await
         .map_err(transport)?;
     let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.map_err(transport)?;
+    // Read at most one byte past the limit: a gateway that streams without
+    // end is refused, not buffered.
+    let mut resp = resp;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_OPEN_ANSWER {
+            break;
+        }
+    }
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_OPEN_ANSWER)]);
     if status != 200 {
         let err: ApiError = serde_json::from_str(&text).unwrap_or_default();
@@ -205,7 +214,7 @@ async fn open(cfg: &StreamConfig, http: &reqwest::Client) -> Result<Endpoint, St
         message,
     };
     if bytes.len() > MAX_OPEN_ANSWER {
-        return Err(malformed(format!("{} bytes", bytes.len())));
+        return Err(malformed(format!("longer than {MAX_OPEN_ANSWER} bytes")));
     }
     let ep: Endpoint = serde_json::from_slice(&bytes)
         .map_err(|e| malformed(format!("not JSON with endpoint and ticket ({e})")))?;
