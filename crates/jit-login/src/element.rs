@@ -536,8 +536,9 @@ impl LoginElement {
     }
 }
 
-/// Percent-encodes a query value (everything but unreserved characters).
-pub(crate) fn encode(s: &str) -> String {
+/// Percent-encodes a query value or path segment (everything but
+/// unreserved characters).
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

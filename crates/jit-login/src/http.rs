@@ -114,7 +114,8 @@ fn element(app: &App, full_name: &str) -> Result<jit_core::ElementHandle, Box<Re
     Ok(handle)
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of the cookie `name` in a request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -44,7 +44,7 @@ mod platform;
 pub mod session;
 
 pub use config::{LoginConfig, LoginPlatform};
-pub use element::{LoginElement, LoginOutcome, SessionInfo};
+pub use element::{encode as percent_encode, LoginElement, LoginOutcome, SessionInfo};
 pub use error::LoginError;
 pub use platform::Identity;
 

@@ -158,18 +158,35 @@ impl Tokens {
             })
             .map(<[u8]>::trim_ascii)
             .ok_or(Denied::Unauthenticated)?;
-        let mut found: Option<&ApiToken> = None;
-        for t in &self.0 {
-            if constant_time_eq(&t.value, presented) && found.is_none() {
-                found = Some(t);
-            }
-        }
-        let t = found.ok_or(Denied::Unauthenticated)?;
-        if t.scope >= needed {
-            Ok(Some(&t.name))
+        let (name, scope) = self.identify(presented).ok_or(Denied::Unauthenticated)?;
+        if scope >= needed {
+            Ok(Some(name))
         } else {
             Err(Denied::Forbidden)
         }
+    }
+}
+
+impl Tokens {
+    /// The name and scope of the configured token `presented` is, if any
+    /// (every token compared, in constant time).
+    pub(crate) fn identify(&self, presented: &[u8]) -> Option<(&str, Scope)> {
+        let mut found = None;
+        for t in &self.0 {
+            if constant_time_eq(&t.value, presented) && found.is_none() {
+                found = Some((t.name.as_str(), t.scope));
+            }
+        }
+        found
+    }
+
+    /// The value and scope of the token called `name` (the console keys
+    /// the sessions a token opened with it).
+    pub(crate) fn value_of(&self, name: &str) -> Option<(&[u8], Scope)> {
+        self.0
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| (t.value.as_slice(), t.scope))
     }
 }
 

@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod console;
 mod error;
 mod metrics;
 mod routes;
@@ -303,7 +304,9 @@ pub async fn run(
     let extra = tasks::routes()
         .merge(jit_login::http::routes(state.app.clone()))
         .merge(jit_events::http::api_routes(events.clone()));
+    // The web console answers at `/` with its own sign-in (crate jit-console).
     let service = router_with(state.clone(), extra)
+        .merge(console::routes(state.clone()))
         // The platforms' callbacks: the signature authenticates them, not a token.
         .merge(jit_events::http::callback_routes(events.clone()));
     let server = axum::serve(listener, service).with_graceful_shutdown(async move {

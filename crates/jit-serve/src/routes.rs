@@ -671,7 +671,19 @@ async fn start_sync(
 ) -> Result<(StatusCode, Json<SyncStarted>), ApiError> {
     let req = parse_body::<SyncRequest>(&body, "{\"dryRun\": bool, \"force\": bool}")?
         .unwrap_or_default();
-    let handle = org_handle(&state, &full_name)?;
+    let run_id = start_org_sync(&state, &full_name, req.dry_run, req.force).await?;
+    Ok((StatusCode::ACCEPTED, Json(SyncStarted { run_id })))
+}
+
+/// Starts a sync of an org element in the background and answers its run
+/// id once recorded (the API's `POST .../sync` and the console's "Sync now").
+pub(crate) async fn start_org_sync(
+    state: &Arc<HostState>,
+    full_name: &str,
+    dry_run: bool,
+    force: bool,
+) -> Result<i64, ApiError> {
+    let handle = org_handle(state, full_name)?;
     let Some(corp) = handle.downcast_ref::<CorpElement>() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -683,14 +695,13 @@ async fn start_sync(
         ));
     };
     let mut opts = corp.sync_options();
-    opts.dry_run = req.dry_run;
-    opts.force = req.force;
-    tracing::info!(org = %full_name, dry_run = req.dry_run, force = req.force, "sync requested");
-    let started = runs::spawn_tracked(&state, handle.clone(), opts, RunKind::Sync);
-    let run_id = started
+    opts.dry_run = dry_run;
+    opts.force = force;
+    tracing::info!(org = %full_name, dry_run, force, "sync requested");
+    let started = runs::spawn_tracked(state, handle.clone(), opts, RunKind::Sync);
+    started
         .await
-        .map_err(|_| ApiError::internal("the sync stopped before it started"))??;
-    Ok((StatusCode::ACCEPTED, Json(SyncStarted { run_id })))
+        .map_err(|_| ApiError::internal("the sync stopped before it started"))?
 }
 
 /// This OpenAPI document, generated from the handlers.
