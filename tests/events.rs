@@ -622,3 +622,106 @@ fn two_replicas_on_one_postgresql_receive_every_event_and_apply_each_once() {
         "each event applied by one replica"
     );
 }
+
+/// An app with the DingTalk org only, its events in Stream mode.
+fn stream_app(sim: &Sim, settings: Value) -> Fixture {
+    let d = sim.handle.info().dingtalk[0].clone();
+    let f = Fixture::new();
+    f.json(
+        "app.json",
+        json!({"appId": "t.stream", "title": "Stream", "settings": settings}),
+    );
+    f.json(
+        "corps/Ding/e.json",
+        json!({"title": "Ding", "type": "corps.DDInnerType"}),
+    );
+    f.json(
+        "corps/Ding/Ding.json",
+        json!({"corpId": d.corp_id, "agentId": d.agent_id.to_string(), "appKey": d.app_key,
+               "appSecret": d.app_secret, "apiBase": d.api_base_url, "oapiBase": d.oapi_base_url,
+               "events": {"mode": "stream"}}),
+    );
+    f
+}
+
+fn rename_first_ding_member(sim: &Sim, name: &str) {
+    sim.handle
+        .mutate(
+            OrgRef::Dingtalk(0),
+            Mutation::UpdateMember {
+                userid: first_member(sim, OrgRef::Dingtalk(0)),
+                name: Some(name.into()),
+                position: None,
+                mobile: None,
+                email: None,
+                job_number: None,
+                status: None,
+            },
+        )
+        .unwrap();
+}
+
+fn wait_stream(sim: &Sim, what: &str, ok: impl Fn(&jit_sim::StreamStats) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = sim.handle.stream_stats(OrgRef::Dingtalk(0)).unwrap();
+        if ok(&st) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "stream never {what}: {st:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_dingtalk_change_reaches_the_store_over_the_stream() {
+    let sim = start_sim();
+    let f = stream_app(&sim, json!({}));
+    let s = Server::start_with(f.path(), &[], &[]);
+    s.wait_for_run(DING, None);
+    wait_stream(&sim, "connected", |st| st.connected);
+    rename_first_ding_member(&sim, "Streamed Name");
+    wait_applied(&s, DING, 1);
+    assert!(local_data(&s, DING).contains("Streamed Name"));
+    let st = sim.handle.stream_stats(OrgRef::Dingtalk(0)).unwrap();
+    assert_eq!(
+        (st.acked, st.pending),
+        (1, 0),
+        "acked once it was stored: {st:?}"
+    );
+}
+
+#[test]
+fn one_of_two_replicas_holds_the_stream_and_the_other_takes_it_over_when_it_is_killed() {
+    let db = support::PgDatabase::create("events_stream");
+    let sim = start_sim();
+    let f = stream_app(
+        &sim,
+        json!({"databaseUrl": db.url(), "events": {"leaseSecs": 2}}),
+    );
+    let a = Server::start_with(f.path(), &[], &[]);
+    a.wait_for_run(DING, None);
+    let b = Server::start_with(f.path(), &[], &[]);
+    wait_stream(&sim, "connected", |st| st.connected);
+    // Several lease periods: the second replica never connects too.
+    std::thread::sleep(Duration::from_secs(3));
+    let st = sim.handle.stream_stats(OrgRef::Dingtalk(0)).unwrap();
+    assert_eq!(st.connections, 1, "one connection for the org: {st:?}");
+    let holds = |s: &Server| {
+        s.stderr()
+            .contains("this replica holds the DingTalk stream")
+    };
+    let (holder, other) = if holds(&a) { (a, b) } else { (b, a) };
+    assert!(!holds(&other));
+    let pid = holder.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    drop(holder);
+    wait_stream(&sim, "taken over", |st| st.connections == 2 && st.connected);
+    rename_first_ding_member(&sim, "After Takeover");
+    wait_applied(&other, DING, 1);
+    assert!(local_data(&other, DING).contains("After Takeover"));
+}

@@ -30,6 +30,7 @@ pub mod apply;
 pub mod http;
 pub mod metrics;
 pub mod receive;
+mod stream;
 pub mod worker;
 
 use jit_core::App;
@@ -60,6 +61,8 @@ pub struct Events {
     pub(crate) receivers: HashMap<String, Receiver>,
     pub(crate) worker: Arc<Worker>,
     pub(crate) counters: Arc<Counters>,
+    /// DingTalk orgs in Stream mode, taken by [`Events::run`].
+    streams: std::sync::Mutex<Vec<stream::OrgStream>>,
 }
 
 impl Events {
@@ -73,6 +76,7 @@ impl Events {
     ) -> Result<Arc<Events>, EventsError> {
         let mut receivers = HashMap::new();
         let mut with_events = HashSet::new();
+        let mut streams = Vec::new();
         for org in orgs {
             let Ok(handle) = app.get_element(org) else {
                 continue;
@@ -84,6 +88,7 @@ impl Events {
                 continue;
             }
             with_events.insert(org.clone());
+            streams.extend(stream::OrgStream::for_element(element));
             if let Some(rx) = Receiver::for_element(element).map_err(|message| EventsError {
                 org: org.clone(),
                 message,
@@ -110,6 +115,7 @@ impl Events {
             receivers,
             worker,
             counters,
+            streams: std::sync::Mutex::new(streams),
         }))
     }
 
@@ -120,10 +126,22 @@ impl Events {
         v
     }
 
-    /// Runs the worker until `shutdown` turns true.
+    /// Runs the worker, and the DingTalk Stream connections of the orgs in
+    /// Stream mode while this replica holds their leases, until `shutdown`
+    /// turns true.
     pub async fn run(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
         if self.worker.orgs.is_empty() {
             return;
+        }
+        let streams = std::mem::take(&mut *self.streams.lock().unwrap_or_else(|p| p.into_inner()));
+        for s in streams {
+            tokio::spawn(stream::own(
+                s,
+                self.store.clone(),
+                self.worker.clone(),
+                self.counters.clone(),
+                shutdown.clone(),
+            ));
         }
         self.worker.clone().run(shutdown).await
     }
