@@ -283,3 +283,37 @@ async fn no_secret_or_ticket_reaches_a_log_line() {
     assert!(!text.contains(&good.client_secret), "{text}");
     assert!(!text.contains("ticket="), "{text}");
 }
+
+#[tokio::test]
+async fn frames_it_cannot_use_are_answered_or_skipped_and_the_stream_goes_on() {
+    let sim = sim().await;
+    let sink = Arc::new(Recorder::default());
+    let client = Client::connected(config(&sim), sink.clone()).await;
+    let frame = |kind: &str, headers: serde_json::Value, data: &str| {
+        serde_json::json!({"specVersion": "1.0", "type": kind, "time": 1, "headers": headers, "data": data})
+            .to_string()
+    };
+
+    // Not JSON: nothing to answer, skipped.
+    sim.stream_send_raw(ORG, "{not a frame").unwrap();
+    // An EVENT whose data is not a JSON object: refused with 400.
+    let headers = serde_json::json!({"topic": "*", "messageId": "bad-1", "eventId": "e-bad",
+        "eventType": "user_add_org", "eventCorpId": "ding", "eventBornTime": "1"});
+    sim.stream_send_raw(ORG, &frame("EVENT", headers, "[1, 2]"))
+        .unwrap();
+    // A CALLBACK nobody subscribed: 404.
+    let headers = serde_json::json!({"topic": "/v1.0/im/bot/messages/get", "messageId": "cb-1"});
+    sim.stream_send_raw(ORG, &frame("CALLBACK", headers, "{}"))
+        .unwrap();
+    wait_for("the two answers", || {
+        client.status.snapshot().frames_acked == 2
+    })
+    .await;
+
+    let hired = hire(&sim, "after-bad", 1);
+    wait_for("the next event", || sink.events().len() == 1).await;
+    assert_eq!(userids(&sink.events()), hired);
+    let st = client.status.snapshot();
+    assert_eq!((st.frames_refused, st.connections), (1, 1));
+    client.stop().await.unwrap();
+}

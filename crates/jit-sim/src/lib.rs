@@ -562,6 +562,12 @@ impl SimHandle {
         stream::command(&self.shared, org, c)
     }
 
+    /// Sends a text frame as it is on the org's live Stream connection
+    /// (malformed or unexpected frames for hostile-input tests).
+    pub fn stream_send_raw(&self, org: OrgRef, text: &str) -> Result<(), SimError> {
+        stream::send_raw(&self.shared, org, text.to_string())
+    }
+
     /// Stops serving and waits for the server task to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

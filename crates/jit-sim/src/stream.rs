@@ -114,6 +114,8 @@ pub enum StreamCommand {
 
 enum Ctl {
     Command(StreamCommand),
+    /// A text frame sent as it is (hostile-input tests).
+    Raw(String),
     Replaced,
 }
 
@@ -242,12 +244,19 @@ pub(crate) fn set_settings(sh: &Shared, r: OrgRef, s: StreamSettings) -> Result<
 
 /// Makes the org's live connection drop, disconnect or ping.
 pub(crate) fn command(sh: &Shared, r: OrgRef, c: StreamCommand) -> Result<(), SimError> {
+    control(sh, r, Ctl::Command(c))
+}
+
+/// Sends a text frame as it is on the org's live connection; its answer is
+/// not interpreted.
+pub(crate) fn send_raw(sh: &Shared, r: OrgRef, text: String) -> Result<(), SimError> {
+    control(sh, r, Ctl::Raw(text))
+}
+
+fn control(sh: &Shared, r: OrgRef, ctl: Ctl) -> Result<(), SimError> {
     dingtalk_org(sh, r)?;
     let st = sh.streams.org(r.index());
-    let sent = st
-        .control
-        .as_ref()
-        .is_some_and(|tx| tx.send(Ctl::Command(c)).is_ok());
+    let sent = st.control.as_ref().is_some_and(|tx| tx.send(ctl).is_ok());
     if sent {
         Ok(())
     } else {
@@ -684,6 +693,11 @@ async fn serve_socket(sh: Arc<Shared>, idx: usize, topics: Vec<String>, mut ws: 
                     }
                     sh.streams.org(idx).stats.pings_sent += 1;
                     last_ping = Instant::now();
+                }
+                Some(Ctl::Raw(text)) => {
+                    if ws.send(Message::Text(text.into())).await.is_err() {
+                        break 'conn;
+                    }
                 }
                 Some(Ctl::Replaced) | None => {
                     let _ = ws.send(Message::Close(None)).await;
