@@ -11,7 +11,9 @@
 //!   (before that, the app is in HTTP push mode only) and kept until acked;
 //! - one connection per org: a new one replaces the old one (the old is
 //!   closed), and frames the old one left unacked go to the new one;
-//! - a frame acked LATER is sent again after `laterDelayMs`, one not acked
+//! - an answer with code 200 acks a frame unless its status is LATER (the
+//!   Go SDK writes `{"status":"SUCCESS"}`, the Python SDK echoes the data);
+//!   a frame acked LATER is sent again after `laterDelayMs`, one not acked
 //!   within `ackTimeoutMs` again at once; a 400/404 answer drops it;
 //! - the frame's `data` is the HTTP push payload without its envelope
 //!   (`EventType`, `EventTime`, `CorpId`, `eventId`), which become the
@@ -561,7 +563,9 @@ fn on_answer(
     }
     let mut st = sh.streams.org(idx);
     if let Some(data) = pings.remove(id) {
-        if code == 200 && v["data"].as_str() == Some(data.as_str()) {
+        // The data echoed as JSON: the Python SDK re-serialises it.
+        let echoed = |d: &str| serde_json::from_str::<Value>(d).ok();
+        if code == 200 && v["data"].as_str().and_then(echoed) == echoed(&data) {
             st.stats.pongs += 1;
         }
         return false;
@@ -574,15 +578,17 @@ fn on_answer(
         .and_then(|d| serde_json::from_str::<Value>(d).ok())
         .and_then(|d| d["status"].as_str().map(str::to_string))
         .unwrap_or_default();
+    // 200 is success unless the status says LATER: the Go SDK writes
+    // `{"status":"SUCCESS"}`, the Python SDK echoes the event's data.
     match (code, status.as_str()) {
-        (200, "SUCCESS") => {
-            st.pending.remove(pos);
-            st.stats.acked += 1;
-        }
         (_, "LATER") => {
             let delay = Duration::from_millis(st.settings.later_delay_ms);
             st.pending[pos].sent = Sent::Later(Instant::now() + delay);
             st.stats.later += 1;
+        }
+        (200, _) => {
+            st.pending.remove(pos);
+            st.stats.acked += 1;
         }
         (400 | 404, _) => {
             st.pending.remove(pos);

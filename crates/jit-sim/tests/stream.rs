@@ -111,3 +111,74 @@ async fn stream_controls_need_a_connected_dingtalk_org() {
     let r = client().post(&url).send().await.unwrap();
     assert_eq!(r.status(), 409);
 }
+
+/// The official Python Stream SDK, unmodified, as a client of the gateway:
+/// it gets every event with the headers it reads and its acks and pongs
+/// count (it acks 200 echoing the data, where the Go SDK writes a status).
+#[tokio::test]
+async fn the_official_python_stream_sdk_receives_and_acks_the_events() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let sim = sim().await;
+    let app = sim.info().dingtalk[0].clone();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/stream_client.py");
+    let input = json!({"api_base_url": app.api_base_url, "client_id": app.app_key,
+        "client_secret": app.app_secret});
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg(input.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs");
+    let connected = async {
+        while !sim.stream_stats(ORG).unwrap().connected {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(20), connected)
+        .await
+        .is_err()
+    {
+        let _ = child.kill();
+        panic!(
+            "the Python SDK did not connect; is it installed? \
+             pip install -r crates/jit-sim/tests/py/requirements.txt"
+        );
+    }
+    for i in 0..3 {
+        let m = jit_sim::Mutation::add_member(
+            format!("py{i}"),
+            format!("Py {i}"),
+            vec![jit_sim::MembershipSpec::of(1)],
+        );
+        sim.mutate(ORG, m).unwrap();
+    }
+    sim.stream_command(ORG, StreamCommand::Ping).unwrap();
+    let acked = async {
+        loop {
+            let s = sim.stream_stats(ORG).unwrap();
+            if s.acked == 3 && s.pongs == 1 {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let stats = tokio::time::timeout(std::time::Duration::from_secs(10), acked).await;
+    let _ = child.kill();
+    let stats = stats.expect("three acks and a pong from the Python SDK");
+    assert_eq!((stats.pending, stats.redelivered), (0, 0));
+    let lines: Vec<Value> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let _ = child.wait();
+    let users: Vec<&str> = lines
+        .iter()
+        .map(|l| l["data"]["userId"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["py0", "py1", "py2"]);
+    assert!(lines.iter().all(|l| l["eventType"] == "user_add_org"
+        && l["corpId"] == app.corp_id.as_str()
+        && !l["eventId"].as_str().unwrap().is_empty()));
+}
