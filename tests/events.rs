@@ -174,20 +174,7 @@ fn a_wecom_change_reaches_the_store_through_a_verified_callback() {
         .block_on(sim.handle.verify_callback(OrgRef::Wecom))
         .expect("the URL check answers the decrypted echostr");
     let user = first_member(&sim, OrgRef::Wecom);
-    sim.handle
-        .mutate(
-            OrgRef::Wecom,
-            Mutation::UpdateMember {
-                userid: user.clone(),
-                name: Some("Renamed By Event".into()),
-                position: None,
-                mobile: None,
-                email: None,
-                job_number: None,
-                status: None,
-            },
-        )
-        .unwrap();
+    rename(&sim, OrgRef::Wecom, &user, "Renamed By Event");
     let v = wait_applied(&s, WECOM, 1);
     let ev = &v["events"][0];
     assert_eq!(ev["eventType"], "update_user");
@@ -206,20 +193,7 @@ fn a_dingtalk_change_reaches_the_store_and_check_url_is_answered() {
         .expect("check_url gets the encrypted success");
     assert_eq!(inbox(&s, DING)["applied"], 0, "check_url stores nothing");
     let user = first_member(&sim, OrgRef::Dingtalk(0));
-    sim.handle
-        .mutate(
-            OrgRef::Dingtalk(0),
-            Mutation::UpdateMember {
-                userid: user,
-                name: Some("Ding Renamed".into()),
-                position: None,
-                mobile: None,
-                email: None,
-                job_number: None,
-                status: None,
-            },
-        )
-        .unwrap();
+    rename(&sim, OrgRef::Dingtalk(0), &user, "Ding Renamed");
     wait_applied(&s, DING, 1);
     assert!(local_data(&s, DING).contains("Ding Renamed"));
     let stats = sim.handle.stats();
@@ -460,20 +434,7 @@ fn an_event_stored_before_a_sigkill_is_applied_after_the_restart() {
     let s = serve(&f);
     let c = wecom_crypto(&sim);
     let user = first_member(&sim, OrgRef::Wecom);
-    sim.handle
-        .mutate(
-            OrgRef::Wecom,
-            Mutation::UpdateMember {
-                userid: user.clone(),
-                name: Some("Survived A Kill".into()),
-                position: None,
-                mobile: None,
-                email: None,
-                job_number: None,
-                status: None,
-            },
-        )
-        .unwrap();
+    rename(&sim, OrgRef::Wecom, &user, "Survived A Kill");
     let env = c.seal_event(
         &wecom_xml(&sim, &user, now_secs()),
         "1",
@@ -645,19 +606,14 @@ fn stream_app(sim: &Sim, settings: Value) -> Fixture {
 }
 
 fn rename_first_ding_member(sim: &Sim, name: &str) {
+    let user = first_member(sim, OrgRef::Dingtalk(0));
+    rename(sim, OrgRef::Dingtalk(0), &user, name);
+}
+
+/// Renames a member upstream (the simulator pushes the event if a callback is set).
+fn rename(sim: &Sim, org: OrgRef, userid: &str, name: &str) {
     sim.handle
-        .mutate(
-            OrgRef::Dingtalk(0),
-            Mutation::UpdateMember {
-                userid: first_member(sim, OrgRef::Dingtalk(0)),
-                name: Some(name.into()),
-                position: None,
-                mobile: None,
-                email: None,
-                job_number: None,
-                status: None,
-            },
-        )
+        .mutate(org, Mutation::rename_member(userid, name))
         .unwrap();
 }
 

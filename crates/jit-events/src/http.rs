@@ -8,7 +8,7 @@
 //! event is stored before it is answered (persist first, answer second),
 //! and the worker is woken.
 
-use crate::receive::{CallbackQuery, DingTalkPush, Refusal};
+use crate::receive::{CallbackQuery, DingTalkPush, Receiver, Refusal};
 use crate::worker::now_ms;
 use crate::Events;
 use axum::extract::{Path, Query, State};
@@ -84,25 +84,30 @@ async fn store(events: &Events, corp: &str, ev: NewInboxEvent) -> Result<(), Res
     }
 }
 
-fn body_text(
+/// The org's receiver and the body as text (empty for a GET), or the
+/// refusal: an org that does not receive this platform's callbacks, a
+/// body over [`MAX_BODY`] or not UTF-8.
+fn request<'a>(
+    events: &'a Events,
     corp: &str,
-    events: &Events,
+    platform: &'static str,
     body: &axum::body::Bytes,
-) -> Result<String, Box<Response>> {
+) -> Result<(&'a Receiver, String), Box<Response>> {
+    let refuse = |r: Refusal| Box::new(refused(events, corp, r));
+    let rx = events.receivers.get(corp).ok_or_else(|| {
+        refuse(Refusal::NotReceiving {
+            corp: corp.to_string(),
+            platform,
+        })
+    })?;
     if body.len() > MAX_BODY {
-        return Err(Box::new(refused(
-            events,
-            corp,
-            Refusal::Payload(format!("the body is over {MAX_BODY} bytes")),
-        )));
+        return Err(refuse(Refusal::Payload(format!(
+            "the body is over {MAX_BODY} bytes"
+        ))));
     }
-    String::from_utf8(body.to_vec()).map_err(|_| {
-        Box::new(refused(
-            events,
-            corp,
-            Refusal::Payload("the body is not UTF-8".into()),
-        ))
-    })
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| refuse(Refusal::Payload("the body is not UTF-8".into())))?;
+    Ok((rx, text))
 }
 
 async fn wecom_get(
@@ -110,15 +115,9 @@ async fn wecom_get(
     Path(corp): Path<String>,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let Some(rx) = events.receivers.get(&corp) else {
-        return refused(
-            &events,
-            &corp,
-            Refusal::NotReceiving {
-                corp: corp.clone(),
-                platform: "wecom",
-            },
-        );
+    let (rx, _) = match request(&events, &corp, "wecom", &Default::default()) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     match rx.wecom_verify_url(&q, now_ms()) {
         Ok(plain) => {
@@ -135,18 +134,8 @@ async fn wecom_post(
     Query(q): Query<CallbackQuery>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(rx) = events.receivers.get(&corp) else {
-        return refused(
-            &events,
-            &corp,
-            Refusal::NotReceiving {
-                corp: corp.clone(),
-                platform: "wecom",
-            },
-        );
-    };
-    let body = match body_text(&corp, &events, &body) {
-        Ok(b) => b,
+    let (rx, body) = match request(&events, &corp, "wecom", &body) {
+        Ok(x) => x,
         Err(r) => return *r,
     };
     let ev = match rx.wecom_event(&q, &body, now_ms()) {
@@ -166,18 +155,8 @@ async fn dingtalk_post(
     Query(q): Query<CallbackQuery>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(rx) = events.receivers.get(&corp) else {
-        return refused(
-            &events,
-            &corp,
-            Refusal::NotReceiving {
-                corp: corp.clone(),
-                platform: "dingtalk",
-            },
-        );
-    };
-    let body = match body_text(&corp, &events, &body) {
-        Ok(b) => b,
+    let (rx, body) = match request(&events, &corp, "dingtalk", &body) {
+        Ok(x) => x,
         Err(r) => return *r,
     };
     let now = now_ms();

@@ -3,31 +3,8 @@
 //! order, a dead holder's lease is taken over, and back-off holds the
 //! events behind a failed one.
 
-use crate::common::TestStore;
+use crate::common::{suite, TestStore};
 use jit_store::{InboxClaim, InboxEnd, InboxOutcome, InboxPut, InboxState, NewInboxEvent};
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = crate::common::TestStore::sqlite().await;
-                    super::$name(&t).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(t) = crate::common::TestStore::postgres().await else { return };
-                    super::$name(&t).await;
-                }
-            )*
-        }
-    };
-}
 
 suite!(
     a_retried_event_is_stored_once,

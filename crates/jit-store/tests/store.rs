@@ -13,28 +13,7 @@ use jit_store::{
 };
 use std::time::{Duration, Instant};
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = crate::common::TestStore::sqlite().await;
-                    super::$name(&t).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(t) = crate::common::TestStore::postgres().await else { return };
-                    super::$name(&t).await;
-                }
-            )*
-        }
-    };
-}
+use crate::common::suite;
 
 suite!(
     migrations_are_idempotent,

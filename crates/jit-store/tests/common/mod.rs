@@ -474,3 +474,31 @@ pub async fn seeded(t: &TestStore) -> (CorpRecord, CorpSnapshot) {
     apply(t, &corp, &plan_from(&snap)).await;
     (corp, snap)
 }
+
+/// Instantiates each named behaviour (an async fn taking a fresh
+/// [`TestStore`], in the invoking module) once per backend: tests
+/// `sqlite::<name>` and `postgres::<name>` (skipped without a server only
+/// where `JIT_SKIP_PG` allows it).
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let t = crate::common::TestStore::sqlite().await;
+                    super::$name(&t).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(t) = crate::common::TestStore::postgres().await else { return };
+                    super::$name(&t).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use suite;
