@@ -50,12 +50,15 @@ pub async fn run_with_status(
             message: format!("cannot build the HTTP client: {e}"),
         })?;
     let mut stop = std::pin::pin!(stop);
-    // The worker of the connection that ended last: its in-flight event
-    // finishes before the next connection hands over anything, so the sink
-    // sees events in arrival order.
+    // Attempts since the last connection that stayed up for `backoff.max`:
+    // a connection that is accepted and then dropped at once again and
+    // again still backs off.
     let mut failures: u32 = 0;
     loop {
-        let end = session(&cfg, &http, &sink, &status, &mut stop).await;
+        let (end, lasted) = session(&cfg, &http, &sink, &status, &mut stop).await;
+        if lasted >= cfg.backoff.max {
+            failures = 0;
+        }
         let error = match end {
             End::Stopped => {
                 tracing::info!(stream = %cfg.label, "DingTalk stream stopped");
@@ -63,14 +66,9 @@ pub async fn run_with_status(
             }
             End::ServerAsked => {
                 tracing::info!(stream = %cfg.label, "DingTalk stream: the server asked to reconnect");
-                failures = 0;
                 None
             }
-            End::Dropped(e) => {
-                failures = 0;
-                Some(e)
-            }
-            End::Failed(e) => Some(e),
+            End::Dropped(e) | End::Failed(e) => Some(e),
         };
         let delay = jitter(cfg.backoff.delay(failures));
         failures = failures.saturating_add(1);
@@ -333,28 +331,29 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
         .clone()
 }
 
-/// One connection, from the open call to its end.
+/// One connection, from the open call to its end; also how long it was up.
 async fn session<S: Future<Output = ()>>(
     cfg: &StreamConfig,
     http: &reqwest::Client,
     sink: &Arc<dyn EventSink>,
     status: &StreamStatus,
     stop: &mut Pin<&mut S>,
-) -> End {
+) -> (End, Duration) {
     let attempt = async {
         let ep = open(cfg, http).await?;
         let ws = dial(&ep, cfg.connect_timeout).await?;
         Ok::<_, StreamError>((ep, ws))
     };
     let (ep, ws) = tokio::select! {
-        _ = stop.as_mut() => return End::Stopped,
+        _ = stop.as_mut() => return (End::Stopped, Duration::ZERO),
         r = attempt => match r {
             Ok(x) => x,
-            Err(e) => return End::Failed(e),
+            Err(e) => return (End::Failed(e), Duration::ZERO),
         },
     };
     let endpoint = ep.endpoint.clone();
     drop(ep);
+    let up_since = Instant::now();
     status.update(|s| {
         s.connected = true;
         s.connected_since_ms = Some(now_ms());
@@ -471,7 +470,7 @@ async fn session<S: Future<Output = ()>>(
         s.connected = false;
         s.connected_since_ms = None;
     });
-    end
+    (end, up_since.elapsed())
 }
 
 /// Hands events to the sink one at a time, in arrival order, and queues

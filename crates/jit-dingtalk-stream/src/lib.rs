@@ -95,7 +95,8 @@ use std::time::Duration;
 
 /// How long to wait before connecting again: `min`, doubled after every
 /// failed attempt up to `max`, plus up to 20% jitter (the Go SDK: 3 s, ×2,
-/// 60 s). A connection that was established resets it to `min`.
+/// 60 s). A connection that stayed up for `max` resets it to `min`, so a
+/// server that accepts and drops at once is not hammered either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     /// The first delay.

@@ -317,3 +317,26 @@ async fn frames_it_cannot_use_are_answered_or_skipped_and_the_stream_goes_on() {
     assert_eq!((st.frames_refused, st.connections), (1, 1));
     client.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_server_that_drops_every_connection_at_once_gets_growing_delays() {
+    let sim = sim().await;
+    // Back-off 50 ms … 400 ms: connections that last less than 400 ms do not reset it.
+    let client = Client::connected(config(&sim), Arc::new(Recorder::default())).await;
+    let mut gaps = Vec::new();
+    for n in 1..=4u64 {
+        sim.stream_command(ORG, StreamCommand::Drop).unwrap();
+        let dropped = std::time::Instant::now();
+        wait_for("the next connection", || {
+            client.status.snapshot().connected
+                && sim.stream_stats(ORG).unwrap().connections == n + 1
+        })
+        .await;
+        gaps.push(dropped.elapsed());
+    }
+    // 50, 100, 200, 400 ms plus up to 20% jitter and the time to connect.
+    assert!(gaps[0] < Duration::from_millis(200), "{gaps:?}");
+    assert!(gaps[3] >= Duration::from_millis(400), "{gaps:?}");
+    assert!(gaps.windows(2).all(|w| w[1] > w[0]), "{gaps:?}");
+    client.stop().await.unwrap();
+}
