@@ -224,7 +224,26 @@ fn forged_replayed_tampered_truncated_and_foreign_wecom_callbacks_are_refused() 
     tampered_enc[10] = if tampered_enc[10] == b'A' { b'B' } else { b'A' };
     let tampered_enc = String::from_utf8(tampered_enc).unwrap();
     let tampered = good.body.replace(&enc, &tampered_enc);
+    let echostr = c
+        .encrypt("hello")
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let forged_check = support::http(
+        &s.base,
+        "GET",
+        &format!(
+            "/callbacks/wecom/{WECOM}?msg_signature=00&timestamp={now}&nonce=abc&echostr={echostr}"
+        ),
+        "",
+        &[],
+    );
     let cases: Vec<(&str, Resp, &str)> = vec![
+        (
+            "URL check with a forged signature",
+            forged_check,
+            "not_verified",
+        ),
         (
             "forged signature",
             post_wecom(&s, &good.body, "0000", &now, "abc"),
@@ -680,4 +699,56 @@ fn one_of_two_replicas_holds_the_stream_and_the_other_takes_it_over_when_it_is_k
     rename_first_ding_member(&sim, "After Takeover");
     wait_applied(&other, DING, 1);
     assert!(local_data(&other, DING).contains("After Takeover"));
+}
+
+#[test]
+fn an_event_whose_read_fails_is_retried_with_its_error_shown_and_applied_once_the_platform_answers()
+{
+    let sim = start_sim();
+    let f = events_app(&sim, json!({}));
+    // No client retries: each apply attempt fails at once while the faults last.
+    let info = sim.handle.info();
+    f.json(
+        "corps/Acme/Acme.json",
+        json!({"corpId": info.wecom.corp_id, "agentId": info.wecom.agent_id.to_string(),
+               "secret": info.wecom.secret, "apiBase": info.wecom.api_base_url,
+               "sync": {"retries": 0},
+               "events": {"token": "{{EV_TOKEN}}", "aesKey": "{{EV_AES_KEY}}"}}),
+    );
+    let s = serve(&f);
+    let user = first_member(&sim, OrgRef::Wecom);
+    sim.handle
+        .set_faults(1.0, vec![jit_sim::FaultKind::Busy])
+        .unwrap();
+    rename(&sim, OrgRef::Wecom, &user, "Applied After Retry");
+    let c = wecom_crypto(&sim);
+    let env = c.seal_event(
+        &wecom_xml(&sim, &user, now_secs()),
+        "1",
+        &now_secs().to_string(),
+        "r1",
+    );
+    let r = post_wecom(
+        &s,
+        &env.body,
+        &env.msg_signature,
+        &env.timestamp,
+        &env.nonce,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let failed = loop {
+        let v = inbox(&s, WECOM);
+        if !v["events"][0]["lastError"].is_null() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt: {v:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(failed["pending"], 1, "kept for a retry: {failed:#}");
+    assert!(processed(&s, WECOM, "retried") >= 1);
+    sim.handle.set_faults(0.0, vec![]).unwrap();
+    let v = wait_applied(&s, WECOM, 1);
+    assert!(v["events"][0]["attempts"].as_i64().unwrap() >= 2, "{v:#}");
+    assert!(local_data(&s, WECOM).contains("Applied After Retry"));
 }
