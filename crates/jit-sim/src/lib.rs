@@ -12,6 +12,9 @@
 //!   contact-sync secret);
 //! - `dingtalk_orgs` DingTalk orgs, both API families (`/gettoken`,
 //!   `/topapi/...`, `/v1.0/...`); the app is recognised by its token;
+//! - their Stream mode gateway (`/v1.0/gateway/connections/open`, the
+//!   WebSocket at `/gateway/connect`; see the `stream` module), which
+//!   pushes an org's events once its app has opened a connection;
 //! - an admin API under `/_sim/...` (truth, stats, mutations, login codes,
 //!   callbacks), which is never metered.
 //!
