@@ -340,3 +340,56 @@ async fn a_server_that_drops_every_connection_at_once_gets_growing_delays() {
     assert!(gaps.windows(2).all(|w| w[1] > w[0]), "{gaps:?}");
     client.stop().await.unwrap();
 }
+
+/// Takes 300 ms over its first event, then records every event at once.
+#[derive(Default)]
+struct SlowFirst(std::sync::Mutex<Vec<String>>);
+
+impl jit_dingtalk_stream::EventSink for SlowFirst {
+    fn accept(
+        &self,
+        event: jit_dingtalk_stream::StreamEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            let first = self.0.lock().unwrap().is_empty();
+            if first {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            self.0.lock().unwrap().push(event.event_id);
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_event_acked_too_late_comes_again_and_is_taken_again_harmlessly() {
+    let sim = sim().await;
+    sim.set_stream_settings(
+        ORG,
+        StreamSettings {
+            ack_timeout_ms: 100,
+            ..StreamSettings::default()
+        },
+    )
+    .unwrap();
+    let sink = Arc::new(SlowFirst::default());
+    let client = Client::connected(config(&sim), sink.clone()).await;
+
+    hire(&sim, "slow", 1);
+    wait_for("the ack and the redelivery's ack", || {
+        let s = sim.stream_stats(ORG).unwrap();
+        s.pending == 0 && client.status.snapshot().events_accepted >= 2
+    })
+    .await;
+
+    let stats = sim.stream_stats(ORG).unwrap();
+    assert!(stats.redelivered >= 1, "{stats:?}");
+    assert_eq!(stats.acked, 1, "the late second ack finds nothing to ack");
+    let seen = sink.0.lock().unwrap().clone();
+    assert!(
+        seen.len() >= 2 && seen.iter().all(|id| *id == seen[0]),
+        "{seen:?}"
+    );
+    assert_eq!(client.status.snapshot().connections, 1);
+    client.stop().await.unwrap();
+}
