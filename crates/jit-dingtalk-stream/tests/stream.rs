@@ -1,9 +1,9 @@
 //! The Stream client against the simulator's gateway: delivery, acks,
 //! pings, reconnects, redelivery and refusals.
 
-use crate::common::{config, hire, sim, userids, wait_for, Client, Recorder, ORG};
+use crate::common::{config, hire, sim, tune, userids, wait_for, Client, Recorder, ORG};
 use jit_dingtalk_stream::{run, StreamError};
-use jit_sim::{StreamCommand, StreamSettings};
+use jit_sim::StreamCommand;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,14 +55,7 @@ async fn a_socket_dropped_mid_burst_loses_no_event() {
     let sim = sim().await;
     let sink = Arc::new(Recorder::default());
     let client = Client::connected(config(&sim), sink.clone()).await;
-    sim.set_stream_settings(
-        ORG,
-        StreamSettings {
-            drop_after_frames: Some(7),
-            ..sim.stream_settings(ORG).unwrap()
-        },
-    )
-    .unwrap();
+    tune(&sim, |s| s.drop_after_frames = Some(7));
 
     let hired = hire(&sim, "burst", 30);
     wait_for("every event acked", || {
@@ -111,14 +104,7 @@ async fn a_disconnect_from_the_server_is_acked_and_followed_by_a_new_connection(
 #[tokio::test]
 async fn an_event_the_sink_fails_is_acked_later_and_delivered_again() {
     let sim = sim().await;
-    sim.set_stream_settings(
-        ORG,
-        StreamSettings {
-            later_delay_ms: 50,
-            ..StreamSettings::default()
-        },
-    )
-    .unwrap();
+    tune(&sim, |s| s.later_delay_ms = 50);
     let sink = Arc::new(Recorder::failing_first(2));
     let client = Client::connected(config(&sim), sink.clone()).await;
 
@@ -138,14 +124,7 @@ async fn an_event_the_sink_fails_is_acked_later_and_delivered_again() {
 #[tokio::test]
 async fn an_idle_connection_is_kept_alive_with_websocket_pings() {
     let sim = sim().await;
-    sim.set_stream_settings(
-        ORG,
-        StreamSettings {
-            ping_interval_ms: 0,
-            ..StreamSettings::default()
-        },
-    )
-    .unwrap();
+    tune(&sim, |s| s.ping_interval_ms = 0);
     let mut cfg = config(&sim);
     cfg.keepalive = Duration::from_millis(100);
     let client = Client::connected(cfg, Arc::new(Recorder::default())).await;
@@ -364,14 +343,7 @@ impl jit_dingtalk_stream::EventSink for SlowFirst {
 #[tokio::test]
 async fn an_event_acked_too_late_comes_again_and_is_taken_again_harmlessly() {
     let sim = sim().await;
-    sim.set_stream_settings(
-        ORG,
-        StreamSettings {
-            ack_timeout_ms: 100,
-            ..StreamSettings::default()
-        },
-    )
-    .unwrap();
+    tune(&sim, |s| s.ack_timeout_ms = 100);
     let sink = Arc::new(SlowFirst::default());
     let client = Client::connected(config(&sim), sink.clone()).await;
 

@@ -4,7 +4,7 @@
 use jit_dingtalk_stream::{
     run_with_status, Backoff, EventSink, StreamConfig, StreamError, StreamEvent, StreamStatus,
 };
-use jit_sim::{MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle, Simulator};
+use jit_sim::{MembershipSpec, Mutation, OrgRef, SimConfig, SimHandle, Simulator, StreamSettings};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -168,4 +168,11 @@ pub fn userids(events: &[StreamEvent]) -> Vec<String> {
         .iter()
         .map(|e| e.data["userId"][0].as_str().unwrap_or("").to_string())
         .collect()
+}
+
+/// Changes the one gateway setting a test is about.
+pub fn tune(sim: &SimHandle, change: impl FnOnce(&mut StreamSettings)) {
+    let mut s = sim.stream_settings(ORG).expect("a DingTalk org");
+    change(&mut s);
+    sim.set_stream_settings(ORG, s).expect("a DingTalk org");
 }
