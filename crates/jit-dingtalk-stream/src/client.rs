@@ -283,7 +283,7 @@ async fn dial(ep: &Endpoint, timeout: Duration) -> Result<Socket, StreamError> {
         _ => (authority.to_string(), if tls { 443 } else { 80 }),
     };
     let sep = if ep.endpoint.contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}ticket={}", ep.endpoint, ep.ticket);
+    let url = format!("{}{sep}ticket={}", ep.endpoint, query_escape(&ep.ticket));
     let connect = async {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
@@ -310,6 +310,20 @@ async fn dial(ep: &Endpoint, timeout: Duration) -> Result<Socket, StreamError> {
     tokio::time::timeout(timeout, connect)
         .await
         .map_err(|_| fail(format!("no connection within {timeout:?}")))?
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (the
+/// Python SDK quotes the ticket the same way).
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn tls_config() -> Arc<rustls::ClientConfig> {
@@ -613,6 +627,12 @@ mod tests {
         let later = DataFrameResponse::event_ack("m2", AckStatus::Later);
         let data: serde_json::Value = serde_json::from_str(&later.data).unwrap();
         assert_eq!((later.code, data["status"].as_str()), (500, Some("LATER")));
+    }
+
+    #[test]
+    fn a_ticket_is_percent_encoded_in_the_query() {
+        assert_eq!(query_escape("a1-_.~"), "a1-_.~");
+        assert_eq!(query_escape("a+b/c=d&e"), "a%2Bb%2Fc%3Dd%26e");
     }
 
     #[test]
