@@ -504,3 +504,66 @@ proptest! {
         prop_assert!(!accepted, "a flipped bit {i} was accepted");
     }
 }
+
+// ------------------------------------------------------------ callback receivers
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+proptest! {
+    #![proptest_config(config(96))]
+
+    /// A WeCom callback receiver refuses whatever was not sealed with its
+    /// key (any body, signature and nonce), without panicking.
+    #[test]
+    fn a_wecom_receiver_refuses_any_request_it_did_not_get_sealed(
+        body in "\\PC{0,300}",
+        sig in "[0-9a-f]{0,40}",
+        nonce in "[A-Za-z0-9]{0,16}",
+    ) {
+        let rx = jit_events::receive::Receiver::wecom("corps.A", "tok", AES_KEY, "ww1").unwrap();
+        let now_ms = now_secs() as i64 * 1000;
+        let q = jit_events::receive::CallbackQuery {
+            msg_signature: Some(sig),
+            timestamp: Some(now_secs().to_string()),
+            nonce: Some(nonce),
+            ..Default::default()
+        };
+        prop_assert!(rx.wecom_event(&q, &body, now_ms).is_err());
+        prop_assert!(rx.dingtalk_push(&q, &body, now_ms).is_err());
+    }
+
+    /// A sealed WeCom event with any member id is accepted, and the id is
+    /// read back exactly (CDATA, entities and all).
+    #[test]
+    fn a_sealed_wecom_event_is_read_back_whatever_its_member_id(
+        userid in "[^<\\]\u{0}]{1,40}",
+    ) {
+        let rx = jit_events::receive::Receiver::wecom("corps.A", "tok", AES_KEY, "ww1").unwrap();
+        let c = jit_crypto::WecomCrypto::new("tok", AES_KEY, "ww1").unwrap();
+        let ts = now_secs().to_string();
+        let xml = format!(
+            "<xml><ToUserName>{}</ToUserName><CreateTime>{ts}</CreateTime><Event>{}</Event>\
+             <ChangeType>{}</ChangeType><UserID>{}</UserID></xml>",
+            jit_crypto::cdata("ww1"),
+            jit_crypto::cdata("change_contact"),
+            jit_crypto::cdata("update_user"),
+            jit_crypto::cdata(&userid)
+        );
+        let env = c.seal_event(&xml, "1", &ts, "n0nce");
+        let q = jit_events::receive::CallbackQuery {
+            msg_signature: Some(env.msg_signature.clone()),
+            timestamp: Some(ts.clone()),
+            nonce: Some("n0nce".into()),
+            ..Default::default()
+        };
+        let ev = rx.wecom_event(&q, &env.body, now_secs() as i64 * 1000).unwrap();
+        let payload: Value = serde_json::from_str(&ev.payload).unwrap();
+        prop_assert_eq!(payload["UserID"].as_str(), Some(userid.as_str()));
+        prop_assert_eq!(ev.event_type, "update_user");
+    }
+}

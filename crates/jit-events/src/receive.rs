@@ -152,26 +152,48 @@ impl Receiver {
         let (Some(token), Some(key)) = (ev.token.as_deref(), ev.aes_key.as_deref()) else {
             return Ok(None);
         };
-        let corp = element.full_name().to_string();
+        let corp = element.full_name();
         let bad = |e: CryptoError| format!("{corp}: events.aesKey: {e}");
-        let (crypto, corp_id) = match element.auth_config() {
-            AuthConfig::Wecom { corp_id, .. } => (
-                Crypto::Wecom(WecomCrypto::new(token, key, corp_id).map_err(bad)?),
-                corp_id.clone(),
-            ),
+        match element.auth_config() {
+            AuthConfig::Wecom { corp_id, .. } => Receiver::wecom(corp, token, key, corp_id),
             AuthConfig::DingTalk {
                 corp_id, app_key, ..
-            } => (
-                // Console subscriptions seal for the AppKey (reference B.8).
-                Crypto::DingTalk(DingTalkCrypto::new(token, key, app_key).map_err(bad)?),
-                corp_id.clone(),
-            ),
-        };
-        Ok(Some(Receiver {
-            corp,
-            corp_id,
-            crypto,
-        }))
+            } => Receiver::dingtalk(corp, token, key, corp_id, app_key),
+        }
+        .map(Some)
+        .map_err(bad)
+    }
+
+    /// A WeCom receiver from parts: the org element's fullName, the
+    /// callback Token and EncodingAESKey, and the corpId (the receiveid
+    /// callbacks are sealed for).
+    pub fn wecom(
+        corp: &str,
+        token: &str,
+        aes_key: &str,
+        corp_id: &str,
+    ) -> Result<Receiver, CryptoError> {
+        Ok(Receiver {
+            corp: corp.to_string(),
+            corp_id: corp_id.to_string(),
+            crypto: Crypto::Wecom(WecomCrypto::new(token, aes_key, corp_id)?),
+        })
+    }
+
+    /// A DingTalk HTTP-push receiver from parts: console subscriptions seal
+    /// for the AppKey (the ownerKey, reference B.8); events name the corpId.
+    pub fn dingtalk(
+        corp: &str,
+        token: &str,
+        aes_key: &str,
+        corp_id: &str,
+        app_key: &str,
+    ) -> Result<Receiver, CryptoError> {
+        Ok(Receiver {
+            corp: corp.to_string(),
+            corp_id: corp_id.to_string(),
+            crypto: Crypto::DingTalk(DingTalkCrypto::new(token, aes_key, app_key)?),
+        })
     }
 
     /// The platform this receiver is for.
@@ -182,14 +204,14 @@ impl Receiver {
         }
     }
 
-    fn wecom(&self) -> Result<&WecomCrypto, Refusal> {
+    fn wecom_crypto(&self) -> Result<&WecomCrypto, Refusal> {
         match &self.crypto {
             Crypto::Wecom(c) => Ok(c),
             Crypto::DingTalk(_) => Err(self.not_receiving("wecom")),
         }
     }
 
-    fn dingtalk(&self) -> Result<&DingTalkCrypto, Refusal> {
+    fn dingtalk_crypto(&self) -> Result<&DingTalkCrypto, Refusal> {
         match &self.crypto {
             Crypto::DingTalk(c) => Ok(c),
             Crypto::Wecom(_) => Err(self.not_receiving("dingtalk")),
@@ -206,7 +228,7 @@ impl Receiver {
     /// WeCom's URL check (`GET ?msg_signature&timestamp&nonce&echostr`):
     /// the decrypted echostr to answer with.
     pub fn wecom_verify_url(&self, q: &CallbackQuery, now_ms: i64) -> Result<String, Refusal> {
-        let crypto = self.wecom()?;
+        let crypto = self.wecom_crypto()?;
         let sig = param(&q.msg_signature, "msg_signature")?;
         let ts = param(&q.timestamp, "timestamp")?;
         let nonce = param(&q.nonce, "nonce")?;
@@ -224,7 +246,7 @@ impl Receiver {
         body: &str,
         now_ms: i64,
     ) -> Result<NewInboxEvent, Refusal> {
-        let crypto = self.wecom()?;
+        let crypto = self.wecom_crypto()?;
         let sig = param(&q.msg_signature, "msg_signature")?;
         let ts = param(&q.timestamp, "timestamp")?;
         let nonce = param(&q.nonce, "nonce")?;
@@ -263,7 +285,7 @@ impl Receiver {
         body: &str,
         now_ms: i64,
     ) -> Result<DingTalkPush, Refusal> {
-        let crypto = self.dingtalk()?;
+        let crypto = self.dingtalk_crypto()?;
         let sig = param(&q.signature, "signature")?;
         let ts = param(&q.timestamp, "timestamp")?;
         let nonce = param(&q.nonce, "nonce")?;
@@ -304,7 +326,7 @@ impl Receiver {
 
     /// The encrypted `success` a DingTalk push must be answered with.
     pub fn dingtalk_success(&self, now_ms: i64) -> Result<jit_crypto::DingTalkEncrypted, Refusal> {
-        let crypto = self.dingtalk()?;
+        let crypto = self.dingtalk_crypto()?;
         Ok(crypto.success_reply(&now_ms.to_string(), &jit_crypto::random_nonce(16)))
     }
 }
