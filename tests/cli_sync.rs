@@ -385,6 +385,7 @@ fn demo_syncs_the_example_app_and_its_store_then_answers_calls() {
     let app_s = app.to_str().unwrap();
     let out = jit(&[
         "demo",
+        "--exit",
         "--app",
         app_s,
         "--users",

@@ -1,7 +1,9 @@
 //! `jit demo`: the whole product on embedded defaults. Starts the simulator
 //! in-process with a generated org, loads the example app, syncs its WeCom and
 //! DingTalk orgs into the app's embedded SQLite store, syncs again to show
-//! that an unchanged org writes nothing, and says how to look at the result.
+//! that an unchanged org writes nothing, then serves the app (`jit serve`'s
+//! API and console on a local port) with the simulator still running until
+//! Ctrl-C; `--exit` stops after the syncs instead (for scripts and tests).
 
 use crate::sync::{print_summary, TerminalProgress};
 use jit_core::{App, LoadOptions};
@@ -30,6 +32,9 @@ pub struct DemoArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Exit after the syncs instead of serving the app until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
 }
 
 pub async fn run(a: DemoArgs) -> Result<(), String> {
@@ -85,7 +90,7 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
         &a.app_dir,
         LoadOptions {
             registry: crate::registry(),
-            env: Some(env),
+            env: Some(env.clone()),
             skip_startup: false,
         },
     )
@@ -141,8 +146,11 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
         }
         None => "-".into(),
     };
-    sim.shutdown().await;
     let app_arg = shell_path(&a.app_dir);
+    if !a.exit {
+        return serve(&a.app_dir, &env, sim).await;
+    }
+    sim.shutdown().await;
     println!("Done. The orgs are in {store}. Look at them with:");
     println!("  jit ls {app_arg}");
     println!("  jit show corps.AcmeWecom --app {app_arg}");
@@ -151,6 +159,40 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
     println!("  jit call corps.AcmeWecom getLocalCorpData --app {app_arg} | less");
     println!("(through cargo: cargo run -q -p jit-cli -- <command>)");
     Ok(())
+}
+
+/// Serves the app as `jit serve` does, on a free local port, until Ctrl-C;
+/// the simulator keeps answering for its orgs meanwhile.
+async fn serve(
+    app_dir: &Path,
+    env: &HashMap<String, String>,
+    sim: jit_sim::SimHandle,
+) -> Result<(), String> {
+    // `jit serve` reads the app's {{NAME}} placeholders from the process
+    // environment: point them at the simulator there too.
+    for (k, v) in env {
+        if k.starts_with("WECOM_") || k.starts_with("DINGTALK_") {
+            std::env::set_var(k, v);
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("cannot find a free local port: {e}"))?
+        .port();
+    println!("Serving the app at http://127.0.0.1:{port}/ (console at /, API under /api/v1); Ctrl-C stops.");
+    let result = jit_serve::run(
+        jit_serve::ServeOptions {
+            app_dir: app_dir.to_path_buf(),
+            listen: format!("127.0.0.1:{port}"),
+            grace: std::time::Duration::from_secs(5),
+            log_format: jit_serve::LogFormat::Text,
+        },
+        jit_serve::stop_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string());
+    sim.shutdown().await;
+    result
 }
 
 /// Logs a synced member in through a login element: the simulated platform
