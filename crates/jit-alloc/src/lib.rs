@@ -2,9 +2,18 @@
 //!
 //! A library must not change how its host process allocates, so the crates
 //! that sync (jit-sync, jit-corps, ...) leave this alone; the binaries that
-//! run large syncs opt in first thing in `main`. A host that embeds the
-//! crates and wants the same peak memory calls [`limit_malloc_arenas`] (or
-//! sets `MALLOC_ARENA_MAX=2` in its environment) itself.
+//! run large syncs opt in first thing in `main`.
+//!
+//! **What an embedding host must set** to get the peak memory BENCHMARKS.md
+//! quotes for large syncs (glibc on Linux; other allocators and platforms
+//! are unaffected): at most two malloc arenas, either by starting the
+//! process with `MALLOC_ARENA_MAX=2` in its environment or by calling
+//! `mallopt(M_ARENA_MAX, 2)` — what [`limit_malloc_arenas`] does — before
+//! its first threads start (a host outside this workspace calls `mallopt`
+//! itself; this crate is only a dependency of the two binaries). Without
+//! it, glibc gives each tokio worker thread its own arena, and memory a
+//! sync freed in one arena stays resident while the next phase allocates in
+//! another; `jit-bench --default-malloc-arenas sync ...` measures that case.
 //!
 //! ```
 //! // First thing in main, before any other thread exists.
