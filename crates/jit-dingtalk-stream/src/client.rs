@@ -2,7 +2,7 @@
 
 use crate::frame::{AckStatus, DataFrame, DataFrameResponse, TYPE_EVENT, TYPE_SYSTEM};
 use crate::{EventSink, StatusSnapshot, StreamConfig, StreamError, StreamEvent, StreamStatus};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
 use serde::Deserialize;
 use std::future::Future;
@@ -445,7 +445,9 @@ async fn session<S: Future<Output = ()>>(
                         break End::ServerAsked;
                     }
                     (TYPE_EVENT, _) => {
-                        let _ = event_tx.send(frame);
+                        if event_tx.send(frame).is_err() {
+                            break dropped("the event handler stopped".into());
+                        }
                     }
                     _ => {
                         tracing::debug!(stream = %cfg.label, kind = %frame.kind, topic = %frame.topic(),
@@ -509,7 +511,12 @@ async fn deliver(
             }
             Ok(event) => {
                 let (id, kind) = (event.event_id.clone(), event.event_type.clone());
-                match sink.accept(event).await {
+                // A panicking sink is a failed event (LATER), not a dead stream.
+                let taken = std::panic::AssertUnwindSafe(sink.accept(event))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err("the event sink panicked".to_string()));
+                match taken {
                     Ok(()) => {
                         status.update(|s| s.events_accepted += 1);
                         DataFrameResponse::event_ack(frame.message_id(), AckStatus::Success)

@@ -365,3 +365,46 @@ async fn an_event_acked_too_late_comes_again_and_is_taken_again_harmlessly() {
     assert_eq!(client.status.snapshot().connections, 1);
     client.stop().await.unwrap();
 }
+
+/// Panics on its first event, then records every event.
+#[derive(Default)]
+struct PanicsOnce(std::sync::Mutex<Vec<String>>, std::sync::atomic::AtomicBool);
+
+impl jit_dingtalk_stream::EventSink for PanicsOnce {
+    fn accept(
+        &self,
+        event: jit_dingtalk_stream::StreamEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            if !self.1.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                panic!("a bug in the sink");
+            }
+            self.0.lock().unwrap().push(event.event_id);
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_sink_fails_that_event_only() {
+    let sim = sim().await;
+    tune(&sim, |s| s.later_delay_ms = 50);
+    let sink = Arc::new(PanicsOnce::default());
+    let client = Client::connected(config(&sim), sink.clone()).await;
+
+    hire(&sim, "panic", 2);
+    wait_for("both events acked", || {
+        sim.stream_stats(ORG).unwrap().acked == 2
+    })
+    .await;
+
+    assert_eq!(
+        sim.stream_stats(ORG).unwrap().later,
+        1,
+        "the panic became LATER"
+    );
+    assert_eq!(sink.0.lock().unwrap().len(), 2);
+    let st = client.status.snapshot();
+    assert_eq!((st.connections, st.events_later), (1, 1));
+    client.stop().await.unwrap();
+}
