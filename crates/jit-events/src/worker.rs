@@ -81,6 +81,9 @@ pub(crate) struct Worker {
     pub orgs: HashSet<String>,
     /// Orgs a task of this process is draining now.
     busy: Mutex<HashSet<String>>,
+    /// Those tasks, awaited on shutdown so a batch being applied finishes
+    /// (and records its outcome) within the host's grace.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Worker {
@@ -101,6 +104,7 @@ impl Worker {
             counters,
             orgs,
             busy: Mutex::new(HashSet::new()),
+            tasks: Mutex::new(Vec::new()),
         }
     }
 
@@ -108,6 +112,11 @@ impl Worker {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if *shutdown.borrow() {
+                let tasks =
+                    std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+                for t in tasks {
+                    let _ = t.await;
+                }
                 return;
             }
             match self.store.inbox_due(now_ms()).await {
@@ -136,13 +145,17 @@ impl Worker {
                 return;
             }
         }
-        tokio::spawn(async move {
-            self.drain(&corp).await;
-            self.busy
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            me.drain(&corp).await;
+            me.busy
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&corp);
         });
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
     }
 
     /// Applies `corp`'s due events batch after batch until none is due or
