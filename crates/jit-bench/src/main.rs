@@ -38,7 +38,8 @@ enum Scenario {
     /// Apply a plan creating N members (1–3 departments each) to an empty SQLite store, and to PostgreSQL with --pg-url.
     Apply(apply::ApplyArgs),
     /// Full then repeated sync of a simulated WeCom or DingTalk org (in-process
-    /// simulator at the real rate limits) vs the rate-limit floor.
+    /// simulator at the real rate limits) vs its floor (rate windows or
+    /// latency); optionally vs a one-call-at-a-time client and `jit sync`.
     Sync(sync::SyncArgs),
     /// Element calls (getRootDept) through jit serve's HTTP API at 64 concurrent
     /// clients vs the same call in-process: calls/s, p50/p99 latency.
