@@ -38,6 +38,9 @@ pub struct WorkerOptions {
     pub backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// Applied events are kept this long (listed, and recognised if the
+    /// platform delivers them again), then pruned.
+    pub retention: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -49,6 +52,7 @@ impl Default for WorkerOptions {
             batch_limit: 2000,
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(600),
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -110,7 +114,18 @@ impl Worker {
 
     /// Runs until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // Pruning is cheap and idempotent: every replica does it hourly.
+        let mut next_prune = std::time::Instant::now();
         loop {
+            if std::time::Instant::now() >= next_prune {
+                next_prune += Duration::from_secs(3600);
+                let before = now_ms() - self.opts.retention.as_millis() as i64;
+                match self.store.inbox_prune(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(events = n, "pruned applied events"),
+                    Err(e) => tracing::warn!(error = %e, "pruning applied events failed"),
+                }
+            }
             if *shutdown.borrow() {
                 let tasks =
                     std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));

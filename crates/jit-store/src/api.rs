@@ -702,6 +702,11 @@ pub trait CorpStore: Send + Sync + 'static {
     /// The orgs whose oldest pending event is due at `now`, sorted.
     async fn inbox_due(&self, now: i64) -> StoreResult<Vec<String>>;
 
+    /// Deletes the events applied before `applied_before` (pending and
+    /// failed ones stay); the number deleted. A platform's redelivery of a
+    /// pruned event would be stored again (and apply as a no-op).
+    async fn inbox_prune(&self, applied_before: i64) -> StoreResult<u64>;
+
     /// An org's events, newest first, at most `limit`, only ids below
     /// `before` when given (paging).
     async fn inbox_list(

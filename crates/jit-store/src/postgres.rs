@@ -1586,6 +1586,10 @@ impl CorpStore for PgStore {
         self.pg_inbox_due(now).await
     }
 
+    async fn inbox_prune(&self, applied_before: i64) -> StoreResult<u64> {
+        self.pg_inbox_prune(applied_before).await
+    }
+
     async fn inbox_list(
         &self,
         corp: &str,

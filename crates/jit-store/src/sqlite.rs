@@ -1591,6 +1591,10 @@ impl CorpStore for SqliteStore {
         self.sqlite_inbox_due(now).await
     }
 
+    async fn inbox_prune(&self, applied_before: i64) -> StoreResult<u64> {
+        self.sqlite_inbox_prune(applied_before).await
+    }
+
     async fn inbox_list(
         &self,
         corp: &str,

@@ -13,6 +13,7 @@ suite!(
     a_retry_holds_the_events_behind_it_until_it_is_due,
     finishing_records_the_run_and_a_late_holder_changes_nothing,
     summary_counts_states_and_the_oldest_pending_event,
+    pruning_deletes_only_events_applied_before_the_cutoff,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -225,4 +226,50 @@ async fn summary_counts_states_and_the_oldest_pending_event(t: &TestStore) {
         .take_lease("stream:corps.A", "r2", T0 + 600, 1_000)
         .await
         .unwrap());
+}
+
+async fn pruning_deletes_only_events_applied_before_the_cutoff(t: &TestStore) {
+    let old = put(t, "corps.A", "old", T0).await;
+    let new = put(t, "corps.A", "new", T0 + 1).await;
+    let bad = put(t, "corps.A", "bad", T0 + 2).await;
+    put(t, "corps.A", "waiting", T0 + 3).await;
+    t.store
+        .inbox_claim(&InboxClaim {
+            limit: 3,
+            ..claim("corps.A", "r1", T0 + 10)
+        })
+        .await
+        .unwrap();
+    for (ids, at, outcome) in [
+        (vec![old], T0 + 100, InboxOutcome::Applied { run_id: None }),
+        (vec![new], T0 + 300, InboxOutcome::Applied { run_id: None }),
+        (
+            vec![bad],
+            T0 + 100,
+            InboxOutcome::Failed {
+                error: "bad".into(),
+            },
+        ),
+    ] {
+        t.store
+            .inbox_finish(&InboxEnd {
+                event_ids: ids,
+                holder: "r1".into(),
+                now: at,
+                outcome,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(t.store.inbox_prune(T0 + 200).await.unwrap(), 1);
+    let left: Vec<i64> = t
+        .store
+        .inbox_list("corps.A", 10, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.event_id)
+        .collect();
+    assert_eq!(left.len(), 3);
+    assert!(!left.contains(&old), "{left:?}");
 }

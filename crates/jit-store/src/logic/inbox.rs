@@ -40,6 +40,7 @@ pub(crate) mod sql {
     pub const DUE: &str = "SELECT e.corp FROM event_inbox e \
         WHERE e.state = 'pending' AND e.next_attempt_at <= $1 AND e.event_id = \
         (SELECT MIN(o.event_id) FROM event_inbox o WHERE o.corp = e.corp AND o.state = 'pending')";
+    pub const PRUNE: &str = "DELETE FROM event_inbox WHERE state = 'applied' AND applied_at < $1";
     pub const SUMMARY: &str = "SELECT state, COUNT(*), MIN(received_at), MAX(applied_at) \
         FROM event_inbox WHERE corp = $1 GROUP BY state";
     pub const LEASE_INSERT: &str = "INSERT INTO event_leases (name, holder, lease_until) \
@@ -378,4 +379,10 @@ pub(crate) async fn summary(tx: &mut impl InboxTx, corp: &str) -> StoreResult<In
         }
     }
     Ok(s)
+}
+
+/// See [`crate::CorpStore::inbox_prune`].
+pub(crate) async fn prune(tx: &mut impl InboxTx, applied_before: i64) -> StoreResult<u64> {
+    tx.inbox_exec(sql::PRUNE, &[InboxParam::Int(applied_before)])
+        .await
 }

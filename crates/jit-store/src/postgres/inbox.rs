@@ -81,6 +81,13 @@ impl PgStore {
         in_tx!(self, "read orgs with due events", |tx| inbox::due(tx, now))
     }
 
+    pub(super) async fn pg_inbox_prune(&self, applied_before: i64) -> StoreResult<u64> {
+        in_tx!(self, "prune applied events", |tx| inbox::prune(
+            tx,
+            applied_before
+        ))
+    }
+
     pub(super) async fn pg_inbox_list(
         &self,
         corp: &str,

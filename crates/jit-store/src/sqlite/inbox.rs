@@ -105,6 +105,13 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn sqlite_inbox_prune(&self, applied_before: i64) -> StoreResult<u64> {
+        self.inbox_write("prune applied events".into(), move |tx, _| {
+            run_ready(inbox::prune(tx, applied_before))
+        })
+        .await
+    }
+
     pub(super) async fn sqlite_inbox_list(
         &self,
         corp: &str,
