@@ -12,6 +12,7 @@ mod support;
 mod cli;
 mod cli_plugins;
 mod cli_sync;
+mod console;
 mod element_runtime;
 mod events;
 mod hostile;

@@ -1,6 +1,8 @@
 //! Fixture apps for the integration tests: built in temp dirs, file by file.
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
