@@ -10,6 +10,7 @@ use crate::api::{StoreError, StoreResult};
 use crate::inbox::{
     InboxClaim, InboxEnd, InboxOutcome, InboxPut, InboxRow, InboxState, InboxSummary, NewInboxEvent,
 };
+use crate::reads::Cell;
 
 /// Columns of an inbox row, in the order [`row`] reads them.
 macro_rules! inbox_columns {
@@ -63,17 +64,6 @@ pub(crate) enum InboxParam<'a> {
     Text(&'a str),
     /// Nullable TEXT.
     OptText(Option<&'a str>),
-}
-
-/// One value of a result row.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Cell {
-    /// SQL NULL.
-    Null,
-    /// An integer (BIGINT, or a count).
-    Int(i64),
-    /// Text.
-    Text(String),
 }
 
 /// What a backend provides for the inbox tables inside one transaction.

@@ -6,9 +6,9 @@
 use super::{postgres_kind, PgParam, PgStore, PgTx};
 use crate::api::{StoreError, StoreErrorKind, StoreResult};
 use crate::inbox::{InboxClaim, InboxEnd, InboxPut, InboxRow, InboxSummary, NewInboxEvent};
-use crate::logic::inbox::{self, Cell, InboxParam, InboxTx};
+use crate::logic::inbox::{self, InboxParam, InboxTx};
 use crate::logic::Ctx;
-use tokio_postgres::types::Type;
+use crate::reads::Cell;
 
 fn params(p: &[InboxParam<'_>]) -> Vec<PgParam> {
     p.iter()
@@ -41,22 +41,7 @@ impl InboxTx for PgTx<'_, '_> {
             owned.iter().map(|p| p.as_ref() as _).collect();
         let rows = self.rows(sql, &refs).await?;
         rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| {
-                        let t = r.columns()[i].type_();
-                        let cell = if *t == Type::INT8 {
-                            r.try_get::<_, Option<i64>>(i).map(|v| v.map(Cell::Int))
-                        } else if *t == Type::INT4 {
-                            r.try_get::<_, Option<i32>>(i)
-                                .map(|v| v.map(|v| Cell::Int(v.into())))
-                        } else {
-                            r.try_get::<_, Option<String>>(i).map(|v| v.map(Cell::Text))
-                        };
-                        cell.map(|c| c.unwrap_or(Cell::Null)).ctx(self.op)
-                    })
-                    .collect()
-            })
+            .map(|r| super::reads::cells(r, self.op))
             .collect()
     }
 }

@@ -9,7 +9,8 @@ use crate::schema::Dialect;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
-fn cells(r: &Row, op: &str) -> StoreResult<Vec<Cell>> {
+/// A row as [`Cell`]s (integers, booleans as 0/1, text).
+pub(super) fn cells(r: &Row, op: &str) -> StoreResult<Vec<Cell>> {
     (0..r.len())
         .map(|i| {
             let t = r.columns()[i].type_();

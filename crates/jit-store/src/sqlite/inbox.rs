@@ -6,8 +6,9 @@
 use super::{in_write_tx, run_ready, SqliteStore, SqliteTx};
 use crate::api::StoreResult;
 use crate::inbox::{InboxClaim, InboxEnd, InboxPut, InboxRow, InboxSummary, NewInboxEvent};
-use crate::logic::inbox::{self, Cell, InboxParam, InboxTx};
+use crate::logic::inbox::{self, InboxParam, InboxTx};
 use crate::logic::Ctx;
+use crate::reads::Cell;
 
 fn params(p: &[InboxParam<'_>]) -> Vec<rusqlite::types::Value> {
     use rusqlite::types::Value as V;
@@ -37,17 +38,7 @@ impl InboxTx for SqliteTx<'_> {
         let n = st.column_count();
         let rows = st
             .query_map(rusqlite::params_from_iter(params(p)), |r| {
-                (0..n)
-                    .map(|i| {
-                        Ok(match r.get_ref(i)? {
-                            rusqlite::types::ValueRef::Integer(v) => Cell::Int(v),
-                            rusqlite::types::ValueRef::Text(t) => {
-                                Cell::Text(String::from_utf8_lossy(t).into_owned())
-                            }
-                            _ => Cell::Null,
-                        })
-                    })
-                    .collect::<rusqlite::Result<Vec<Cell>>>()
+                super::reads::cells(r, n)
             })
             .ctx(self.op)?
             .collect::<Result<Vec<_>, _>>()

@@ -9,6 +9,20 @@ use crate::reads::{Cell, ReadParam, ReadSql};
 use crate::schema::Dialect;
 use rusqlite::types::{Value as V, ValueRef};
 
+/// The first `n` values of a row as [`Cell`]s (integers and text; other
+/// types are not read by the store's generic statements).
+pub(super) fn cells(r: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Vec<Cell>> {
+    (0..n)
+        .map(|i| {
+            Ok(match r.get_ref(i)? {
+                ValueRef::Integer(v) => Cell::Int(v),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                _ => Cell::Null,
+            })
+        })
+        .collect()
+}
+
 impl SqliteStore {
     pub(super) async fn sqlite_read_rows(
         &self,
@@ -36,19 +50,7 @@ impl SqliteStore {
             let mut rows = st.raw_query();
             let mut out = Vec::new();
             while let Some(r) = rows.next().ctx(q.op)? {
-                let row = (0..n)
-                    .map(|i| {
-                        Ok(match r.get_ref(i)? {
-                            ValueRef::Integer(v) => Cell::Int(v),
-                            ValueRef::Text(t) => {
-                                Cell::Text(String::from_utf8_lossy(t).into_owned())
-                            }
-                            _ => Cell::Null,
-                        })
-                    })
-                    .collect::<rusqlite::Result<Vec<Cell>>>()
-                    .ctx(q.op)?;
-                out.push(row);
+                out.push(cells(r, n).ctx(q.op)?);
             }
             Ok(out)
         })
