@@ -9,30 +9,9 @@ use common::*;
 use jit_org::{ChangeKind, DeptMembership, Member, ObjectKind, SyncPlan};
 use jit_store::reads::ChangeFilter;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = crate::common::TestStore::sqlite().await;
-                    super::$name(&t).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(t) = crate::common::TestStore::postgres().await else { return };
-                    super::$name(&t).await;
-                }
-            )*
-        }
-    };
-}
+use crate::common::suite;
 
-on_both_backends!(
+suite!(
     org_counts_are_members_by_status_and_departments,
     a_tree_level_has_sub_department_and_member_counts_and_leaders,
     a_department_page_lists_leaders_first_then_in_platform_order,
