@@ -27,6 +27,7 @@ pub struct Metrics {
     calls: Mutex<BTreeMap<(String, String), Histogram>>,
     syncs: Mutex<BTreeMap<(String, String), u64>>,
     rows: Mutex<BTreeMap<String, u64>>,
+    missed: Mutex<BTreeMap<String, u64>>,
 }
 
 /// What the host reads at scrape time rather than counting itself.
@@ -74,6 +75,12 @@ impl Metrics {
             .entry((org.to_string(), outcome.to_string()))
             .or_default() += 1;
         *lock(&self.rows).entry(org.to_string()).or_default() += rows_written;
+    }
+
+    /// Reconciliation: differences a full sync of an org with events found
+    /// that the events had missed (0 is the goal).
+    pub fn missed_by_events(&self, org: &str, n: u64) {
+        *lock(&self.missed).entry(org.to_string()).or_default() += n;
     }
 
     /// The exposition text (format 0.0.4).
@@ -131,6 +138,19 @@ impl Metrics {
                 "jit_sync_runs_total{{org=\"{}\",outcome=\"{}\"}} {n}",
                 esc(org),
                 esc(outcome)
+            );
+        }
+        header(
+            &mut out,
+            "jit_sync_missed_by_events_total",
+            "counter",
+            "Differences full syncs of orgs with events found that the events had missed, by org.",
+        );
+        for (org, n) in lock(&self.missed).iter() {
+            let _ = writeln!(
+                out,
+                "jit_sync_missed_by_events_total{{org=\"{}\"}} {n}",
+                esc(org)
             );
         }
         header(
@@ -224,6 +244,17 @@ mod tests {
         assert!(text.contains(
             "jit_call_duration_seconds_count{element=\"corps.X\",method=\"getAdmin\"} 1"
         ));
+    }
+
+    #[test]
+    fn differences_events_missed_add_up_per_org() {
+        let m = Metrics::default();
+        m.missed_by_events("corps.X", 2);
+        m.missed_by_events("corps.X", 0);
+        m.missed_by_events("corps.X", 1);
+        assert!(m
+            .render(&Snapshot::default())
+            .contains("jit_sync_missed_by_events_total{org=\"corps.X\"} 3"));
     }
 
     #[test]

@@ -296,6 +296,9 @@ async fn finish(
         Err(_) => ("failed", 0, None),
     };
     st.metrics.sync(org, outcome, rows);
+    if let Ok(Some(n)) = result.as_ref().map(|r| r.missed_by_events) {
+        st.metrics.missed_by_events(org, n);
+    }
     match &result {
         Ok(r) => tracing::info!(
             run_id,
