@@ -24,14 +24,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// The callback routes, which answer without an API token (the platform's
-/// signature authenticates them).
-pub const OPEN_ROUTES: &[&str] = &[
-    "/callbacks/wecom/{fullName}",
-    "/callbacks/dingtalk/{fullName}",
-];
-
-/// Bodies larger than this are refused before they are read: a callback is
+/// Bodies larger than this are refused (a 4xx, nothing stored): a callback is
 /// a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -178,7 +171,8 @@ async fn dingtalk_post(
 }
 
 /// The callback routes, with their own state; a host merges them outside
-/// its token authentication ([`OPEN_ROUTES`]).
+/// its token authentication: the platform's signature is what
+/// authenticates a callback, and the platforms send no bearer token.
 pub fn callback_routes<S>(events: Arc<Events>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
