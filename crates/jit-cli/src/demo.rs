@@ -10,6 +10,7 @@ use jit_core::{App, LoadOptions};
 use jit_corps::CorpElement;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Options of `jit demo`.
 #[derive(clap::Args)]
@@ -83,6 +84,11 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
         ("WECOM_LOGIN_BASE", info.base_url.clone()),
         ("WECOM_SSO_BASE", info.base_url.clone()),
         ("DINGTALK_LOGIN_BASE", info.base_url.clone()),
+        // The callbacks' keys: fresh for each demo run.
+        ("WECOM_EVENTS_TOKEN", jit_crypto::random_nonce(16)),
+        ("WECOM_EVENTS_AES_KEY", jit_crypto::random_nonce(43)),
+        ("DINGTALK_EVENTS_TOKEN", jit_crypto::random_nonce(16)),
+        ("DINGTALK_EVENTS_AES_KEY", jit_crypto::random_nonce(43)),
     ] {
         env.insert(k.to_string(), v);
     }
@@ -147,10 +153,11 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
         None => "-".into(),
     };
     let app_arg = shell_path(&a.app_dir);
-    if !a.exit {
-        return serve(&a.app_dir, &env, sim).await;
-    }
+    serve(&a.app_dir, &env, &sim, &orgs, a.exit).await?;
     sim.shutdown().await;
+    if !a.exit {
+        return Ok(());
+    }
     println!("Done. The orgs are in {store}. Look at them with:");
     println!("  jit ls {app_arg}");
     println!("  jit show corps.AcmeWecom --app {app_arg}");
@@ -161,12 +168,16 @@ pub async fn run(a: DemoArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Serves the app as `jit serve` does, on a free local port, until Ctrl-C;
-/// the simulator keeps answering for its orgs meanwhile.
+/// Serves the app as `jit serve` does, on a free local port; points the
+/// simulator's callbacks at it, changes a few people upstream and shows the
+/// store following through the events; then keeps serving until Ctrl-C
+/// (or stops, with `--exit`).
 async fn serve(
     app_dir: &Path,
     env: &HashMap<String, String>,
-    sim: jit_sim::SimHandle,
+    sim: &jit_sim::SimHandle,
+    orgs: &[String],
+    exit: bool,
 ) -> Result<(), String> {
     // `jit serve` reads the app's {{NAME}} placeholders from the process
     // environment: point them at the simulator there too.
@@ -179,20 +190,113 @@ async fn serve(
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("cannot find a free local port: {e}"))?
         .port();
-    println!("Serving the app at http://127.0.0.1:{port}/ (console at /, API under /api/v1); Ctrl-C stops.");
-    let result = jit_serve::run(
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let host = tokio::spawn(jit_serve::run(
         jit_serve::ServeOptions {
             app_dir: app_dir.to_path_buf(),
             listen: format!("127.0.0.1:{port}"),
             grace: std::time::Duration::from_secs(5),
             log_format: jit_serve::LogFormat::Text,
         },
-        jit_serve::stop_signal(),
+        async move {
+            tokio::select! {
+                _ = stop_rx => {}
+                _ = jit_serve::stop_signal() => {}
+            }
+        },
+    ));
+    let t0 = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if host.is_finished() || t0.elapsed() > Duration::from_secs(30) {
+            let why = match host.await {
+                Ok(Err(e)) => e.to_string(),
+                _ => "it did not start listening".into(),
+            };
+            return Err(format!("jit serve did not start: {why}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!();
+    println!("Events: the simulator now sends its change callbacks to jit serve.");
+    let store = jit_store::open_for_app(app_dir, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    for name in orgs {
+        follow_upstream_change(sim, store.as_ref(), name, env, port).await?;
+    }
+    println!();
+    println!("Serving the app at http://127.0.0.1:{port}/ (console at /, API under /api/v1).");
+    if exit {
+        let _ = stop_tx.send(());
+    } else {
+        println!("Ctrl-C stops.");
+    }
+    match host.await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("jit serve stopped: {e}")),
+    }
+}
+
+/// Renames one member of `org` upstream and waits for the store to show it.
+async fn follow_upstream_change(
+    sim: &jit_sim::SimHandle,
+    store: &dyn jit_store::CorpStore,
+    org: &str,
+    env: &HashMap<String, String>,
+    port: u16,
+) -> Result<(), String> {
+    let (sim_org, platform, prefix) = if org.contains("Wecom") {
+        (jit_sim::OrgRef::Wecom, "wecom", "WECOM")
+    } else {
+        (jit_sim::OrgRef::Dingtalk(0), "dingtalk", "DINGTALK")
+    };
+    let var = |k: &str| {
+        env.get(&format!("{prefix}_{k}"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    sim.set_callback(
+        sim_org,
+        Some(jit_sim::CallbackConfig {
+            url: format!("http://127.0.0.1:{port}/callbacks/{platform}/{org}"),
+            token: var("EVENTS_TOKEN"),
+            aes_key: var("EVENTS_AES_KEY"),
+        }),
     )
-    .await
-    .map_err(|e| e.to_string());
-    sim.shutdown().await;
-    result
+    .map_err(|e| e.to_string())?;
+    let before = store.load_snapshot(org).await.map_err(|e| e.to_string())?;
+    let Some(member) = before
+        .members
+        .values()
+        .find(|m| m.status == jit_org::MemberStatus::Active)
+    else {
+        return Ok(());
+    };
+    let new_name = format!("{} (renamed upstream)", member.name);
+    let t0 = Instant::now();
+    sim.mutate(
+        sim_org,
+        jit_sim::Mutation::rename_member(&member.member_id, &new_name),
+    )
+    .map_err(|e| e.to_string())?;
+    while t0.elapsed() < Duration::from_secs(10) {
+        let now = store.load_snapshot(org).await.map_err(|e| e.to_string())?;
+        if now.members.get(&member.member_id).map(|m| m.name.as_str()) == Some(new_name.as_str()) {
+            println!(
+                "  {org}: {} renamed upstream -> in the store {} ms later (an event run)",
+                member.member_id,
+                t0.elapsed().as_millis()
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(format!(
+        "{org}: the upstream change did not reach the store within 10 s"
+    ))
 }
 
 /// Logs a synced member in through a login element: the simulated platform
