@@ -84,9 +84,7 @@ fn console_app(sim: &Sim) -> Fixture {
 
 /// Renames a member upstream.
 fn rename(sim: &Sim, userid: &str, name: &str) {
-    let m: Mutation =
-        serde_json::from_value(json!({"op": "updateMember", "userid": userid, "name": name}))
-            .unwrap();
+    let m = Mutation::rename_member(userid, name);
     sim.handle.mutate(OrgRef::Wecom, m).unwrap();
 }
 
@@ -639,4 +637,61 @@ fn names_with_markup_are_shown_as_text() {
         r.body
     );
     assert!(!r.body.contains("<img src=x"));
+}
+
+#[test]
+fn a_dry_run_records_its_plan_as_a_run_and_changes_nothing() {
+    let sim = start_sim();
+    let app = console_app(&sim);
+    let server = Server::start(app.path());
+    let truth = sim.handle.wecom_truth();
+    let id = truth.members.keys().next().unwrap().clone();
+    let before = truth.members[&id].name.clone();
+    rename(&sim, &id, "试运行 改名");
+    let admin = token_cookie(&server, ADMIN_TOKEN);
+    let page = support::http(&server.base, "GET", "/", "", &[("cookie", &admin)]);
+    let csrf = csrf_of(&page.body);
+    let r = form_post(
+        &server,
+        &format!("/orgs/{ORG}/sync"),
+        &format!("csrf={csrf}&mode=dry"),
+        &admin,
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let run_page = r.location();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let runs = server.get_api(&format!("/api/v1/corps/{ORG}/runs")).json();
+        if runs["runs"][0]["outcome"] != "running" {
+            break runs["runs"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "the dry run did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(run["outcome"], "dry_run");
+    assert!(
+        run_page.ends_with(&format!("/runs/{}", run["runId"])),
+        "{run_page}"
+    );
+    // The run's page lists the planned update; the member keeps the old name.
+    let shown = support::http(
+        &server.base,
+        "GET",
+        &format!("{run_page}?kind=updated"),
+        "",
+        &[("cookie", &admin)],
+    );
+    assert!(
+        shown.body.contains(&format!("<code>{id}</code>")),
+        "{}",
+        shown.body
+    );
+    let found = support::http(
+        &server.base,
+        "GET",
+        &format!("/orgs/{ORG}/search?q={id}"),
+        "",
+        &[("cookie", &admin)],
+    );
+    assert!(found.body.contains(&before), "{}", found.body);
 }
