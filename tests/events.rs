@@ -180,6 +180,16 @@ fn a_wecom_change_reaches_the_store_through_a_verified_callback() {
     assert_eq!(ev["eventType"], "update_user");
     assert!(ev["runId"].is_i64(), "applied by a recorded run: {ev}");
     assert!(local_data(&s, WECOM).contains("Renamed By Event"));
+    // The run history tells the event's run from the full sync before it.
+    let runs = s.get(&format!("/api/v1/corps/{WECOM}/runs")).json();
+    let kinds: Vec<(&Value, &Value)> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (&r["runId"], &r["kind"]))
+        .collect();
+    assert_eq!(kinds[0], (&ev["runId"], &json!("event")), "{runs:#}");
+    assert_eq!(kinds.last().unwrap().1, "sync", "{runs:#}");
 }
 
 #[test]

@@ -443,6 +443,13 @@ struct RunView {
     error: Option<String>,
     /// Notes of the read and the safety checks.
     notes: Vec<String>,
+    /// What started it: `sync` (a full sync) or `event` (a batch of
+    /// platform events).
+    kind: String,
+    /// For a full sync of an org with events: the differences it found that
+    /// the events had missed (reconciliation; 0 is the goal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missed_by_events: Option<u64>,
 }
 
 impl From<SyncRun> for RunView {
@@ -463,6 +470,8 @@ impl From<SyncRun> for RunView {
                 .collect(),
             error: r.error,
             notes: r.notes,
+            kind: r.kind.as_str().to_string(),
+            missed_by_events: r.missed_by_events,
         }
     }
 }
