@@ -442,56 +442,41 @@ async fn run(
     // A full read comes first and the stored org is loaded after it; a
     // read of changes needs the stored org to know what to read. Both run
     // under the org's lock, so the stored org cannot change in between.
-    let load = || async {
-        store.load_snapshot(&corp.full_name).await.map_err(|e| {
-            let run = fail_run(format!("loading the stored organization: {e}"), Vec::new());
-            (run, e)
-        })
+    let load = |notes: Vec<String>| async move {
+        match store.load_snapshot(&corp.full_name).await {
+            Ok(local) => Ok(local),
+            Err(e) => {
+                let mut run = fail_run(format!("loading the stored organization: {e}"), Vec::new());
+                run.notes = notes;
+                let recorded = store.record_run(&run, &[]).await.ok();
+                Err(store_err("loading the stored organization", recorded, e))
+            }
+        }
+    };
+    let read_failed = |e: SourceError| async move {
+        let run = fail_run(e.to_string(), Vec::new());
+        let recorded = store.record_run(&run, &[]).await.ok();
+        fetch_failed(recorded, e)
     };
     let (remote, local, fetch_ms, load_ms) = match read {
         Read::Full(source) => {
             let remote = match source.fetch(&opts.fetch, progress).await {
                 Ok(r) => r,
-                Err(e) => {
-                    let recorded = store
-                        .record_run(&fail_run(e.to_string(), Vec::new()), &[])
-                        .await
-                        .ok();
-                    return Err(fetch_failed(recorded, e));
-                }
+                Err(e) => return Err(read_failed(e).await),
             };
             let fetch_ms = ms(t0.elapsed());
             let t_load = Instant::now();
-            let local = match load().await {
-                Ok(l) => l,
-                Err((mut run, e)) => {
-                    run.notes = remote.notes.clone();
-                    let recorded = store.record_run(&run, &[]).await.ok();
-                    return Err(store_err("loading the stored organization", recorded, e));
-                }
-            };
+            let local = load(remote.notes.clone()).await?;
             (remote, local, fetch_ms, ms(t_load.elapsed()))
         }
         Read::Changes(source) => {
             let t_load = Instant::now();
-            let local = match load().await {
-                Ok(l) => l,
-                Err((run, e)) => {
-                    let recorded = store.record_run(&run, &[]).await.ok();
-                    return Err(store_err("loading the stored organization", recorded, e));
-                }
-            };
+            let local = load(Vec::new()).await?;
             let load_ms = ms(t_load.elapsed());
             let t_fetch = Instant::now();
             let remote = match source.read_changes(&local, &opts.fetch).await {
                 Ok(r) => r,
-                Err(e) => {
-                    let recorded = store
-                        .record_run(&fail_run(e.to_string(), Vec::new()), &[])
-                        .await
-                        .ok();
-                    return Err(fetch_failed(recorded, e));
-                }
+                Err(e) => return Err(read_failed(e).await),
             };
             (remote, local, ms(t_fetch.elapsed()), load_ms)
         }
