@@ -71,6 +71,16 @@ fn console_app(sim: &Sim) -> Fixture {
         json!({"corpId": info.wecom.corp_id, "agentId": info.wecom.agent_id.to_string(),
                "secret": info.wecom.secret, "apiBase": info.wecom.api_base_url}),
     );
+    // A yearly sync: listed and scheduled, never due while a test runs.
+    f.json(
+        "tasks/YearlySync/e.json",
+        json!({"title": "年度同步", "type": "tasks.NormalType"}),
+    );
+    f.json(
+        "tasks/YearlySync/YearlySync.json",
+        json!({"timerCfg": {"cron": "0 2 1 1 *", "timeZone": "Asia/Shanghai"},
+               "call": {"element": ORG, "method": "syncCorp"}}),
+    );
     f.json(
         "auths/AcmeLogin/e.json",
         json!({"title": "企业微信", "type": "auths.loginTypes.QywxInnerType"}),
@@ -694,4 +704,30 @@ fn a_dry_run_records_its_plan_as_a_run_and_changes_nothing() {
         &[("cookie", &admin)],
     );
     assert!(found.body.contains(&before), "{}", found.body);
+}
+
+#[test]
+fn the_tasks_page_and_the_overview_show_the_scheduled_sync() {
+    let sim = start_sim();
+    let app = console_app(&sim);
+    let server = Server::start(app.path());
+    let reader = token_cookie(&server, READ_TOKEN);
+    let tasks = support::http(&server.base, "GET", "/tasks", "", &[("cookie", &reader)]);
+    assert_eq!(tasks.status, 200);
+    for text in [
+        "年度同步",
+        "tasks.YearlySync",
+        "cron 0 2 1 1 *",
+        "corps.Acme.syncCorp",
+        "never",
+    ] {
+        assert!(tasks.body.contains(text), "{text} missing: {}", tasks.body);
+    }
+    let overview = support::http(&server.base, "GET", "/", "", &[("cookie", &reader)]);
+    assert!(
+        overview.body.contains("Next scheduled sync")
+            && overview.body.contains("tasks.YearlySync.syncCorp"),
+        "{}",
+        overview.body
+    );
 }
