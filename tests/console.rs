@@ -48,7 +48,7 @@ fn start_sim() -> Sim {
 }
 
 /// The app: `corps.Acme` on the simulator, a WeCom login element, an admin
-/// and a read token, and the tag 销售 as the console's reader role.
+/// and a read token, and the tag 技术委员会 as the console's reader role.
 fn console_app(sim: &Sim) -> Fixture {
     let info = sim.handle.info();
     let f = Fixture::new();
@@ -59,7 +59,7 @@ fn console_app(sim: &Sim) -> Fixture {
                 {"name": "ops", "token": "{{T_ADMIN}}", "scope": "admin"},
                 {"name": "dashboard", "token": "{{T_READ}}", "scope": "read"}
             ],
-            "console": {"readerRoles": ["销售"]}
+            "console": {"readerRoles": ["技术委员会"]}
         }}),
     );
     f.json(
@@ -730,4 +730,95 @@ fn the_tasks_page_and_the_overview_show_the_scheduled_sync() {
         "{}",
         overview.body
     );
+}
+
+/// Logs `member` in through the login element by plain HTTP, as a browser
+/// would (the simulator's login page picks the person); the answer of
+/// `/signin/done`.
+fn login_as(server: &Server, sim: &Sim, member: &str) -> Resp {
+    let first = |c: &String| c.split(';').next().unwrap().to_string();
+    let start = support::http(
+        &server.base,
+        "GET",
+        "/auth/auths.AcmeLogin/start?redirect=/signin/done",
+        "",
+        &[],
+    );
+    assert_eq!(start.status, 302, "{}", start.body);
+    let browser = first(start.cookie("jit_login_browser").unwrap());
+    let at_sim = start.location();
+    let query = at_sim.split('#').next().unwrap();
+    let sim_base = sim.handle.base_url();
+    let path = query.strip_prefix(sim_base.trim_end_matches('/')).unwrap();
+    let back = support::http(
+        &sim_base,
+        "GET",
+        &format!("{path}&sim_userid={member}"),
+        "",
+        &[],
+    );
+    assert_eq!(back.status, 302, "{}", back.body);
+    let callback = back.location();
+    let callback = callback.strip_prefix(&server.base).unwrap();
+    let done = support::http(&server.base, "GET", callback, "", &[("cookie", &browser)]);
+    assert_eq!(done.status, 302, "{}", done.body);
+    let session = first(done.cookie("jit_session").unwrap());
+    support::http(
+        &server.base,
+        "GET",
+        "/signin/done",
+        "",
+        &[("cookie", &session)],
+    )
+}
+
+#[test]
+fn a_member_of_a_reader_role_may_look_and_other_members_are_refused() {
+    let sim = start_sim();
+    let app = console_app(&sim);
+    let server = Server::start(app.path());
+    let truth = sim.handle.wecom_truth();
+    let admins: Vec<String> = truth
+        .admins
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|a| a.member_id.clone())
+        .collect();
+    let role = truth
+        .roles
+        .values()
+        .find(|r| r.name == "技术委员会")
+        .expect("the simulator's tag");
+    let active = |id: &&String| {
+        truth.members[id.as_str()].status == jit_org::MemberStatus::Active && !admins.contains(id)
+    };
+    let reader = role.members.iter().find(active).expect("an active holder");
+    let outsider = truth
+        .members
+        .keys()
+        .filter(active)
+        .find(|id| !role.members.contains(id))
+        .unwrap();
+
+    let done = login_as(&server, &sim, reader);
+    assert_eq!(done.status, 200, "{}", done.body);
+    let cookie = done.cookie("jit_console").expect("a console session");
+    assert!(
+        cookie.contains("SameSite=Strict") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = support::http(&server.base, "GET", "/", "", &[("cookie", &cookie)]);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("read-only") && !page.body.contains("Sync now"),
+        "{}",
+        page.body
+    );
+
+    let refused = login_as(&server, &sim, outsider);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("No access to the console"));
+    assert!(refused.cookie("jit_console").is_none());
 }
