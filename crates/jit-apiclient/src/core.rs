@@ -5,6 +5,7 @@ use crate::error::{ApiError, ErrInfo};
 use crate::progress::StatsRegistry;
 use crate::token::{Lease, Token, TokenCache};
 use jit_org::FetchStats;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -313,6 +314,25 @@ impl ApiCore {
     /// Sends `req` within the budget, retrying as the dialect's verdicts say,
     /// and returns the successful JSON answer.
     pub async fn call(&self, req: &ApiRequest) -> Result<Value, ApiError> {
+        self.call_decoded(req).await
+    }
+
+    /// Like [`ApiCore::call`], but reads a successful answer straight into
+    /// `T` without building a [`Value`] tree first (for large list pages,
+    /// where that tree costs more than the rows themselves). The dialect
+    /// classifies the answer on its top-level scalar fields (`errcode`,
+    /// `errmsg`, ...), which is all a dialect may read for calls made this
+    /// way. An answer that does not fit `T` comes back as
+    /// [`Answer::Json`], so the caller's checks still name what is wrong
+    /// (or accept what its lenient reading accepts).
+    pub async fn call_typed<T: DeserializeOwned>(
+        &self,
+        req: &ApiRequest,
+    ) -> Result<Answer<T>, ApiError> {
+        self.call_decoded(req).await
+    }
+
+    async fn call_decoded<R: Decode>(&self, req: &ApiRequest) -> Result<R, ApiError> {
         let mut attempt: u32 = 0;
         let mut token_retry_used = false;
         loop {
@@ -322,7 +342,7 @@ impl ApiCore {
             };
             let (permit, waited) = self.limiter.admit(&req.path).await;
             self.stats.call(&req.path, attempt > 0, waited);
-            let outcome = self.send_once(req, lease.as_ref()).await;
+            let outcome = self.send_once::<R>(req, lease.as_ref()).await;
             drop(permit);
             let failure = match outcome {
                 Ok(v) => return Ok(v),
@@ -391,7 +411,11 @@ impl ApiCore {
         }
     }
 
-    async fn send_once(&self, req: &ApiRequest, lease: Option<&Lease>) -> Result<Value, Failure> {
+    async fn send_once<R: Decode>(
+        &self,
+        req: &ApiRequest,
+        lease: Option<&Lease>,
+    ) -> Result<R, Failure> {
         let path = &req.path;
         let url = format!("{}{}", req.base, req.path);
         let mut builder = self
@@ -445,61 +469,64 @@ impl ApiCore {
             }
             bytes.extend_from_slice(&chunk);
         }
-        // Redact a window larger than what is shown, so a key just before
-        // the cut still hides its value; then keep the first 200 characters.
-        let snippet = || {
-            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]);
-            crate::redact(&text).chars().take(200).collect::<String>()
-        };
         if status >= 500 {
             return Err(Failure::Transient {
                 error: ApiError::Http {
                     path: path.clone(),
                     status,
-                    snippet: snippet(),
+                    snippet: snippet(&bytes),
                 },
                 throttled: false,
             });
         }
-        let body: Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            Err(e) if status < 300 => {
-                return Err(Failure::Transient {
-                    error: ApiError::Malformed {
-                        path: path.clone(),
-                        message: format!("{e}; body starts {:?}", snippet()),
-                    },
-                    throttled: false,
-                })
-            }
+        R::decode(self, path, status, &bytes)
+    }
+
+    /// Reads an answer's JSON as `V` (the whole tree, or only its head): an
+    /// unreadable body is malformed (retried) on success statuses, else an
+    /// HTTP error.
+    fn read_body<V: DeserializeOwned>(path: &str, status: u16, bytes: &[u8]) -> Result<V, Failure> {
+        match serde_json::from_slice(bytes) {
+            Ok(v) => Ok(v),
+            Err(e) if status < 300 => Err(Failure::Transient {
+                error: ApiError::Malformed {
+                    path: path.to_string(),
+                    message: format!("{e}; body starts {:?}", snippet(bytes)),
+                },
+                throttled: false,
+            }),
             Err(_) => {
                 let error = ApiError::Http {
-                    path: path.clone(),
+                    path: path.to_string(),
                     status,
-                    snippet: snippet(),
+                    snippet: snippet(bytes),
                 };
-                return Err(if status == 429 {
+                Err(if status == 429 {
                     Failure::Transient {
                         error,
                         throttled: true,
                     }
                 } else {
                     Failure::Fatal(error)
-                });
+                })
             }
-        };
+        }
+    }
+
+    /// The dialect's verdict on an answer `body` (whole, or its head).
+    fn judge(&self, path: &str, status: u16, bytes: &[u8], body: &Value) -> Result<(), Failure> {
         let platform = |info: ErrInfo| ApiError::Platform {
-            path: path.clone(),
+            path: path.to_string(),
             http_status: status,
             code: info.code,
             message: info.message,
         };
-        match self.dialect.classify(status, &body) {
-            Verdict::Ok if status < 300 => Ok(body),
+        match self.dialect.classify(status, body) {
+            Verdict::Ok if status < 300 => Ok(()),
             Verdict::Ok => Err(Failure::Fatal(ApiError::Http {
-                path: path.clone(),
+                path: path.to_string(),
                 status,
-                snippet: snippet(),
+                snippet: snippet(bytes),
             })),
             Verdict::Token(info) => Err(Failure::Token(platform(info))),
             Verdict::Transient { info, throttled } => Err(Failure::Transient {
@@ -508,6 +535,154 @@ impl ApiCore {
             }),
             Verdict::Fatal(info) => Err(Failure::Fatal(platform(info))),
         }
+    }
+}
+
+/// The first 200 characters of an answer, redacted: a window larger than
+/// what is shown is redacted, so a key just before the cut still hides its
+/// value.
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]);
+    crate::redact(&text).chars().take(200).collect::<String>()
+}
+
+/// A successful answer of [`ApiCore::call_typed`].
+#[derive(Debug)]
+pub enum Answer<T> {
+    /// The answer, read straight into `T`.
+    Typed(T),
+    /// The answer did not fit `T`: its JSON, for the caller's own checks.
+    Json(Value),
+}
+
+/// How [`ApiCore`] turns an answer's bytes into what a call returns.
+trait Decode: Sized {
+    fn decode(core: &ApiCore, path: &str, status: u16, bytes: &[u8]) -> Result<Self, Failure>;
+}
+
+impl Decode for Value {
+    fn decode(core: &ApiCore, path: &str, status: u16, bytes: &[u8]) -> Result<Value, Failure> {
+        let body: Value = ApiCore::read_body(path, status, bytes)?;
+        core.judge(path, status, bytes, &body)?;
+        Ok(body)
+    }
+}
+
+impl<T: DeserializeOwned> Decode for Answer<T> {
+    fn decode(core: &ApiCore, path: &str, status: u16, bytes: &[u8]) -> Result<Self, Failure> {
+        let Head(head) = ApiCore::read_body(path, status, bytes)?;
+        core.judge(path, status, bytes, &head)?;
+        match serde_json::from_slice(bytes) {
+            Ok(typed) => Ok(Answer::Typed(typed)),
+            Err(_) => Ok(Answer::Json(ApiCore::read_body(path, status, bytes)?)),
+        }
+    }
+}
+
+/// An answer's top-level scalar fields as a JSON object (lists and objects
+/// are skipped without being built); a body that is not an object is kept
+/// as it is when scalar, else becomes `null`.
+struct Head(Value);
+
+impl<'de> serde::Deserialize<'de> for Head {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Head, D::Error> {
+        struct Top;
+        impl<'de> serde::de::Visitor<'de> for Top {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON answer")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Value, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if let Scalar(Some(v)) = map.next_value()? {
+                        out.insert(key, v);
+                    }
+                }
+                Ok(Value::Object(out))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Value::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+                Ok(Value::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+                Ok(v.into())
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+                Ok(v.into())
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+                Ok(v.into())
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+                Ok(v.into())
+            }
+            fn visit_unit<E>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+        }
+        d.deserialize_any(Top).map(Head)
+    }
+}
+
+/// One field's value in [`Head`]: a scalar, or `None` for a list or object
+/// (skipped, not built).
+struct Scalar(Option<Value>);
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        struct One;
+        impl<'de> serde::de::Visitor<'de> for One {
+            type Value = Option<Value>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(None)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Some(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Some(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Some(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Some(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Some(v.into()))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Some(Value::Null))
+            }
+        }
+        d.deserialize_any(One).map(Scalar)
     }
 }
 

@@ -290,3 +290,49 @@ async fn an_error_page_echoing_credentials_is_quoted_without_them() {
     assert!(text.contains("HTTP 400"), "{text}");
     assert!(!text.contains("SENTINEL"), "{text}");
 }
+
+/// A list page as a caller reads it with `call_typed`.
+#[derive(serde::Deserialize, Debug)]
+struct Page {
+    items: Vec<i64>,
+}
+
+#[tokio::test]
+async fn a_typed_call_reads_the_answer_straight_into_its_type() {
+    let (base, _) = serve(script(&[(200, r#"{"errcode":0,"items":[1,2,3]}"#)])).await;
+    let c = core(&base, |_| {});
+    match c.call_typed::<Page>(&ApiRequest::get(&base, "/api")).await {
+        Ok(Answer::Typed(page)) => assert_eq!(page.items, [1, 2, 3]),
+        other => panic!("expected a typed page, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_typed_call_is_classified_and_retried_like_any_call() {
+    let (base, s) = serve(script(&[
+        (200, r#"{"items":[], "errcode":2,"errmsg":"busy"}"#),
+        (200, r#"{"errcode":9,"errmsg":"no such list","items":[4]}"#),
+    ]))
+    .await;
+    let c = core(&base, |_| {});
+    let e = c
+        .call_typed::<Page>(&ApiRequest::get(&base, "/api"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no such list"), "{e}");
+    assert_eq!(
+        s.api_calls.load(Ordering::SeqCst),
+        2,
+        "busy retried, fatal not"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_that_does_not_fit_the_type_comes_back_as_json() {
+    let (base, _) = serve(script(&[(200, r#"{"errcode":0,"items":["one"]}"#)])).await;
+    let c = core(&base, |_| {});
+    match c.call_typed::<Page>(&ApiRequest::get(&base, "/api")).await {
+        Ok(Answer::Json(v)) => assert_eq!(v["items"][0], "one"),
+        other => panic!("expected the JSON, got {other:?}"),
+    }
+}

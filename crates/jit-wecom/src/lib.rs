@@ -27,7 +27,7 @@ mod model;
 pub use model::{AgentInfo, DeptRef, ListIdPage, LoginIdentity, SimpleUser, Tag, TagDetail};
 
 use jit_apiclient::{
-    json, ApiCore, ApiError, ApiRequest, Auth, ClientTuning, Dialect, ErrInfo, FetchStats,
+    json, Answer, ApiCore, ApiError, ApiRequest, Auth, ClientTuning, Dialect, ErrInfo, FetchStats,
     RateLimit, RetryPolicy, Token, Verdict,
 };
 use jit_org::{Admin, Dept, Member};
@@ -204,7 +204,11 @@ pub fn parse_department_list(answer: &Value) -> Result<Vec<Dept>, ApiError> {
 /// JSON pointer. Withheld fields are `None`.
 pub fn parse_user_list(answer: &Value) -> Result<Vec<Member>, ApiError> {
     let rows = checked("user/list", answer, "userlist", model::check_member)?;
-    let members: Vec<Member> = rows.iter().map(model::member_from_json).collect();
+    unique_members(rows.iter().map(model::member_from_json).collect())
+}
+
+/// `members` when no member is listed twice in one `user/list` answer.
+fn unique_members(members: Vec<Member>) -> Result<Vec<Member>, ApiError> {
     let mut seen = std::collections::HashSet::new();
     if let Some(m) = members.iter().find(|m| !seen.insert(m.member_id.as_str())) {
         return Err(ApiError::Malformed {
@@ -357,9 +361,22 @@ impl WecomClient {
 
     /// `user/list`: the direct members of a department, full detail.
     pub async fn user_list(&self, department_id: i64) -> Result<Vec<Member>, ApiError> {
-        let v = self
-            .get("user/list", &[("department_id", department_id.to_string())])
-            .await?;
+        let req = ApiRequest::get(&self.base, &normalize_path("user/list"))
+            .query("department_id", department_id.to_string());
+        // The plain shape is read straight into members (no JSON tree: the
+        // largest answers of a sync); anything else, the checked way.
+        let v = match self.core.call_typed::<model::UserListAnswer>(&req).await? {
+            Answer::Typed(answer) => {
+                let members = answer
+                    .into_members()
+                    .map_err(|message| ApiError::Malformed {
+                        path: req.path.clone(),
+                        message,
+                    })?;
+                return unique_members(members);
+            }
+            Answer::Json(v) => v,
+        };
         parse_user_list(&v)
     }
 

@@ -283,6 +283,76 @@ pub(crate) fn login_from_json(v: &Value) -> LoginIdentity {
     }
 }
 
+/// A `user/list` answer read straight into rows, without a JSON tree: the
+/// fast path for the largest answers of a sync. It accepts only the plain
+/// shape (texts as strings, ids and codes as integers); anything else fails
+/// to read and the answer goes through [`check_member`] and
+/// [`member_from_json`], which name what is wrong or read it leniently, so
+/// both paths give the same members.
+#[derive(Deserialize)]
+pub(crate) struct UserListAnswer {
+    userlist: Vec<UserRow>,
+}
+
+/// One plain `user/list` row (see [`UserListAnswer`]).
+#[derive(Deserialize)]
+struct UserRow {
+    userid: String,
+    name: Option<String>,
+    status: Option<i64>,
+    position: Option<String>,
+    main_department: Option<i64>,
+    mobile: Option<String>,
+    email: Option<String>,
+    avatar: Option<String>,
+    department: Option<Vec<i64>>,
+    order: Option<Vec<i64>>,
+    is_leader_in_dept: Option<Vec<i64>>,
+    extattr: Option<Value>,
+}
+
+impl UserListAnswer {
+    /// The members; a row holding what [`check_member`] refuses (an empty
+    /// userid, a department id out of range) gives its message, naming the
+    /// same JSON pointer as the checked way.
+    pub(crate) fn into_members(self) -> Result<Vec<Member>, String> {
+        let id_ok = |d: &i64| (1..=json::MAX_ID).contains(d);
+        self.userlist
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let depts = r.department.unwrap_or_default();
+                if r.userid.is_empty() || !depts.iter().all(id_ok) {
+                    let row = serde_json::json!({ "userid": r.userid, "department": depts });
+                    check_member(&row, &format!("/userlist/{i}"))?;
+                }
+                let orders = r.order.unwrap_or_default();
+                let leaders = r.is_leader_in_dept.unwrap_or_default();
+                let mut m = Member::new(r.userid, r.name.unwrap_or_default());
+                m.status = status(r.status);
+                m.position = r.position;
+                m.main_dept_id = r.main_department;
+                m.mobile = r.mobile;
+                m.email = r.email;
+                m.avatar = r.avatar;
+                m.depts = depts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| DeptMembership {
+                        dept_id: d,
+                        order: orders.get(i).copied().unwrap_or(0),
+                        is_leader: leaders.get(i).copied().unwrap_or(0) != 0,
+                    })
+                    .collect();
+                if let Some(ext) = r.extattr.filter(|e| !e.is_null()) {
+                    m.extra = serde_json::json!({ "extattr": ext });
+                }
+                Ok(m)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +441,37 @@ mod tests {
     fn old_login_endpoint_capitalised_keys_are_read() {
         let l = login_from_json(&json!({"UserId":"u1","DeviceId":""}));
         assert_eq!(l.user_id.as_deref(), Some("u1"));
+    }
+
+    /// The fast read of a plain `user/list` answer gives the members the
+    /// checked read gives.
+    #[test]
+    fn a_plain_user_list_reads_the_same_straight_into_members() {
+        let answer = json!({"errcode": 0, "errmsg": "ok", "userlist": [
+            {"userid": "u1", "name": "Ann", "status": 1, "department": [2, 3], "order": [5, 6],
+             "is_leader_in_dept": [0, 1], "main_department": 2, "position": "PM",
+             "mobile": "138", "email": "a@x", "avatar": "http://a", "extattr": {"attrs": []}},
+            {"userid": "u2", "name": "Bo", "status": 5, "department": [3]},
+            {"userid": "u3"}
+        ]});
+        let fast: UserListAnswer = serde_json::from_value(answer.clone()).unwrap();
+        let rows = answer["userlist"].as_array().unwrap();
+        let checked: Vec<Member> = rows.iter().map(member_from_json).collect();
+        assert_eq!(fast.into_members().unwrap(), checked);
+    }
+
+    /// A row the check refuses is refused by the fast read with the same
+    /// message, naming the same JSON pointer.
+    #[test]
+    fn the_fast_read_refuses_what_the_check_refuses_with_its_message() {
+        for row in [
+            json!({"userid": "", "department": [2]}),
+            json!({"userid": "u9", "department": [2, 0]}),
+        ] {
+            let answer = json!({"userlist": [{"userid": "u1"}, row.clone()]});
+            let fast: UserListAnswer = serde_json::from_value(answer).unwrap();
+            let expected = check_member(&row, "/userlist/1").unwrap_err();
+            assert_eq!(fast.into_members().unwrap_err(), expected);
+        }
     }
 }
