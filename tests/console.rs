@@ -683,6 +683,28 @@ fn a_dry_run_records_its_plan_as_a_run_and_changes_nothing() {
         run_page.ends_with(&format!("/runs/{}", run["runId"])),
         "{run_page}"
     );
+    // The run keeps the platform calls it made, and both the history and
+    // the run's page show them with its throttling.
+    let calls = run["calls"]["calls"].as_u64().expect("the run's calls");
+    assert!(calls > 0, "{run}");
+    let throttled = run["calls"]["throttled"].as_u64().expect("throttled");
+    let shown_calls = format!("{calls} calls, {throttled} throttled");
+    let history = support::http(
+        &server.base,
+        "GET",
+        &format!("/orgs/{ORG}/runs"),
+        "",
+        &[("cookie", &admin)],
+    );
+    assert!(history.body.contains(&shown_calls), "{}", history.body);
+    let whole = support::http(&server.base, "GET", &run_page, "", &[("cookie", &admin)]);
+    assert!(
+        whole
+            .body
+            .contains(&format!("id=\"run-calls\">{shown_calls}")),
+        "{}",
+        whole.body
+    );
     // The run's page lists the planned update; the member keeps the old name.
     let shown = support::http(
         &server.base,

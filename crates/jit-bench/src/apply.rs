@@ -73,6 +73,7 @@ async fn measure(
         notes: vec![],
         kind: jit_store::RunKind::Sync,
         missed_by_events: None,
+        calls: None,
     };
     let start = Instant::now();
     let report = store

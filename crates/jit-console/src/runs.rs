@@ -49,6 +49,26 @@ fn counts_text(r: &SyncRun) -> String {
         .join(", ")
 }
 
+/// The platform calls of a run and its throttling: "120 calls, 3 throttled
+/// (waited 1.2 s)"; a dash for runs recorded before the store kept them.
+fn calls_text(r: &SyncRun) -> String {
+    let Some(c) = r.calls else {
+        return "—".into();
+    };
+    let mut t = format!("{} call{}", c.calls, if c.calls == 1 { "" } else { "s" });
+    if c.retries > 0 {
+        t.push_str(&format!(", {} retried", c.retries));
+    }
+    t.push_str(&format!(", {} throttled", c.throttled));
+    if c.wait_ms > 0 {
+        t.push_str(&format!(" (waited {})", duration(c.wait_ms as i64)));
+    }
+    if c.failures > 0 {
+        t.push_str(&format!(", {} failed", c.failures));
+    }
+    t
+}
+
 /// `GET /orgs/{org}/runs`: the newest runs.
 pub(crate) async fn run_list(
     State(host): State<Host>,
@@ -73,12 +93,12 @@ pub(crate) async fn run_list(
         body.push_str(
             "<div class=\"scroll\"><table><thead><tr><th scope=col>Run</th><th scope=col>Started</th>\
              <th scope=col>Outcome</th><th scope=col>Changes</th><th scope=col>Duration</th>\
-             <th scope=col>Why</th></tr></thead><tbody>",
+             <th scope=col>Calls</th><th scope=col>Why</th></tr></thead><tbody>",
         );
         for r in &runs {
             body.push_str(&format!(
                 "<tr><td><a href=\"/orgs/{}/runs/{id}\">#{id}</a></td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td class=\"reason\">{}</td></tr>",
+                 <td>{}</td><td class=\"calls\">{}</td><td class=\"reason\">{}</td></tr>",
                 enc(&org),
                 when(r.started_at),
                 badge(&outcome(r)),
@@ -88,6 +108,7 @@ pub(crate) async fn run_list(
                 } else {
                     duration(r.finished_at - r.started_at)
                 },
+                calls_text(r),
                 esc(r.error.as_deref().unwrap_or("")),
                 id = r.run_id,
             ));
@@ -175,7 +196,8 @@ pub(crate) async fn run_page(
     let out = outcome(&run);
     let mut body = format!(
         "<dl class=\"facts\"><dt>Outcome</dt><dd id=\"outcome\">{}</dd><dt>Started</dt><dd>{}</dd>\
-         <dt>Duration</dt><dd>{}</dd><dt>Changes</dt><dd>{}</dd></dl>",
+         <dt>Duration</dt><dd>{}</dd><dt>Changes</dt><dd>{}</dd>\
+         <dt>Calls</dt><dd id=\"run-calls\">{}</dd></dl>",
         badge(&out),
         when(run.started_at),
         if run.outcome == RunOutcome::Running {
@@ -183,7 +205,8 @@ pub(crate) async fn run_page(
         } else {
             duration(run.finished_at - run.started_at)
         },
-        counts_text(&run)
+        counts_text(&run),
+        calls_text(&run)
     );
     if let Some(e) = &run.error {
         body.push_str(&format!(

@@ -79,6 +79,7 @@ async fn seeded(store: &Arc<dyn CorpStore>) {
         notes: Vec::new(),
         kind: jit_store::RunKind::Sync,
         missed_by_events: None,
+        calls: None,
     };
     let t0 = Instant::now();
     store.apply_plan(&org.corp, &org.plan, &run).await.unwrap();

@@ -450,6 +450,12 @@ struct RunView {
     /// the events had missed (reconciliation; 0 is the goal).
     #[serde(skip_serializing_if = "Option::is_none")]
     missed_by_events: Option<u64>,
+    /// The platform API calls the run made (calls, retries, throttled
+    /// answers, failures, throttling waits in ms); absent for runs recorded
+    /// before the store kept them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    calls: Option<jit_store::RunCalls>,
 }
 
 impl From<SyncRun> for RunView {
@@ -472,6 +478,7 @@ impl From<SyncRun> for RunView {
             notes: r.notes,
             kind: r.kind.as_str().to_string(),
             missed_by_events: r.missed_by_events,
+            calls: r.calls,
         }
     }
 }

@@ -302,6 +302,46 @@ pub struct SyncRun {
     /// `None` for event runs and orgs without events.
     #[serde(default)]
     pub missed_by_events: Option<u64>,
+    /// The platform API calls the run made; `None` for runs recorded before
+    /// the store kept them (store version 7) and runs that read nothing.
+    #[serde(default)]
+    pub calls: Option<RunCalls>,
+}
+
+/// The platform API calls of one run, summed over every API path: what the
+/// run history shows besides the changes (a run slowed by throttling shows
+/// it here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCalls {
+    /// Requests sent (retries included).
+    pub calls: u64,
+    /// Requests that retried an earlier attempt.
+    pub retries: u64,
+    /// Answers that were the platform's throttling codes.
+    pub throttled: u64,
+    /// Calls that finally failed.
+    pub failures: u64,
+    /// Time spent waiting for the rate budget (throttling waits), in
+    /// milliseconds.
+    pub wait_ms: u64,
+}
+
+impl RunCalls {
+    /// The totals of a client's statistics over one run (take them with
+    /// [`jit_org::FetchStats::since`] when the client outlives the run).
+    pub fn from_stats(stats: &jit_org::FetchStats) -> RunCalls {
+        stats
+            .endpoints
+            .values()
+            .fold(RunCalls::default(), |t, e| RunCalls {
+                calls: t.calls + e.calls,
+                retries: t.retries + e.retries,
+                throttled: t.throttled + e.throttled,
+                failures: t.failures + e.failures,
+                wait_ms: t.wait_ms + e.budget_wait_ms,
+            })
+    }
 }
 
 /// What started a run.

@@ -95,6 +95,7 @@
 //!     notes: vec![],
 //!     kind: RunKind::Sync,
 //!     missed_by_events: None,
+//!     calls: None,
 //! };
 //! let report = store.apply_plan(&corp, &plan, &run).await?;
 //! assert_eq!(report.rows_written, 1);

@@ -655,6 +655,17 @@ pub(crate) fn counts_from_text(s: &str) -> jit_org::ChangeCounts {
     serde_json::from_str(s).unwrap_or_default()
 }
 
+/// A run's calls as stored (JSON object text; NULL when not known).
+pub(crate) fn calls_to_text(calls: &Option<crate::api::RunCalls>) -> Option<String> {
+    calls.as_ref().and_then(|c| serde_json::to_string(c).ok())
+}
+
+/// Parses a run's stored calls; unreadable text reads as not known rather
+/// than failing the whole run history.
+pub(crate) fn calls_from_text(s: Option<&str>) -> Option<crate::api::RunCalls> {
+    s.and_then(|s| serde_json::from_str(s).ok())
+}
+
 /// Stored form of enums that serialize to a bare string.
 pub(crate) fn enum_str<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
@@ -793,19 +804,19 @@ pub(crate) mod sql {
     pub const ADMIN_INSERT: &str =
         "INSERT INTO admins (corp, member_id, level, seq, origin) VALUES ($1, $2, $3, $4, $5)";
     pub const INSERT_RUN: &str = "INSERT INTO sync_runs (corp, started_at, finished_at, outcome, counts, error, notes, rows_written, \
-        kind, missed_by_events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING run_id";
+        kind, missed_by_events, calls) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING run_id";
     /// Finishes a begun run; `started_at` and `corp` stay as recorded.
     pub const FINISH_RUN: &str = "UPDATE sync_runs SET finished_at = $1, outcome = $2, counts = $3, error = $4, notes = $5, \
-        rows_written = $6, missed_by_events = $7 WHERE run_id = $8 AND corp = $9";
+        rows_written = $6, missed_by_events = $7, calls = $8 WHERE run_id = $9 AND corp = $10";
     pub const NEWEST_RUNNING_RUN: &str = "SELECT run_id, started_at FROM sync_runs \
         WHERE corp = $1 AND outcome = 'running' ORDER BY run_id DESC LIMIT 1";
     /// Runs left `running` by a process that no longer holds the sync lock.
     pub const FAIL_RUNNING_RUNS: &str =
         "UPDATE sync_runs SET outcome = 'failed', error = $1 WHERE corp = $2 AND outcome = 'running'";
     pub const CLEAR_RUN_CHANGES: &str = "DELETE FROM run_changes WHERE run_id = $1";
-    pub const SELECT_RUN: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes, kind, missed_by_events FROM sync_runs \
+    pub const SELECT_RUN: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes, kind, missed_by_events, calls FROM sync_runs \
         WHERE run_id = $1";
-    pub const SELECT_RUNS: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes, kind, missed_by_events FROM sync_runs \
+    pub const SELECT_RUNS: &str = "SELECT run_id, corp, started_at, finished_at, outcome, counts, error, notes, kind, missed_by_events, calls FROM sync_runs \
         WHERE corp = $1 ORDER BY run_id DESC LIMIT $2";
     pub const SELECT_RUN_CHANGES: &str =
         "SELECT object, object_id, kind, reason FROM run_changes WHERE run_id = $1 ORDER BY seq";

@@ -531,6 +531,7 @@ async fn write_run(
     let rows_written = rows_written as i64;
     let kind = run.kind.as_str();
     let missed = run.missed_by_events.map(|n| n as i64);
+    let calls = logic::calls_to_text(&run.calls);
     let run_id: i64 = if run.run_id == 0 {
         tx.query_one(
             sql::INSERT_RUN,
@@ -545,6 +546,7 @@ async fn write_run(
                 &rows_written,
                 &kind,
                 &missed,
+                &calls,
             ],
         )
         .await
@@ -562,6 +564,7 @@ async fn write_run(
                     &notes,
                     &rows_written,
                     &missed,
+                    &calls,
                     &run.run_id,
                     &run.corp,
                 ],
@@ -1177,6 +1180,7 @@ fn run_from_row(r: &tokio_postgres::Row) -> StoreResult<SyncRun> {
         notes: serde_json::from_str(r.get::<_, &str>(7)).unwrap_or_default(),
         kind: logic::run_kind(r.get::<_, &str>(8))?,
         missed_by_events: r.get::<_, Option<i64>>(9).map(|n| n.max(0) as u64),
+        calls: logic::calls_from_text(r.get::<_, Option<&str>>(10)),
     })
 }
 

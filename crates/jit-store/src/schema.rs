@@ -344,6 +344,15 @@ ALTER TABLE sync_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'sync';
 ALTER TABLE sync_runs ADD COLUMN missed_by_events BIGINT
 "#,
     },
+    Migration {
+        version: 7,
+        sql: r#"
+-- The platform API calls a run made (calls, retries, throttled answers,
+-- failures, throttling waits) as a JSON object; NULL for runs recorded
+-- before and runs that read nothing.
+ALTER TABLE sync_runs ADD COLUMN calls TEXT
+"#,
+    },
 ];
 
 /// Highest version the binary knows.

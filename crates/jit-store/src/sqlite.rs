@@ -505,7 +505,8 @@ fn write_run(
                     notes,
                     rows_written as i64,
                     run.kind.as_str(),
-                    run.missed_by_events.map(|n| n as i64)
+                    run.missed_by_events.map(|n| n as i64),
+                    logic::calls_to_text(&run.calls)
                 ],
                 |r| r.get(0),
             )
@@ -522,6 +523,7 @@ fn write_run(
                 notes,
                 rows_written as i64,
                 run.missed_by_events.map(|n| n as i64),
+                logic::calls_to_text(&run.calls),
                 run.run_id,
                 run.corp
             ])
@@ -597,6 +599,7 @@ type RunColumns = (
     String,
     String,
     Option<i64>,
+    Option<String>,
 );
 
 fn run_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunColumns> {
@@ -611,11 +614,12 @@ fn run_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunColumns> {
         r.get(7)?,
         r.get(8)?,
         r.get(9)?,
+        r.get(10)?,
     ))
 }
 
 fn run_from_columns(
-    (run_id, corp, started_at, finished_at, outcome, counts, error, notes, kind, missed): RunColumns,
+    (run_id, corp, started_at, finished_at, outcome, counts, error, notes, kind, missed, calls): RunColumns,
 ) -> StoreResult<SyncRun> {
     Ok(SyncRun {
         run_id,
@@ -628,6 +632,7 @@ fn run_from_columns(
         notes: serde_json::from_str(&notes).unwrap_or_default(),
         kind: logic::run_kind(&kind)?,
         missed_by_events: missed.map(|n: i64| n.max(0) as u64),
+        calls: logic::calls_from_text(calls.as_deref()),
     })
 }
 

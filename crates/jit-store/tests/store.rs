@@ -41,6 +41,7 @@ suite!(
     unknown_org_is_reported,
     begun_run_is_stored_as_running,
     a_runs_kind_and_its_missed_count_are_kept,
+    a_runs_calls_and_throttling_waits_are_kept_when_it_is_finished,
     applying_a_begun_run_finishes_it_instead_of_adding_one,
     recording_a_begun_run_finishes_it_with_its_change_lines,
     finishing_a_run_that_is_not_stored_is_invalid,
@@ -1025,6 +1026,47 @@ async fn a_runs_kind_and_its_missed_count_are_kept(t: &TestStore) {
     assert_eq!(runs[1].missed_by_events, None);
     let json = serde_json::to_value(&runs[1]).unwrap();
     assert_eq!(json["kind"], "event");
+}
+
+async fn a_runs_calls_and_throttling_waits_are_kept_when_it_is_finished(t: &TestStore) {
+    let corp = wecom_corp("corps.Acme");
+    // A run is begun before it has called anything: no calls yet.
+    let begun = t.store.begin_run(&run_for(&corp)).await.unwrap();
+    assert_eq!(t.store.get_run(begun).await.unwrap().unwrap().calls, None);
+    let calls = jit_store::RunCalls {
+        calls: 42,
+        retries: 3,
+        throttled: 2,
+        failures: 1,
+        wait_ms: 1_250,
+    };
+    let finished = SyncRun {
+        run_id: begun,
+        calls: Some(calls),
+        ..run_for(&corp)
+    };
+    t.store.record_run(&finished, &[]).await.unwrap();
+    // A run recorded in one go keeps them too.
+    let whole = SyncRun {
+        calls: Some(jit_store::RunCalls {
+            calls: 7,
+            ..Default::default()
+        }),
+        ..run_for(&corp)
+    };
+    let whole_id = t.store.record_run(&whole, &[]).await.unwrap();
+    let runs = t.store.list_runs("corps.Acme", 10).await.unwrap();
+    assert_eq!(runs[0].run_id, whole_id);
+    assert_eq!(runs[0].calls.map(|c| c.calls), Some(7));
+    assert_eq!(runs[1].run_id, begun);
+    assert_eq!(runs[1].calls, Some(calls));
+    assert_eq!(
+        t.store.get_run(begun).await.unwrap().unwrap().calls,
+        Some(calls)
+    );
+    let json = serde_json::to_value(&runs[1]).unwrap();
+    assert_eq!(json["calls"]["throttled"], 2);
+    assert_eq!(json["calls"]["waitMs"], 1_250);
 }
 
 async fn applying_a_begun_run_finishes_it_instead_of_adding_one(t: &TestStore) {

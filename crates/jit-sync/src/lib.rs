@@ -421,6 +421,7 @@ async fn run(
             notes,
             kind: read.kind(),
             missed_by_events: None,
+            calls: None,
         };
     let run_id = store
         .begin_run(&base_run(0, RunOutcome::Running, None, Vec::new()))
@@ -430,8 +431,13 @@ async fn run(
 
     progress.on_event(&ProgressEvent::Phase("fetch".into()));
     let stats_before = read.stats();
-    let fail_run = |error: String, notes: Vec<String>| {
-        base_run(run_id, RunOutcome::Failed, Some(error), notes)
+    // A failed run keeps the calls it made before failing: a read that
+    // failed under throttling shows it in the run history.
+    let fail_run = |error: String, notes: Vec<String>| SyncRun {
+        calls: Some(jit_store::RunCalls::from_stats(
+            &read.stats().since(&stats_before),
+        )),
+        ..base_run(run_id, RunOutcome::Failed, Some(error), notes)
     };
     let fetch_failed = |run_id: Option<i64>, error: SourceError| SyncError::Fetch {
         corp: name.clone(),
@@ -482,6 +488,7 @@ async fn run(
         }
     };
     let fetch_stats = read.stats().since(&stats_before);
+    let calls = Some(jit_store::RunCalls::from_stats(&fetch_stats));
 
     progress.on_event(&ProgressEvent::Phase("plan".into()));
     let t_plan = Instant::now();
@@ -504,6 +511,7 @@ async fn run(
     let planned_run = |outcome: RunOutcome, error: Option<String>, notes: Vec<String>| SyncRun {
         counts: counts.clone(),
         missed_by_events,
+        calls,
         ..base_run(run_id, outcome, error, notes)
     };
 

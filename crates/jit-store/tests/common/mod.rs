@@ -322,6 +322,7 @@ pub fn run_for(corp: &CorpRecord) -> SyncRun {
         notes: vec!["mobile withheld by WeCom".to_string()],
         kind: jit_store::RunKind::Sync,
         missed_by_events: None,
+        calls: None,
     }
 }
 
