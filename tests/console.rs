@@ -625,6 +625,55 @@ fn a_read_token_sees_no_sync_controls_and_a_sync_without_the_csrf_token_is_refus
 }
 
 #[test]
+fn console_requests_are_logged_and_counted_like_api_requests_without_their_cookies_or_csrf_tokens()
+{
+    let sim = start_sim();
+    let app = console_app(&sim);
+    let server = Server::start(app.path());
+    let admin = token_cookie(&server, ADMIN_TOKEN);
+    let session = admin.split_once('=').unwrap().1.to_string();
+    let page = support::http(
+        &server.base,
+        "GET",
+        &format!("/orgs/{ORG}/runs"),
+        "",
+        &[("cookie", &admin)],
+    );
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers.contains_key("x-request-id"),
+        "{:?}",
+        page.headers
+    );
+    let csrf = csrf_of(&page.body);
+    // A refused POST carries the session cookie and a CSRF token.
+    let r = form_post(
+        &server,
+        &format!("/orgs/{ORG}/sync"),
+        &format!("csrf={csrf}x&mode=sync"),
+        &admin,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    let metrics = server.get_api("/metrics").body;
+    for counted in [
+        "jit_http_requests_total{route=\"/orgs/{org}/runs\",method=\"GET\",status=\"200\"} 1",
+        "jit_http_requests_total{route=\"/orgs/{org}/sync\",method=\"POST\",status=\"403\"} 1",
+        "jit_http_requests_total{route=\"/signin\",method=\"POST\",status=\"303\"} 1",
+    ] {
+        assert!(metrics.contains(counted), "{counted} in:\n{metrics}");
+    }
+    let log = server.stderr.lock().unwrap().clone();
+    let logged = log
+        .lines()
+        .find(|l| l.contains(&format!("/orgs/{ORG}/sync")) && l.contains("403"));
+    assert!(logged.is_some(), "the refused POST is logged:\n{log}");
+    for secret in [session.as_str(), csrf.as_str(), ADMIN_TOKEN] {
+        assert!(!log.contains(secret), "{secret:?} logged:\n{log}");
+    }
+}
+
+#[test]
 fn names_with_markup_are_shown_as_text() {
     let sim = start_sim();
     let truth = sim.handle.wecom_truth();

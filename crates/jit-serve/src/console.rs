@@ -58,7 +58,7 @@ impl ConsoleHost for Console {
     }
 }
 
-/// The console's routes for this host.
+/// The console's routes for this host, logged and counted like the API's requests.
 pub(crate) fn routes(state: Arc<HostState>) -> axum::Router {
-    jit_console::routes(Arc::new(Console(state)))
+    crate::routes::observed(state.clone(), jit_console::routes(Arc::new(Console(state))))
 }

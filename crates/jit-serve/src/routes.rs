@@ -98,6 +98,15 @@ pub fn router_with(state: Arc<HostState>, extra: OpenApiRouter<Arc<HostState>>) 
         .with_state(state)
 }
 
+/// Routes answered beside the API with their own sign-in (the web console):
+/// they skip the API's token check but get the same request ids, log lines
+/// and request metrics, so a console click shows up like an API request.
+/// The log line holds the method, path and status only: the session cookie
+/// and the CSRF token (a header and a form field) are never logged.
+pub(crate) fn observed(state: Arc<HostState>, routes: Router) -> Router {
+    routes.layer(middleware::from_fn_with_state(state, observe))
+}
+
 /// Gives each request an id (answered as `x-request-id`), runs it inside a
 /// span carrying that id, logs its outcome and counts it. Headers are never
 /// logged: they carry the bearer token.
