@@ -398,8 +398,15 @@ fn sync_now_shows_live_progress_to_the_end_and_the_run_filters_its_changes() {
     b.screenshot("run-live-done");
     sim.handle.set_latency_ms(0);
 
-    // The page reloads into the stored run; filter its changes by kind.
+    // The page reloads into the stored run, which keeps the run's calls.
     b.wait_for("the stored run", "!document.getElementById('live')", 10);
+    let run_calls_el = b.find("#run-calls");
+    let run_calls = b.text(&run_calls_el);
+    assert!(
+        run_calls.contains(" calls, ") && run_calls.contains(" throttled"),
+        "{run_calls}"
+    );
+    // Filter its changes by kind.
     let chip = b.find("nav.chips a[href*='kind=updated']");
     b.click(&chip);
     b.wait_for("the filter", "location.search.includes('kind=updated')", 10);

@@ -405,3 +405,49 @@ pub(crate) async fn start(
         Err(why) => message_page(StatusCode::CONFLICT, "The sync did not start", &esc(&why)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(calls: Option<jit_store::RunCalls>) -> SyncRun {
+        SyncRun {
+            run_id: 1,
+            corp: "corps.Acme".into(),
+            started_at: 0,
+            finished_at: 0,
+            outcome: RunOutcome::Applied,
+            counts: Default::default(),
+            error: None,
+            notes: vec![],
+            kind: jit_store::RunKind::Sync,
+            missed_by_events: None,
+            calls,
+        }
+    }
+
+    #[test]
+    fn a_runs_calls_read_with_their_throttling_and_waits() {
+        let throttled = jit_store::RunCalls {
+            calls: 120,
+            retries: 3,
+            throttled: 2,
+            failures: 1,
+            wait_ms: 1_200,
+        };
+        assert_eq!(
+            calls_text(&run_with(Some(throttled))),
+            "120 calls, 3 retried, 2 throttled (waited 1.2 s), 1 failed"
+        );
+        let calm = jit_store::RunCalls {
+            calls: 1,
+            ..Default::default()
+        };
+        assert_eq!(calls_text(&run_with(Some(calm))), "1 call, 0 throttled");
+    }
+
+    #[test]
+    fn a_run_recorded_before_calls_were_kept_shows_a_dash() {
+        assert_eq!(calls_text(&run_with(None)), "—");
+    }
+}
