@@ -154,6 +154,11 @@ fn post_wecom(s: &Server, body: &str, sig: &str, ts: &str, nonce: &str) -> Resp 
     support::http(&s.base, "POST", &path, body, &[])
 }
 
+/// POSTs a sealed WeCom envelope as the platform sends it.
+fn post_envelope(s: &Server, env: &jit_crypto::WecomEnvelope) -> Resp {
+    post_wecom(s, &env.body, &env.msg_signature, &env.timestamp, &env.nonce)
+}
+
 fn post_ding(s: &Server, crypto: &DingTalkCrypto, plain: &str, ts_ms: u64) -> Resp {
     let sealed = crypto.seal(plain, &ts_ms.to_string(), "n0nce");
     let path = format!(
@@ -355,13 +360,7 @@ fn a_repeated_wecom_callback_is_stored_and_applied_once() {
     let first = c.seal_event(&xml, "1", &now, "nonce1");
     let again = c.seal_event(&xml, "1", &now, "nonce2");
     for env in [&first, &first, &again] {
-        let r = post_wecom(
-            &s,
-            &env.body,
-            &env.msg_signature,
-            &env.timestamp,
-            &env.nonce,
-        );
+        let r = post_envelope(&s, env);
         assert_eq!(r.status, 200, "{}", r.body);
     }
     let v = wait_applied(&s, WECOM, 1);
@@ -470,13 +469,7 @@ fn an_event_stored_before_a_sigkill_is_applied_after_the_restart() {
         &now_secs().to_string(),
         "k1",
     );
-    let r = post_wecom(
-        &s,
-        &env.body,
-        &env.msg_signature,
-        &env.timestamp,
-        &env.nonce,
-    );
+    let r = post_envelope(&s, &env);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(inbox(&s, WECOM)["pending"], 1);
     let pid = s.child.id().to_string();
@@ -597,7 +590,7 @@ fn two_replicas_on_one_postgresql_receive_every_event_and_apply_each_once() {
         // Each event reaches both replicas (a platform retry landing on the
         // other one behind a load balancer).
         for s in [&a, &b] {
-            let r = post_wecom(s, &env.body, &env.msg_signature, &env.timestamp, &env.nonce);
+            let r = post_envelope(s, &env);
             assert_eq!(r.status, 200, "{}", r.body);
         }
     }
@@ -738,13 +731,7 @@ fn an_event_whose_read_fails_is_retried_with_its_error_shown_and_applied_once_th
         &now_secs().to_string(),
         "r1",
     );
-    let r = post_wecom(
-        &s,
-        &env.body,
-        &env.msg_signature,
-        &env.timestamp,
-        &env.nonce,
-    );
+    let r = post_envelope(&s, &env);
     assert_eq!(r.status, 200, "{}", r.body);
     let deadline = Instant::now() + Duration::from_secs(20);
     let failed = loop {
