@@ -229,6 +229,17 @@ async fn serve(
     }
     println!();
     println!("Serving the app at http://127.0.0.1:{port}/ (console at /, API under /api/v1).");
+    // The console signs people in through the app's login elements; the
+    // simulator's login page lists the org's admins, who may sync.
+    if let Some(admin) = sim
+        .wecom_truth()
+        .admins
+        .and_then(|a| a.first().map(|a| a.member_id.clone()))
+    {
+        println!(
+            "Sign in to the console with the WeCom login and pick an admin on the simulated login page (e.g. {admin}): admins may sync, dry-run and apply refused runs."
+        );
+    }
     if exit {
         let _ = stop_tx.send(());
     } else {

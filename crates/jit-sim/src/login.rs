@@ -10,8 +10,9 @@
 //! The person at the page is chosen by the caller with `sim_userid` (a
 //! member of the org) or `sim_outsider=1` (someone who is not a member:
 //! WeCom then answers the code with an `openid`, DingTalk with a unionId no
-//! org of the app knows). Without either the page answers an HTML form
-//! asking for a userid. The codes are the ones the admin API's `login-code`
+//! org of the app knows). Without either the page answers the HTML form a
+//! person uses in a browser: the org's admins and a few members as buttons,
+//! or a userid typed in (`sim_typed`), with the request's parameters kept. The codes are the ones the admin API's `login-code`
 //! issues: single use, expiring after `login_code_lifetime_secs`.
 
 use crate::org::Platform;
@@ -66,7 +67,10 @@ fn page(sh: &Shared, org: usize, q: &Params, code_param: &str) -> Response {
     let state = q.get("state").map(String::as_str).unwrap_or("");
     let code = if q.get("sim_outsider").is_some_and(|v| v == "1") {
         sh.issue_code(org, "")
-    } else if let Some(userid) = q.get("sim_userid") {
+    } else if let Some(userid) = ["sim_userid", "sim_typed"]
+        .iter()
+        .find_map(|k| q.get(*k).filter(|v| !v.is_empty()))
+    {
         if sh.orgs[org]
             .read()
             .expect("org lock")
@@ -77,12 +81,7 @@ fn page(sh: &Shared, org: usize, q: &Params, code_param: &str) -> Response {
         }
         sh.issue_code(org, userid)
     } else {
-        return Html(
-            "<!doctype html><title>Simulated login</title>\
-             <form method=get><p>Log in as (userid): <input name=sim_userid></p>\
-             <p>Add this page's query parameters to submit.</p></form>",
-        )
-        .into_response();
+        return Html(login_form(sh, org, q)).into_response();
     };
     let sep = if redirect.contains('?') { '&' } else { '?' };
     let target = format!(
@@ -91,6 +90,61 @@ fn page(sh: &Shared, org: usize, q: &Params, code_param: &str) -> Response {
         encode(state)
     );
     (StatusCode::FOUND, [(header::LOCATION, target)]).into_response()
+}
+
+/// The platform's login page as a person sees it in a browser: the org's
+/// admins and a few members to pick from, or any userid typed in. The
+/// request's own parameters ride along as hidden fields, so submitting the
+/// form is the same request with `sim_userid` added.
+fn login_form(sh: &Shared, org: usize, q: &Params) -> String {
+    let o = sh.orgs[org].read().expect("org lock");
+    let mut hidden = String::new();
+    let mut keys: Vec<&String> = q.keys().filter(|k| !k.starts_with("sim_")).collect();
+    keys.sort();
+    for k in keys {
+        hidden.push_str(&format!(
+            "<input type=hidden name=\"{}\" value=\"{}\">",
+            html(k),
+            html(&q[k])
+        ));
+    }
+    // Admins first (they may sync from the console), then a few members.
+    let admins = o.admins.iter().map(|(id, _)| id.as_str());
+    let others = o.members.keys().map(String::as_str).take(5);
+    let mut choices = String::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for id in admins.chain(others) {
+        let Some(m) = o.find_member(id) else { continue };
+        if !seen.insert(id.to_string()) {
+            continue;
+        }
+        let role = if o.admins.iter().any(|(a, _)| a == id) {
+            " (admin)"
+        } else {
+            ""
+        };
+        choices.push_str(&format!(
+            "<li><button name=sim_userid value=\"{}\">{} · {}{role}</button></li>",
+            html(id),
+            html(&m.name),
+            html(id)
+        ));
+    }
+    format!(
+        "<!doctype html><meta charset=utf-8><title>Simulated login</title>\
+         <h1>Simulated login: {}</h1><form method=get>{hidden}\
+         <p>Log in as:</p><ul>{choices}</ul>\
+         <p><label>or userid <input name=sim_typed></label> <button>Log in</button></p></form>",
+        html(&o.corp_id)
+    )
+}
+
+/// Escapes text for HTML (element content and quoted attributes).
+fn html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).

@@ -506,9 +506,12 @@ impl Shared {
     pub(crate) fn issue_code(&self, org: usize, userid: &str) -> String {
         let mut auth = self.auth.lock().expect("auth lock");
         auth.counter += 1;
+        // Random, as the platforms' codes are: a code derived from the seed
+        // would repeat in the next run of the same simulated org, and an app
+        // that remembers spent codes (jit-login does) would refuse it.
         let code = format!(
-            "{:016x}{:08x}",
-            mix(self.cfg.seed ^ 0xc0de, auth.counter),
+            "{}{:08x}",
+            jit_crypto::random_nonce(16),
             auth.counter as u32
         );
         auth.codes.insert(

@@ -445,6 +445,43 @@ async fn login_codes_are_single_use_and_old_endpoint_uses_capitalised_keys() {
 }
 
 #[tokio::test]
+async fn the_login_page_offers_the_admins_and_keeps_the_request_when_submitted() {
+    let sim = start(small()).await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let info = sim.info();
+    let page_url = format!(
+        "{}/connect/oauth2/authorize?appid={}&redirect_uri=http%3A%2F%2Fapp.test%2Fback&state=s%3C1&response_type=code",
+        info.base_url, info.wecom.corp_id
+    );
+    let page = c.get(&page_url).send().await.unwrap().text().await.unwrap();
+    let admin = sim.wecom_truth().admins.expect("the sim has admins")[0]
+        .member_id
+        .clone();
+    // The admin is a button; the request's parameters ride along, escaped.
+    assert!(
+        page.contains(&format!("name=sim_userid value=\"{admin}\"")),
+        "{page}"
+    );
+    assert!(page.contains("name=\"state\" value=\"s&lt;1\""), "{page}");
+    // Submitting the form: the button's userid, the empty typed field, and
+    // the kept parameters, as a browser sends them.
+    let submit = format!(
+        "{}/connect/oauth2/authorize?appid={}&redirect_uri=http%3A%2F%2Fapp.test%2Fback&response_type=code&state=s%3C1&sim_userid={admin}&sim_typed=",
+        info.base_url, info.wecom.corp_id
+    );
+    let back = c.get(&submit).send().await.unwrap();
+    assert_eq!(back.status(), 302);
+    let location = back.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("http://app.test/back?code=") && location.ends_with("&state=s%3C1"),
+        "{location}"
+    );
+}
+
+#[tokio::test]
 async fn token_errors_use_the_real_codes() {
     let sim = start(small_with(|c| c.token_lifetime_secs = 1)).await;
     let c = client();
