@@ -376,18 +376,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn demo_syncs_the_example_app_and_its_store_then_answers_calls() {
-    let f = Fixture::new();
-    let app = f.sub("demo-app");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-app");
-    copy_dir(&example, &app);
-    let app_s = app.to_str().unwrap();
-    let out = jit(&[
+/// `jit demo --exit` on `app` with a small generated company.
+fn small_demo(app: &str) -> std::process::Output {
+    jit(&[
         "demo",
         "--exit",
         "--app",
-        app_s,
+        app,
         "--users",
         "300",
         "--depts",
@@ -396,7 +391,17 @@ fn demo_syncs_the_example_app_and_its_store_then_answers_calls() {
         "100",
         "--dingtalk-depts",
         "8",
-    ]);
+    ])
+}
+
+#[test]
+fn demo_syncs_the_example_app_and_its_store_then_answers_calls() {
+    let f = Fixture::new();
+    let app = f.sub("demo-app");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-app");
+    copy_dir(&example, &app);
+    let app_s = app.to_str().unwrap();
+    let out = small_demo(app_s);
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -432,6 +437,21 @@ fn demo_syncs_the_example_app_and_its_store_then_answers_calls() {
     ]));
     let n = users["userList"].as_array().unwrap().len();
     assert!(n > 250 && n <= 300, "{n} active members of 300");
+
+    // A newcomer runs the demo again: the kept store is synced again, and
+    // the logins (whose spent codes the store remembers) still work.
+    let again = small_demo(app_s);
+    assert!(
+        again.status.success(),
+        "{}\n{}",
+        text(&again.stdout),
+        text(&again.stderr)
+    );
+    let t = text(&again.stdout);
+    assert!(
+        t.contains("Logged in through auths.AcmeWecomLogin: member "),
+        "{t}"
+    );
 }
 
 // --- Two syncs of one org never interleave (the per-org sync lock). ---
