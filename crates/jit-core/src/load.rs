@@ -141,25 +141,36 @@ pub(crate) fn read_text(file: &Path) -> std::io::Result<String> {
     use std::io::Read as _;
     // The size comes from the open file (one fstat, as read_to_string would
     // do anyway), so the limit costs no extra lookup of the path.
-    let mut f = std::fs::File::open(file)?;
+    let f = std::fs::File::open(file)?;
     let len = f.metadata()?.len();
     if len > MAX_FILE_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!(
-                "the file is {len} bytes, larger than the {} MiB a declaration or config file may be",
-                MAX_FILE_BYTES / (1024 * 1024)
-            ),
-        ));
+        return Err(too_large(len));
     }
-    let mut text = String::with_capacity(len as usize);
-    f.read_to_string(&mut text).map(|_| text).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::InvalidData {
-            std::io::Error::new(e.kind(), "the file is not valid UTF-8 text")
-        } else {
-            e
-        }
+    // Read through `take`: `File::read_to_end` would ask the file for its
+    // size and position again (two more system calls per file, 20,000 files
+    // in a large app), and the cap also holds if the file grew since.
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not valid UTF-8 text",
+        )
     })
+}
+
+/// The error for a file larger than [`MAX_FILE_BYTES`].
+fn too_large(len: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::FileTooLarge,
+        format!(
+            "the file is {len} bytes, larger than the {} MiB a declaration or config file may be",
+            MAX_FILE_BYTES / (1024 * 1024)
+        ),
+    )
 }
 
 fn strip_position(msg: &str) -> &str {
@@ -1025,5 +1036,24 @@ mod tests {
             "corps.QywxInnerType"
         );
         assert!(closest("zzzzzzzzzz", names.iter().copied()).is_empty());
+    }
+
+    #[test]
+    fn read_text_reads_a_file_whole_and_refuses_oversized_or_non_utf8_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("e.json");
+        std::fs::write(&ok, "{\"title\": \"Größe\"}").unwrap();
+        assert_eq!(read_text(&ok).unwrap(), "{\"title\": \"Größe\"}");
+
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_FILE_BYTES as usize + 1]).unwrap();
+        let e = read_text(&big).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge);
+        assert!(e.to_string().contains("larger than the 8 MiB"), "{e}");
+
+        let latin1 = dir.path().join("latin1.json");
+        std::fs::write(&latin1, b"{\"title\": \"Gr\xf6\xdfe\"}").unwrap();
+        let e = read_text(&latin1).unwrap_err();
+        assert_eq!(e.to_string(), "the file is not valid UTF-8 text");
     }
 }
