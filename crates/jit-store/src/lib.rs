@@ -113,6 +113,8 @@ mod logins;
 mod postgres;
 pub mod reads;
 mod schema;
+#[cfg(feature = "scratch")]
+pub mod scratch;
 mod sqlite;
 pub mod synthetic;
 

@@ -6,63 +6,16 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), each test in a schema of its own.
 
 use jit_core::{App, LoadOptions, TypeRegistry};
-use jit_store::{Claim, CorpStore, FiringClaim, FiringEnd, FiringState};
+use jit_store::{Claim, FiringClaim, FiringEnd, FiringState};
 use jit_tasks::{list_tasks, Scheduler, SchedulerOptions};
 use serde_json::json;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-/// Where a test's store lives; opens more handles (connections) on it.
-enum Place {
-    Sqlite(tempfile::TempDir),
-    Postgres { url: String, schema: String },
-}
-
-impl Place {
-    async fn open(&self) -> Arc<dyn CorpStore> {
-        match self {
-            Place::Sqlite(dir) => jit_store::open(dir.path().join("org.db").to_str().unwrap())
-                .await
-                .unwrap(),
-            Place::Postgres { url, schema } => jit_store::open_postgres_in_schema(url, schema)
-                .await
-                .unwrap(),
-        }
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        if let Place::Postgres { url, schema } = self {
-            let (url, schema) = (url.clone(), schema.clone());
-            let _ = std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(jit_store::drop_postgres_schema(&url, &schema))
-            })
-            .join();
-        }
-    }
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+/// Where a test's store lives (opened again for more connections).
+type Place = jit_store::scratch::ScratchStore;
 
 fn postgres() -> Place {
-    let url = std::env::var("JIT_TEST_PG_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-    Place::Postgres {
-        url,
-        schema: format!(
-            "jit_tasks_test_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ),
-    }
+    Place::postgres("jit_tasks_test")
 }
 
 macro_rules! both_backends {
@@ -71,7 +24,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    crate::$name(crate::Place::Sqlite(tempfile::tempdir().unwrap())).await;
+                    crate::$name(crate::Place::sqlite()).await;
                 }
             )*
         }
