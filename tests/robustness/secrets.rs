@@ -166,12 +166,17 @@ fn no_sentinel_secret_or_token_appears_in_anything_jit_writes() {
     let wrong_secret = "SENTINEL-wrong-secret-4b2e91c7d0".to_string();
     let read_token = "SENTINEL-read-token-8f13a6e2c9b4".to_string();
     let admin_token = "SENTINEL-admin-token-27d5e0b8a1f6".to_string();
+    // The event callback's Token and EncodingAESKey (43 characters).
+    let events_token = "SENTINELeventsToken5c8e1a".to_string();
+    let events_aes_key = "SENTINELeventsAesKey0d4b9f27c3e6a18b5f2d7c0".to_string();
     let env = [
         ("S_WECOM_SECRET", info.wecom.secret.as_str()),
         ("S_DING_SECRET", d.app_secret.as_str()),
         ("S_WRONG_SECRET", wrong_secret.as_str()),
         ("S_READ_TOKEN", read_token.as_str()),
         ("S_ADMIN_TOKEN", admin_token.as_str()),
+        ("S_EVENTS_TOKEN", events_token.as_str()),
+        ("S_EVENTS_AES_KEY", events_aes_key.as_str()),
     ];
     let via = |url: &str| url.replace(&sim.base_url(), &proxy);
     let dir = tempfile::tempdir().unwrap();
@@ -192,7 +197,8 @@ fn no_sentinel_secret_or_token_appears_in_anything_jit_writes() {
         app,
         "corps/Acme/Acme.json",
         &json!({"corpId": info.wecom.corp_id, "agentId": info.wecom.agent_id.to_string(),
-                "secret": "{{S_WECOM_SECRET}}", "apiBase": via(&info.wecom.api_base_url)}),
+                "secret": "{{S_WECOM_SECRET}}", "apiBase": via(&info.wecom.api_base_url),
+                "events": {"token": "{{S_EVENTS_TOKEN}}", "aesKey": "{{S_EVENTS_AES_KEY}}"}}),
     );
     write(
         app,
@@ -279,9 +285,61 @@ fn no_sentinel_secret_or_token_appears_in_anything_jit_writes() {
         &mut out,
     );
 
+    // Change callbacks for jit serve: one sealed with the org's Token and
+    // key (stored and applied), one with a forged signature (refused).
+    let member = sim.wecom_truth().members.keys().next().unwrap().clone();
+    let crypto =
+        jit_crypto::WecomCrypto::new(&events_token, &events_aes_key, &info.wecom.corp_id).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+         <CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+         <Event><![CDATA[change_contact]]></Event><ChangeType><![CDATA[update_user]]></ChangeType>\
+         <UserID><![CDATA[{member}]]></UserID></xml>",
+        info.wecom.corp_id
+    );
+    let env_ok = crypto.seal_event(&xml, "1", &now, "n1");
+    let callbacks = vec![
+        (
+            format!(
+                "/callbacks/wecom/corps.Acme?msg_signature={}&timestamp={now}&nonce=n1",
+                env_ok.msg_signature
+            ),
+            env_ok.body.clone(),
+        ),
+        (
+            format!(
+                "/callbacks/wecom/corps.Acme?msg_signature={}&timestamp={now}&nonce=n2",
+                "0".repeat(40)
+            ),
+            env_ok.body.clone(),
+        ),
+    ];
+    out.add("Debug EventsConfig", {
+        let loaded = jit_corps::EventsConfig {
+            mode: jit_corps::EventMode::Http,
+            token: Some(events_token.clone()),
+            aes_key: Some(events_aes_key.clone()),
+        };
+        format!("{loaded:?} {loaded:#?}")
+    });
+    out.add("Debug WecomCrypto (events)", format!("{crypto:?}"));
+
     // jit serve: requests with both tokens and a wrong one, a sync with its
-    // events, the run history, then SIGTERM.
-    let serve_requests = serve(app, &env, &read_token, &admin_token, &rt, &mut out);
+    // events, change callbacks, the run history, then SIGTERM.
+    let serve_requests = serve(
+        app,
+        &env,
+        &read_token,
+        &admin_token,
+        &callbacks,
+        &rt,
+        &mut out,
+    );
     commands += 1;
 
     // What the runs left in the store, read through the store API too.
@@ -382,6 +440,8 @@ fn no_sentinel_secret_or_token_appears_in_anything_jit_writes() {
         wrong_secret,
         read_token,
         admin_token,
+        events_token,
+        events_aes_key,
     ];
     sentinels.extend(platform_tokens);
     sentinels.sort();
@@ -400,7 +460,7 @@ fn no_sentinel_secret_or_token_appears_in_anything_jit_writes() {
     let bytes: usize = out.0.iter().map(|(_, b)| b.len()).sum();
     // Straight to stderr, past the harness's capture, so CI shows the counts.
     let line = format!(
-        "secrets scan: {} sentinels (app secrets, serve tokens, platform tokens) and every 8-character piece of each, \
+        "secrets scan: {} sentinels (app secrets, serve tokens, event callback keys, platform tokens) and every 8-character piece of each, \
          over {} sources ({bytes} bytes) from {commands} jit runs and {serve_requests} serve requests: {} found",
         sentinels.len(),
         out.0.len(),
@@ -416,6 +476,7 @@ fn serve(
     env: &[(&str, &str)],
     read_token: &str,
     admin_token: &str,
+    callbacks: &[(String, String)],
     rt: &tokio::runtime::Runtime,
     out: &mut Written,
 ) -> usize {
@@ -457,6 +518,8 @@ fn serve(
     let http = reqwest::Client::new();
     let mut bodies = Vec::new();
     let mut requests = 0;
+    // Requests made outside `send` (which holds `requests`).
+    let mut extra = 0;
     rt.block_on(async {
         let mut send =
             |method: reqwest::Method, path: String, token: Option<&str>, body: Option<Value>| {
@@ -545,6 +608,41 @@ fn serve(
                 .await,
             );
         }
+        for (path, body) in callbacks {
+            extra += 1;
+            replies.push(
+                http.post(format!("{base}{path}"))
+                    .header("content-type", "text/xml")
+                    .body(body.clone())
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await,
+            );
+        }
+        // The stored event is applied (its read goes through the proxy).
+        let applied = Instant::now() + Duration::from_secs(20);
+        loop {
+            extra += 1;
+            let r = http
+                .get(format!("{base}/api/v1/corps/corps.Acme/events"))
+                .bearer_auth(read_token)
+                .send()
+                .await;
+            let text = match r {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            bodies.push(text.clone());
+            let v: Value = serde_json::from_str(&text).unwrap_or_default();
+            if v["applied"] == 1 && v["pending"] == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < applied,
+                "the sealed callback was not applied: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         replies.push(
             send(
                 Method::GET,
@@ -576,5 +674,5 @@ fn serve(
         err_reader.join().unwrap_or_default(),
     );
     out.add("jit serve: answers", bodies.join("\n"));
-    requests
+    requests + extra
 }
