@@ -26,15 +26,14 @@ use axum::extract::{Query, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use jit_corps::CorpClient;
-use jit_crypto::{xml_field, DingTalkCrypto, WecomCrypto};
 use jit_dingtalk::{DingTalkClient, DingTalkConfig};
 use jit_events::apply::{apply_events, ApplyContext, InboxEvent};
+use jit_events::receive::{CallbackQuery, DingTalkPush, Receiver};
 use jit_org::{ChangeKind, CorpRecord, Platform};
 use jit_sim::{CallbackConfig, MembershipSpec, Mutation, OrgRef, SimConfig, Simulator};
 use jit_sync::{run_sync, NoProgress, SyncOptions};
 use jit_wecom::{WecomClient, WecomConfig};
-use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,15 +62,6 @@ const TARGET_CALLS_PER_EVENT: f64 = 2.0;
 const TOKEN: &str = "benchtoken1";
 const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 const ORG: &str = "corps.Bench";
-const WECOM_FIELDS: &[&str] = &[
-    "Event",
-    "ChangeType",
-    "UserID",
-    "NewUserID",
-    "Department",
-    "Id",
-    "TagId",
-];
 
 /// Runs the scenario; prints one line.
 pub fn run_events(a: &EventsArgs) -> Result<(), String> {
@@ -410,8 +400,8 @@ fn report(
 #[derive(Clone)]
 struct Inbox {
     platform: Platform,
-    wecom: Option<WecomCrypto>,
-    ding: Option<DingTalkCrypto>,
+    /// jit serve's own receiver: verifies, opens and reads each callback.
+    receiver: Arc<Receiver>,
     events: Arc<Mutex<Vec<InboxEvent>>>,
 }
 
@@ -433,41 +423,32 @@ impl Inbox {
 
 async fn wecom_post(
     State(i): State<Inbox>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<CallbackQuery>,
     body: String,
 ) -> String {
-    let c = i.wecom.as_ref().expect("wecom crypto");
-    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
-    let Ok(xml) = c.open_event(&body, get("msg_signature"), get("timestamp"), get("nonce")) else {
+    let Ok(event) = i.receiver.wecom_event(&q, &body, now_ms()) else {
         return "refused".into();
     };
-    let mut f = Map::new();
-    for k in WECOM_FIELDS {
-        if let Some(v) = xml_field(&xml, k) {
-            f.insert(k.to_string(), Value::String(v));
-        }
-    }
-    let kind = xml_field(&xml, "ChangeType")
-        .or_else(|| xml_field(&xml, "Event"))
-        .unwrap_or_default();
-    i.push(kind, Value::Object(f));
+    i.push(
+        event.event_type,
+        serde_json::from_str(&event.payload).unwrap_or_default(),
+    );
     "success".into()
 }
 
 async fn ding_post(
     State(i): State<Inbox>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<CallbackQuery>,
     body: String,
 ) -> Json<Value> {
-    let c = i.ding.as_ref().expect("dingtalk crypto");
-    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
-    if let Ok(plain) = c.open_request(get("signature"), get("timestamp"), get("nonce"), &body) {
-        if let Ok(v) = serde_json::from_str::<Value>(&plain) {
-            let kind = v["EventType"].as_str().unwrap_or_default().to_string();
-            i.push(kind, v);
-        }
+    if let Ok(DingTalkPush::Event(event)) = i.receiver.dingtalk_push(&q, &body, now_ms()) {
+        i.push(
+            event.event_type,
+            serde_json::from_str(&event.payload).unwrap_or_default(),
+        );
     }
-    Json(serde_json::to_value(c.success_reply(get("timestamp"), "bench")).unwrap_or(Value::Null))
+    let reply = i.receiver.dingtalk_success(now_ms()).ok();
+    Json(serde_json::to_value(reply).unwrap_or(Value::Null))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -521,14 +502,15 @@ async fn bench(a: &EventsArgs, platform: Platform) -> Result<(), String> {
     };
     let inbox = Inbox {
         platform,
-        wecom: (platform == Platform::Wecom)
-            .then(|| WecomCrypto::new(TOKEN, KEY, &receive_id))
-            .transpose()
+        receiver: Arc::new(
+            match platform {
+                Platform::Wecom => Receiver::wecom(ORG, TOKEN, KEY, &corp.corp_id),
+                Platform::DingTalk => {
+                    Receiver::dingtalk(ORG, TOKEN, KEY, &corp.corp_id, &receive_id)
+                }
+            }
             .map_err(|e| e.to_string())?,
-        ding: (platform == Platform::DingTalk)
-            .then(|| DingTalkCrypto::new(TOKEN, KEY, &receive_id))
-            .transpose()
-            .map_err(|e| e.to_string())?,
+        ),
         events: Arc::default(),
     };
     let router = Router::new()

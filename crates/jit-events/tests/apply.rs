@@ -15,9 +15,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use jit_apiclient::{ClientTuning, RateLimit, RetryPolicy};
 use jit_corps::CorpClient;
-use jit_crypto::{xml_field, DingTalkCrypto, WecomCrypto};
 use jit_dingtalk::{DingTalkClient, DingTalkConfig};
 use jit_events::apply::{apply_events, ApplyContext, ApplyOutcome, InboxEvent};
+use jit_events::receive::{CallbackQuery, DingTalkPush, Receiver};
 use jit_org::{ChangeKind, CorpRecord, CorpSnapshot, MemberStatus, Platform};
 use jit_sim::truth::{active_members, as_synced, assert_same_org};
 use jit_sim::{
@@ -27,8 +27,7 @@ use jit_sim::{
 use jit_store::{CorpStore, RunKind, RunOutcome};
 use jit_sync::{run_sync, NoProgress, SyncOptions};
 use jit_wecom::{WecomClient, WecomConfig};
-use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,26 +37,6 @@ const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 const CORP: &str = "corps.Events";
 
 /// The fields of a WeCom event the receiver keeps (the XML is flat).
-const WECOM_FIELDS: &[&str] = &[
-    "ToUserName",
-    "FromUserName",
-    "CreateTime",
-    "MsgType",
-    "Event",
-    "ChangeType",
-    "UserID",
-    "NewUserID",
-    "Department",
-    "Id",
-    "Name",
-    "ParentId",
-    "Order",
-    "TagId",
-    "AddUserItems",
-    "DelUserItems",
-    "AgentID",
-];
-
 /// Where a test's store lives (opened again for more connections).
 type Place = jit_store::scratch::ScratchStore;
 
@@ -73,8 +52,8 @@ fn postgres() -> Place {
 #[derive(Clone)]
 struct Capture {
     platform: Platform,
-    wecom: Option<WecomCrypto>,
-    ding: Option<DingTalkCrypto>,
+    /// jit serve's own receiver: verifies, opens and reads each callback.
+    receiver: Arc<Receiver>,
     got: Arc<Mutex<Vec<InboxEvent>>>,
     next_id: Arc<AtomicI64>,
 }
@@ -95,41 +74,44 @@ impl Capture {
 
 async fn wecom_post(
     State(c): State<Capture>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<CallbackQuery>,
     body: String,
 ) -> String {
-    let crypto = c.wecom.as_ref().unwrap();
-    let xml = crypto
-        .open_event(&body, &q["msg_signature"], &q["timestamp"], &q["nonce"])
+    let event = c
+        .receiver
+        .wecom_event(&q, &body, now_ms())
         .expect("a valid event");
-    let mut fields = Map::new();
-    for f in WECOM_FIELDS {
-        if let Some(v) = xml_field(&xml, f) {
-            fields.insert(f.to_string(), Value::String(v));
-        }
-    }
-    let kind = xml_field(&xml, "ChangeType")
-        .or_else(|| xml_field(&xml, "Event"))
-        .unwrap();
-    c.keep(kind, Value::Object(fields));
+    c.keep(
+        event.event_type,
+        serde_json::from_str(&event.payload).unwrap(),
+    );
     "success".into()
 }
 
 async fn ding_post(
     State(c): State<Capture>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<CallbackQuery>,
     body: String,
 ) -> Json<Value> {
-    let crypto = c.ding.as_ref().unwrap();
-    let plain = crypto
-        .open_request(&q["signature"], &q["timestamp"], &q["nonce"], &body)
-        .expect("a valid push");
-    let v: Value = serde_json::from_str(&plain).unwrap();
-    let kind = v["EventType"].as_str().unwrap().to_string();
-    if kind != "check_url" {
-        c.keep(kind, v);
+    match c
+        .receiver
+        .dingtalk_push(&q, &body, now_ms())
+        .expect("a valid push")
+    {
+        DingTalkPush::Event(event) => c.keep(
+            event.event_type,
+            serde_json::from_str(&event.payload).unwrap(),
+        ),
+        DingTalkPush::CheckUrl => {}
     }
-    Json(serde_json::to_value(crypto.success_reply(&q["timestamp"], "n0nce")).unwrap())
+    Json(serde_json::to_value(c.receiver.dingtalk_success(now_ms()).unwrap()).unwrap())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// A synced org, its simulator, its store and the events captured so far.
@@ -226,10 +208,15 @@ async fn fixture(platform: Platform, place: Place) -> Fx {
     assert!(first.is_complete());
     let capture = Capture {
         platform,
-        wecom: (platform == Platform::Wecom)
-            .then(|| WecomCrypto::new(TOKEN, KEY, &corp_for_crypto).unwrap()),
-        ding: (platform == Platform::DingTalk)
-            .then(|| DingTalkCrypto::new(TOKEN, KEY, &corp_for_crypto).unwrap()),
+        receiver: Arc::new(
+            match platform {
+                Platform::Wecom => Receiver::wecom(CORP, TOKEN, KEY, &corp.corp_id),
+                Platform::DingTalk => {
+                    Receiver::dingtalk(CORP, TOKEN, KEY, &corp.corp_id, &corp_for_crypto)
+                }
+            }
+            .unwrap(),
+        ),
         got: Arc::default(),
         next_id: Arc::new(AtomicI64::new(1)),
     };
