@@ -159,6 +159,25 @@ fn post_envelope(s: &Server, env: &jit_crypto::WecomEnvelope) -> Resp {
     post_wecom(s, &env.body, &env.msg_signature, &env.timestamp, &env.nonce)
 }
 
+/// Each `(what, answer, code)` is a 4xx with that error code, and its body
+/// names neither the Token nor the key.
+fn assert_refused(cases: Vec<(&str, Resp, &str)>) {
+    for (what, r, code) in cases {
+        assert!(
+            (400..500).contains(&r.status),
+            "{what}: {} {}",
+            r.status,
+            r.body
+        );
+        assert_eq!(r.code(), code, "{what}: {}", r.body);
+        assert!(
+            !r.body.contains(AES_KEY) && !r.body.contains(TOKEN),
+            "{what}: {}",
+            r.body
+        );
+    }
+}
+
 fn post_ding(s: &Server, crypto: &DingTalkCrypto, plain: &str, ts_ms: u64) -> Resp {
     let sealed = crypto.seal(plain, &ts_ms.to_string(), "n0nce");
     let path = format!(
@@ -318,20 +337,7 @@ fn forged_replayed_tampered_truncated_and_foreign_wecom_callbacks_are_refused() 
             "not_receiving",
         ),
     ];
-    for (what, r, code) in cases {
-        assert!(
-            (400..500).contains(&r.status),
-            "{what}: {} {}",
-            r.status,
-            r.body
-        );
-        assert_eq!(r.code(), code, "{what}: {}", r.body);
-        assert!(
-            !r.body.contains(AES_KEY) && !r.body.contains(TOKEN),
-            "{what}: {}",
-            r.body
-        );
-    }
+    assert_refused(cases);
     let v = inbox(&s, WECOM);
     assert_eq!(
         (v["pending"].as_u64(), v["applied"].as_u64()),
@@ -430,15 +436,7 @@ fn forged_and_foreign_dingtalk_pushes_are_refused_and_a_repeated_event_id_is_app
             "not_verified",
         ),
     ];
-    for (what, r, code) in cases {
-        assert!(
-            (400..500).contains(&r.status),
-            "{what}: {} {}",
-            r.status,
-            r.body
-        );
-        assert_eq!(r.code(), code, "{what}: {}", r.body);
-    }
+    assert_refused(cases);
     assert_eq!(inbox(&s, DING)["events"].as_array().unwrap().len(), 0);
     for _ in 0..2 {
         let r = post_ding(&s, &good, &event, now_ms);

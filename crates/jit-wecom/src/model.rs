@@ -205,15 +205,7 @@ pub(crate) fn member_from_json(v: &Value) -> Member {
     let depts = json::ints(v.get("department"));
     let orders = json::ints(v.get("order"));
     let leaders = json::ints(v.get("is_leader_in_dept"));
-    m.depts = depts
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| DeptMembership {
-            dept_id: d,
-            order: orders.get(i).copied().unwrap_or(0),
-            is_leader: leaders.get(i).copied().unwrap_or(0) != 0,
-        })
-        .collect();
+    m.depts = memberships(&depts, &orders, &leaders);
     if let Some(ext) = v.get("extattr").filter(|e| !e.is_null()) {
         m.extra = serde_json::json!({ "extattr": ext });
     }
@@ -335,15 +327,7 @@ impl UserListAnswer {
                 m.mobile = r.mobile;
                 m.email = r.email;
                 m.avatar = r.avatar;
-                m.depts = depts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| DeptMembership {
-                        dept_id: d,
-                        order: orders.get(i).copied().unwrap_or(0),
-                        is_leader: leaders.get(i).copied().unwrap_or(0) != 0,
-                    })
-                    .collect();
+                m.depts = memberships(&depts, &orders, &leaders);
                 if let Some(ext) = r.extattr.filter(|e| !e.is_null()) {
                     m.extra = serde_json::json!({ "extattr": ext });
                 }
@@ -351,6 +335,20 @@ impl UserListAnswer {
             })
             .collect()
     }
+}
+
+/// A member's departments from WeCom's parallel arrays `department`,
+/// `order` and `is_leader_in_dept` (a missing entry is order 0, not a leader).
+fn memberships(depts: &[i64], orders: &[i64], leaders: &[i64]) -> Vec<DeptMembership> {
+    depts
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| DeptMembership {
+            dept_id: d,
+            order: orders.get(i).copied().unwrap_or(0),
+            is_leader: leaders.get(i).copied().unwrap_or(0) != 0,
+        })
+        .collect()
 }
 
 #[cfg(test)]
