@@ -426,6 +426,13 @@ pub(crate) fn apply(
     org: &mut Org,
     m: &Mutation,
 ) -> Result<(MutationOutcome, Vec<EventDraft>), String> {
+    let out = apply_to(org, m);
+    // After, not before: building the events reads the org mid-change.
+    org.changed();
+    out
+}
+
+fn apply_to(org: &mut Org, m: &Mutation) -> Result<(MutationOutcome, Vec<EventDraft>), String> {
     let mut outcome = MutationOutcome::default();
     let mut events: Vec<EventDraft> = Vec::new();
     macro_rules! ev {

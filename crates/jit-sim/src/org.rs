@@ -176,6 +176,13 @@ pub(crate) struct Org {
     pub visible_roots: Option<Vec<i64>>,
     /// Departments the app is refused (sticky permission errors): id → errcode.
     pub refused: BTreeMap<i64, i64>,
+    /// Each department's visible leaders in display order, built on first
+    /// use and dropped by every change ([`Org::changed`]). `user/list` names
+    /// each member's `direct_leader`; finding it by walking the member's
+    /// main department looked every member of that department up by
+    /// userid, which was about a tenth of a whole benchmark sync's CPU (the
+    /// simulator shares the cores with the client it serves).
+    pub leader_index: std::sync::OnceLock<HashMap<i64, Vec<String>>>,
 }
 
 const SURNAMES: &[(&str, &str)] = &[
@@ -373,6 +380,7 @@ impl Org {
                     .flatten(),
             },
             refused: BTreeMap::new(),
+            leader_index: std::sync::OnceLock::new(),
         };
         org.gen_depts(
             &mut rng,
@@ -384,6 +392,7 @@ impl Org {
         org.gen_members(&mut rng, cfg, n_users, ding_index);
         org.gen_roles(&mut rng);
         org.gen_admins();
+        org.changed();
         org
     }
 
@@ -756,23 +765,42 @@ impl Org {
 
     /// Leader ids of a department in display order.
     pub(crate) fn leaders(&self, dept: i64) -> Vec<String> {
-        self.dept_members(dept)
-            .into_iter()
-            .filter(|m| m.membership(dept).is_some_and(|x| x.leader))
-            .map(|m| m.userid.clone())
-            .collect()
+        self.leader_index().get(&dept).cloned().unwrap_or_default()
     }
 
     /// The first leader of a department other than `userid` (WeCom
     /// `direct_leader`, DingTalk `manager_userid`), without allocating.
     pub(crate) fn first_leader_except(&self, dept: i64, userid: &str) -> Option<&str> {
-        let d = self.depts.get(&dept)?;
-        d.members
+        self.leader_index()
+            .get(&dept)?
             .iter()
-            .filter(|u| u.as_str() != userid)
-            .filter_map(|u| self.members.get(u))
-            .find(|m| self.visible(m) && m.membership(dept).is_some_and(|x| x.leader))
-            .map(|m| m.userid.as_str())
+            .map(String::as_str)
+            .find(|l| *l != userid)
+    }
+
+    /// [`Org::leader_index`], built if a change dropped it.
+    fn leader_index(&self) -> &HashMap<i64, Vec<String>> {
+        self.leader_index.get_or_init(|| {
+            self.depts
+                .values()
+                .filter_map(|d| {
+                    let leaders: Vec<String> = d
+                        .members
+                        .iter()
+                        .filter_map(|u| self.members.get(u))
+                        .filter(|m| self.visible(m) && m.membership(d.id).is_some_and(|x| x.leader))
+                        .map(|m| m.userid.clone())
+                        .collect();
+                    (!leaders.is_empty()).then_some((d.id, leaders))
+                })
+                .collect()
+        })
+    }
+
+    /// Drops what is derived from members and departments: every change
+    /// to the org ends here (admin mutations, generation).
+    pub(crate) fn changed(&mut self) {
+        self.leader_index = std::sync::OnceLock::new();
     }
 
     /// Puts `child` among `parent`'s children at its sort position (WeCom:

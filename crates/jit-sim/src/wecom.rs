@@ -5,7 +5,6 @@ use crate::server::{errcode, ApiReq, Reply, Routed, Shared, TokenFault, TokenKin
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 
 /// A JSON answer serialized directly from a typed body.
 fn raw<T: Serialize>(body: &T) -> Reply {
@@ -149,17 +148,7 @@ pub(crate) struct WecomUser<'a> {
 }
 
 pub(crate) fn wecom_user<'a>(org: &'a Org, m: &'a MemberRec) -> WecomUser<'a> {
-    wecom_user_led(org, m, org.first_leader_except(m.main_dept, &m.userid))
-}
-
-/// [`wecom_user`] with the `direct_leader` already found: `user/list`
-/// looks the first leader of each main department up once per answer
-/// instead of scanning the department again for every member.
-fn wecom_user_led<'a>(
-    org: &'a Org,
-    m: &'a MemberRec,
-    direct_leader: Option<&'a str>,
-) -> WecomUser<'a> {
+    let direct_leader = org.first_leader_except(m.main_dept, &m.userid);
     // Apps created after 2022-06-20 get none of the private fields (reference A.4).
     let private = !org.withhold;
     let avatar = m.avatar.as_deref().unwrap_or("");
@@ -364,24 +353,7 @@ fn inner(
                 return Ok(raw(&List {
                     errcode: 0,
                     errmsg: "ok",
-                    userlist: {
-                        let mut first: HashMap<i64, Option<&str>> = HashMap::new();
-                        members
-                            .iter()
-                            .map(|m| {
-                                let lead = *first
-                                    .entry(m.main_dept)
-                                    .or_insert_with(|| org.first_leader_except(m.main_dept, ""));
-                                // A leader's own direct leader is the next one.
-                                let led = if lead == Some(m.userid.as_str()) {
-                                    org.first_leader_except(m.main_dept, &m.userid)
-                                } else {
-                                    lead
-                                };
-                                wecom_user_led(org, m, led)
-                            })
-                            .collect()
-                    },
+                    userlist: members.iter().map(|m| wecom_user(org, m)).collect(),
                 }));
             }
             let list: Vec<Value> = {
