@@ -1,23 +1,27 @@
-//! Process-wide allocator tuning, for the `jit` and `jit-bench` binaries only.
+//! Allocator help for large syncs (glibc on Linux; elsewhere both functions
+//! do nothing).
 //!
-//! A library must not change how its host process allocates, so the crates
-//! that sync (jit-sync, jit-corps, ...) leave this alone; the binaries that
-//! run large syncs opt in first thing in `main`.
+//! [`release_free_memory`] changes no setting: it hands memory the process
+//! has already freed back to the system. The sync engine (jit-sync) calls
+//! it itself where a large sync has just freed a whole organization (when a
+//! run starts, before the apply, after it), so an embedding host gets it
+//! without doing anything, whatever its arena setting: BENCHMARKS.md's
+//! peaks for large syncs hold with glibc's default arenas
+//! (`jit-bench --default-malloc-arenas sync ...` measures that case).
 //!
-//! **What an embedding host must set** to get the peak memory BENCHMARKS.md
-//! quotes for large syncs (glibc on Linux; other allocators and platforms
-//! are unaffected): at most two malloc arenas, either by starting the
-//! process with `MALLOC_ARENA_MAX=2` in its environment or by calling
-//! `mallopt(M_ARENA_MAX, 2)` — what [`limit_malloc_arenas`] does — before
-//! its first threads start (a host outside this workspace calls `mallopt`
-//! itself; this crate is only a dependency of the two binaries). Without
-//! it, glibc gives each tokio worker thread its own arena, and memory a
-//! sync freed in one arena stays resident while the next phase allocates in
-//! another; `jit-bench --default-malloc-arenas sync ...` measures that case.
+//! [`limit_malloc_arenas`] does change how the process allocates, so only
+//! the `jit` and `jit-bench` binaries call it, first thing in `main`; a
+//! library must not. It caps glibc's malloc arenas at two (what
+//! `MALLOC_ARENA_MAX=2` in the environment does), which keeps fewer free
+//! lists between syncs; a host that wants the same calls
+//! `mallopt(M_ARENA_MAX, 2)` itself before its first threads start. It is
+//! not needed for the peak.
 //!
 //! ```
 //! // First thing in main, before any other thread exists.
 //! jit_alloc::limit_malloc_arenas();
+//! // Between phases of a large job that freed a lot.
+//! jit_alloc::release_free_memory();
 //! ```
 
 /// Caps glibc's malloc arenas at two for this process.
@@ -38,6 +42,34 @@ pub fn limit_malloc_arenas() {
         // other threads start, and a failure (0) leaves the defaults in place.
         unsafe {
             mallopt(M_ARENA_MAX, 2);
+        }
+    }
+}
+
+/// Returns the memory this process has freed to the system (glibc
+/// `malloc_trim(0)`); a no-op on other allocators and platforms.
+///
+/// glibc keeps freed memory resident in its arenas' free lists, and memory
+/// freed in one arena serves only the threads attached to it: after a large
+/// sync frees an organization (hundreds of MB for 300,000 members), the
+/// process keeps it, and the next phase, running on another thread, may
+/// allocate fresh pages beside it. Trimming at those points makes the peak
+/// what is live rather than what was ever freed. It changes no allocator
+/// setting, so a library may call it. It walks the free lists: a few hundred
+/// milliseconds after a 300,000-member org was freed, nothing when little
+/// was, so it belongs between phases, not in loops.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::raw::c_int;
+        extern "C" {
+            fn malloc_trim(pad: usize) -> c_int;
+        }
+        // SAFETY: malloc_trim only returns free pages to the system, under
+        // each arena's own lock; it is safe to call from any thread at any
+        // time, and its result (whether anything was released) is not needed.
+        unsafe {
+            malloc_trim(0);
         }
     }
 }

@@ -39,7 +39,7 @@ pub use file_source::JsonFileSource;
 pub use jit_org::{
     CountingProgress, EndpointStats, FetchOptions, FetchStats, NoProgress, Progress, ProgressEvent,
 };
-pub use plan::plan;
+pub use plan::{plan, plan_owned};
 
 use jit_org::{Change, ChangeCounts, CorpRecord, CorpSnapshot, FetchFailure, Provider, SyncPlan};
 use jit_store::{CorpStore, IdentityConflict, RunKind, RunOutcome, StoreError, SyncRun};
@@ -315,7 +315,7 @@ fn ms(d: Duration) -> u64 {
 ///
 /// Order: take the org's sync lock (held across processes and hosts, so two
 /// syncs of one org never interleave) → record the run as `running` →
-/// fetch → load local snapshot → [`plan`] → [`safety::check`] → dry-run
+/// load local snapshot → fetch → [`plan_owned`] → [`safety::check`] → dry-run
 /// (record the plan, write nothing) or apply in one transaction, finishing
 /// the same run record. Refusals and failures finish the run record too and
 /// are returned as errors; a busy lock is [`SyncError::Busy`] and records
@@ -445,57 +445,61 @@ async fn run(
         run_id,
         error,
     };
-    // A full read comes first and the stored org is loaded after it; a
-    // read of changes needs the stored org to know what to read. Both run
-    // under the org's lock, so the stored org cannot change in between.
-    let load = |notes: Vec<String>| async move {
-        match store.load_snapshot(&corp.full_name).await {
-            Ok(local) => Ok(local),
-            Err(e) => {
-                let mut run = fail_run(format!("loading the stored organization: {e}"), Vec::new());
-                run.notes = notes;
-                let recorded = store.record_run(&run, &[]).await.ok();
-                Err(store_err("loading the stored organization", recorded, e))
-            }
+    // What the previous run (or anything else the host did) freed goes back
+    // to the system before this one allocates an org: with glibc, memory
+    // freed on one thread's arena otherwise stays resident beside the new.
+    jit_alloc::release_free_memory();
+    // The stored org is loaded before the read: a read of changes needs it
+    // to know what to read, and for a full read the store's transient rows
+    // (as large as the org) are freed before the read allocates the fetched
+    // org, rather than coming on top of it. Both run under the org's lock,
+    // so the stored org cannot change in between.
+    let t_load = Instant::now();
+    let local = match store.load_snapshot(&corp.full_name).await {
+        Ok(local) => local,
+        Err(e) => {
+            let run = fail_run(format!("loading the stored organization: {e}"), Vec::new());
+            let recorded = store.record_run(&run, &[]).await.ok();
+            return Err(store_err("loading the stored organization", recorded, e));
         }
     };
-    let read_failed = |e: SourceError| async move {
-        let run = fail_run(e.to_string(), Vec::new());
-        let recorded = store.record_run(&run, &[]).await.ok();
-        fetch_failed(recorded, e)
+    let load_ms = ms(t_load.elapsed());
+    let t_fetch = Instant::now();
+    let read_result = match read {
+        Read::Full(source) => source.fetch(&opts.fetch, progress).await,
+        Read::Changes(source) => source.read_changes(&local, &opts.fetch).await,
     };
-    let (remote, local, fetch_ms, load_ms) = match read {
-        Read::Full(source) => {
-            let remote = match source.fetch(&opts.fetch, progress).await {
-                Ok(r) => r,
-                Err(e) => return Err(read_failed(e).await),
-            };
-            let fetch_ms = ms(t0.elapsed());
-            let t_load = Instant::now();
-            let local = load(remote.notes.clone()).await?;
-            (remote, local, fetch_ms, ms(t_load.elapsed()))
-        }
-        Read::Changes(source) => {
-            let t_load = Instant::now();
-            let local = load(Vec::new()).await?;
-            let load_ms = ms(t_load.elapsed());
-            let t_fetch = Instant::now();
-            let remote = match source.read_changes(&local, &opts.fetch).await {
-                Ok(r) => r,
-                Err(e) => return Err(read_failed(e).await),
-            };
-            (remote, local, ms(t_fetch.elapsed()), load_ms)
+    let remote = match read_result {
+        Ok(r) => r,
+        Err(e) => {
+            let run = fail_run(e.to_string(), Vec::new());
+            let recorded = store.record_run(&run, &[]).await.ok();
+            return Err(fetch_failed(recorded, e));
         }
     };
+    let fetch_ms = ms(t_fetch.elapsed());
     let fetch_stats = read.stats().since(&stats_before);
     let calls = Some(jit_store::RunCalls::from_stats(&fetch_stats));
 
     progress.on_event(&ProgressEvent::Phase("plan".into()));
     let t_plan = Instant::now();
-    let the_plan = plan(&local, &remote, opts);
-    let verdict = safety::check(&local, &remote, &the_plan, opts);
-    let plan_ms = ms(t_plan.elapsed());
+    // What the report and the safety checks need from the read is taken
+    // first: the plan consumes it, moving its members into the plan rather
+    // than copying them (for a first sync of a large org, one copy of every
+    // member instead of two).
+    let upstream_members = remote.members.len();
+    let upstream_depts = remote.depts.len();
+    let failures = remote.failures.clone();
     let mut notes = remote.notes.clone();
+    let counted = safety::Counts::new(&local, &remote);
+    let the_plan = plan_owned(&local, remote, opts);
+    // The stored org is done with too, and what the plan did not keep of
+    // the read (and the stored org) goes back to the system before the
+    // apply allocates its rows.
+    drop(local);
+    jit_alloc::release_free_memory();
+    let verdict = counted.check(&the_plan, opts);
+    let plan_ms = ms(t_plan.elapsed());
     notes.extend(verdict.notes.iter().cloned());
     let counts = the_plan.counts();
     // Reconciliation: with events keeping the store current, whatever a
@@ -537,7 +541,7 @@ async fn run(
         plan: SyncPlan::default(),
         rows_written: 0,
         notes: notes.clone(),
-        failures: remote.failures.clone(),
+        failures,
         conflicts: Vec::new(),
         fetch_stats,
         durations: Durations {
@@ -547,12 +551,12 @@ async fn run(
             apply_ms: 0,
             total_ms: 0,
         },
-        upstream_members: remote.members.len(),
-        upstream_depts: remote.depts.len(),
+        upstream_members,
+        upstream_depts,
         kind: read.kind(),
         missed_by_events,
     };
-    let failed_parts = remote.failures.iter().filter(|f| !f.out_of_range).count();
+    let failed_parts = report.failures.iter().filter(|f| !f.out_of_range).count();
     let failure_note = (failed_parts > 0).then(|| {
         format!(
             "upstream read incomplete ({failed_parts} part(s) failed): what those parts hold was kept as stored and nobody was offlined"
@@ -561,12 +565,6 @@ async fn run(
     if let Some(n) = &failure_note {
         report.notes.push(n.clone());
     }
-    // Both snapshots are done with (the plan holds the new state): freeing
-    // them before the apply lets what follows reuse their memory (~75 MB of
-    // members for a 100,000-member org) instead of adding to the peak.
-    drop(remote);
-    drop(local);
-
     if opts.dry_run {
         let run = planned_run(RunOutcome::DryRun, failure_note, report.notes.clone());
         store
@@ -596,6 +594,9 @@ async fn run(
         store.apply_plan(corp, &the_plan, &run).await
     };
     drop(lock);
+    // The store's transaction buffers are freed: handed back, so the host
+    // holds only the report after a large sync.
+    jit_alloc::release_free_memory();
     let applied = match result {
         Ok(a) => a,
         Err(e) => {

@@ -40,15 +40,35 @@ fn present(m: &Member) -> bool {
 ///   not read, or outside the syncScope, are kept as stored.
 /// - Roles are left alone when `opts.fetch.include_roles` is false, admins
 ///   when `remote.admins` is `None`.
+///
+/// This borrows the read and so works on a copy of it; the engine uses
+/// [`plan_owned`], which consumes it.
 pub fn plan(local: &CorpSnapshot, remote: &CorpSnapshot, opts: &SyncOptions) -> SyncPlan {
-    let cov = Coverage::new(local, remote);
+    plan_owned(local, remote.clone(), opts)
+}
+
+/// [`plan`], consuming the read: the planned members are the read's own,
+/// moved rather than copied, and each read member is freed once planned. A
+/// first sync of a large org therefore holds one copy of its members instead
+/// of two, and a repeat frees the read as it goes.
+pub fn plan_owned(local: &CorpSnapshot, mut remote: CorpSnapshot, opts: &SyncOptions) -> SyncPlan {
+    let cov = Coverage::new(local, &remote);
     let mut out = SyncPlan::default();
-    let after = plan_depts(local, remote, &cov, &mut out);
-    plan_members(local, remote, &cov, &after, &mut out);
+    let after = plan_depts(local, &remote, &cov, &mut out);
+    // Roles ask which holders the read returned, so they are planned before
+    // the members are consumed; their lines still follow the members'.
+    let mut roles = SyncPlan::default();
     if opts.fetch.include_roles {
-        plan_roles(local, remote, &cov, &mut out);
+        plan_roles(local, &remote, &cov, &mut roles);
     }
-    plan_admins(local, remote, &mut out);
+    let members = std::mem::take(&mut remote.members);
+    plan_members(local, members, &remote, &cov, &after, &mut out);
+    out.changes.append(&mut roles.changes);
+    out.upsert_role_groups = roles.upsert_role_groups;
+    out.upsert_roles = roles.upsert_roles;
+    out.remove_roles = roles.remove_roles;
+    out.remove_role_groups = roles.remove_role_groups;
+    plan_admins(local, &remote, &mut out);
     out
 }
 
@@ -403,21 +423,26 @@ fn merge_member(mut t: Member, old: Option<&Member>) -> (Member, Vec<String>, bo
     (t, diffs, moved)
 }
 
+/// Plans the members; `members` is the read's, taken out of `remote`.
 fn plan_members(
     local: &CorpSnapshot,
+    members: BTreeMap<String, Member>,
     remote: &CorpSnapshot,
     cov: &Coverage,
     after: &HashSet<i64>,
     out: &mut SyncPlan,
 ) {
-    for (id, rm) in &remote.members {
-        if !present(rm) {
+    // Offlines consult the read's members, which the upserts consume, so
+    // they are planned first; their lines still follow the upserts'.
+    let mut later = SyncPlan::default();
+    plan_offlines(local, &members, remote, cov, &mut later);
+    for (id, mut rm) in members {
+        if !present(&rm) {
             continue;
         }
-        let old = local.members.get(id);
-        let mut t = rm.clone();
-        t.depts = memberships(rm, old, remote, cov, after);
-        let (target, diffs, moved) = merge_member(t, old);
+        let old = local.members.get(&id);
+        rm.depts = memberships(&rm, old, remote, cov, after);
+        let (target, diffs, moved) = merge_member(rm, old);
         let (kind, reason) = match old {
             None => (
                 ChangeKind::Created,
@@ -439,15 +464,32 @@ fn plan_members(
             Some(_) if moved => (ChangeKind::Moved, diffs.join("; ")),
             Some(_) => (ChangeKind::Updated, diffs.join("; ")),
         };
-        out.changes
-            .push(change(ObjectKind::Member, id, kind, reason));
+        out.changes.push(Change {
+            object: ObjectKind::Member,
+            id,
+            kind,
+            reason,
+        });
         out.upsert_members.push(target);
     }
+    out.changes.append(&mut later.changes);
+    out.offline_members.append(&mut later.offline_members);
+}
+
+/// Plans the stored members the read did not return as present: offlined,
+/// or kept (skipped) when the read did not cover them.
+fn plan_offlines(
+    local: &CorpSnapshot,
+    members: &BTreeMap<String, Member>,
+    remote: &CorpSnapshot,
+    cov: &Coverage,
+    out: &mut SyncPlan,
+) {
     for (id, lm) in &local.members {
         if lm.status == MemberStatus::Offline {
             continue;
         }
-        let why = match remote.members.get(id) {
+        let why = match members.get(id) {
             Some(rm) if present(rm) => continue,
             // The read returned the member's own record saying so: proof
             // whatever else failed.

@@ -1,6 +1,6 @@
 //! Unit tests of the pure planner and the safety checks.
 
-use crate::{plan, safety, SyncOptions};
+use crate::{plan, plan_owned, safety, SyncOptions};
 use jit_org::*;
 
 fn dept(id: i64, parent: Option<i64>, name: &str) -> Dept {
@@ -769,4 +769,52 @@ fn not_activated_members_count_on_both_sides_of_the_ratio() {
     remote.members.remove("p2");
     let r = check(&local, &remote, &opts()).refusal.unwrap();
     assert!(r.reason.contains("offline 3 of 20"), "{}", r.reason);
+}
+
+/// The planner consumes the read's members after planning offlines and
+/// roles (both consult them): the change lines must still come in the
+/// order departments, member upserts, offlines, roles, admins.
+#[test]
+fn change_lines_keep_their_order_when_the_read_is_consumed() {
+    let local = org();
+    let mut remote = org();
+    remote.depts.insert(5, dept(5, Some(1), "Support"));
+    let new = member("u99", &[5]);
+    remote.members.insert(new.member_id.clone(), new);
+    remote.members.get_mut("u3").unwrap().name = "Renamed".into();
+    unlist(&mut remote, &["u4"]);
+    remote.roles.get_mut("10").unwrap().members = vec!["u1".into(), "u99".into()];
+    remote.admins = Some(vec![Admin {
+        member_id: "u1".into(),
+        level: 1,
+    }]);
+    let p = plan(&local, &remote, &opts());
+    let lines: Vec<(ObjectKind, &str, ChangeKind)> = p
+        .changes
+        .iter()
+        .map(|c| (c.object, c.id.as_str(), c.kind))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (ObjectKind::Dept, "5", ChangeKind::Created),
+            (ObjectKind::Member, "u3", ChangeKind::Updated),
+            (ObjectKind::Member, "u99", ChangeKind::Created),
+            (ObjectKind::Member, "u4", ChangeKind::Offlined),
+            (ObjectKind::Role, "10", ChangeKind::Updated),
+            (ObjectKind::Admin, "admins", ChangeKind::Updated),
+        ]
+    );
+    assert_eq!(p.offline_members, vec!["u4".to_string()]);
+    assert_eq!(
+        p.upsert_members
+            .iter()
+            .map(|m| m.member_id.as_str())
+            .collect::<Vec<_>>(),
+        ["u3", "u99"]
+    );
+    // The consuming planner is the same planner.
+    assert_eq!(plan_owned(&local, remote.clone(), &opts()), p);
+    let counted = safety::Counts::new(&local, &remote).check(&p, &opts());
+    assert_eq!(counted, safety::check(&local, &remote, &p, &opts()));
 }
