@@ -124,11 +124,11 @@ pub(crate) struct Normalized<'a> {
     pub admins: Option<Vec<Admin>>,
 }
 
-/// One item per key, the last occurrence winning, in key order. Key order
-/// rather than plan order because the tables are keyed the same way: rows
-/// inserted in key order append to the B-tree's rightmost page instead of
-/// landing on random pages (measured: about a fifth off a 100,000-member
-/// SQLite apply), and no key is cloned to find the duplicates.
+/// One item per key, the last occurrence winning, in key order: the
+/// tables are keyed the same way, so rows go in as B-tree appends whatever
+/// order a source planned them in (the engine's plans already come in key
+/// order, from the snapshot's maps; a plugin's need not), and duplicates
+/// are found by one sort instead of a map of cloned keys.
 fn last_wins<T, K: Ord + ?Sized>(items: &[T], key: impl Fn(&T) -> &K) -> Vec<&T> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     // Stable: equal keys keep their plan order, so the last one is last.
