@@ -55,6 +55,36 @@ fn dependencies_keep_to_the_crate_boundaries() {
     );
 }
 
+/// Capping malloc arenas changes how the whole process allocates: the
+/// binaries' decision, never a library's. Libraries may use jit-alloc's
+/// other help (`release_free_memory` changes no setting).
+#[test]
+fn only_the_binaries_change_how_the_process_allocates() {
+    let root = repo_root();
+    let mut offenders = Vec::new();
+    for entry in walkdir::WalkDir::new(root.join("crates"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+    {
+        let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
+        let krate = rel.iter().nth(1).and_then(|c| c.to_str()).unwrap_or("");
+        if matches!(krate, "jit-cli" | "jit-bench" | "jit-alloc")
+            || rel.iter().any(|c| c == "tests")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if text.contains("limit_malloc_arenas()") || text.contains("M_ARENA_MAX") {
+            offenders.push(rel.display().to_string());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "library code that changes the process's allocator settings: {offenders:?}"
+    );
+}
+
 #[test]
 fn every_crate_has_a_crate_level_doc_comment() {
     let mut undocumented = Vec::new();
@@ -294,9 +324,6 @@ fn check_dependencies(manifest: &Manifest, workspace: &Manifest) -> Vec<Violatio
         }
         if krate == "jit-sync" && matches!(name, "jit-apiclient" | "reqwest" | "axum" | "hyper") {
             broken("the sync engine knows no HTTP client: platform errors reach it boxed in SourceError");
-        }
-        if name == "jit-alloc" && !matches!(krate.as_str(), "jit-cli" | "jit-bench") {
-            broken("process-wide allocator tuning is the binaries' decision, never a library's");
         }
         if krate == "jit-plugin-abi" && dep.table != "dev-dependencies" {
             broken(

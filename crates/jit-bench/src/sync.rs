@@ -72,6 +72,10 @@ pub struct SyncArgs {
     /// same org into a fresh app's SQLite store, process start to exit.
     #[arg(long, value_name = "PATH")]
     pub cli: Option<std::path::PathBuf>,
+    /// The client's concurrency instead of its default (32): how the fetch
+    /// scales with it; the latency floor follows it.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
 }
 
 /// Where the rate floor binds: wall ÷ floor at most this.
@@ -130,7 +134,7 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
     // The configured sizes, not the simulator's truth: cloning a 100,000
     // member truth would add ~100 MB to this process before the measurement.
     let (truth_members, truth_depts) = (users, depts);
-    let (source, concurrency, corp) = client_for(a.platform, &info, None)?;
+    let (source, concurrency, corp) = client_for(a.platform, &info, a.concurrency)?;
 
     let Opened {
         store,
@@ -243,7 +247,9 @@ async fn bench(a: &SyncArgs) -> Result<(), String> {
             seq?;
         }
         if let Some(jit) = &a.cli {
-            ctx.run_cli(jit, a.platform, &info, concurrency, full.apply_s)?;
+            // `jit sync` runs with the app's configuration: the default concurrency.
+            let (_, cli_concurrency, _) = client_for(a.platform, &info, None)?;
+            ctx.run_cli(jit, a.platform, &info, cli_concurrency, full.apply_s)?;
         }
         if repeat.rows_written != 0 {
             return Err(format!(
