@@ -387,11 +387,11 @@ impl App {
         let mut diags = Diagnostics::default();
         let mut schemas = Schemas::new();
         let layers: Vec<Layer> = load::resolve_layers(root, &mut schemas, &mut diags);
-        let per_layer: Vec<Vec<ElementDefine>> = layers
+        let per_layer: Vec<Vec<(ElementDefine, load::ConfigText)>> = layers
             .iter()
             .map(|l| load::read_layer(l, &mut schemas, &mut diags))
             .collect();
-        let elements = load::merge_layers(per_layer, &mut diags);
+        let (elements, config_texts) = load::merge_layers(per_layer, &mut diags);
         let manifest = layers
             .last()
             .map(|l| l.manifest.clone())
@@ -424,7 +424,14 @@ impl App {
             vars: options.env.clone(),
             defaults,
         };
-        let slots = resolve_all(&elements, &registry, &env, &mut schemas, &mut diags);
+        let slots = resolve_all(
+            &elements,
+            &registry,
+            &env,
+            config_texts,
+            &mut schemas,
+            &mut diags,
+        );
 
         let inner = Arc::new_cyclic(|weak| AppInner {
             root: root.to_path_buf(),
@@ -699,6 +706,7 @@ fn resolve_all(
     elements: &BTreeMap<String, Arc<ElementDefine>>,
     registry: &TypeRegistry,
     env: &Env,
+    config_texts: Vec<load::ConfigText>,
     schemas: &mut Schemas,
     diags: &mut Diagnostics,
 ) -> SlotMap {
@@ -711,7 +719,7 @@ fn resolve_all(
     let mut pending = Vec::with_capacity(elements.len());
     let mut function_memo: HashMap<String, Arc<Vec<FunctionDefine>>> = HashMap::new();
     let mut schema_memo: HashMap<String, Option<Arc<CompiledSchema>>> = HashMap::new();
-    for (name, def) in elements {
+    for ((name, def), read_ahead) in elements.iter().zip(config_texts) {
         let mut problem: Option<Diagnostic> = None;
         let mut chain = vec![def.clone()];
         let mut cur = def.clone();
@@ -825,7 +833,11 @@ fn resolve_all(
         } else {
             None
         };
+        // The config read and parsed ahead by the walk, if it was;
+        // `load_config` reads any other.
+        let config_text = read_ahead.filter(|_| schema.is_some());
         pending.push(Pending {
+            config_text,
             name: name.clone(),
             define: def.clone(),
             chain,
@@ -836,12 +848,19 @@ fn resolve_all(
         });
     }
 
-    // Config files are independent: read, fill and check them on all cores,
-    // then report in element order so diagnostics stay deterministic.
-    let resolved = load::par_map(pending, |p| {
+    // Config files are independent: fill and check them (read them, when the
+    // walk did not) on all cores, then report in element order so
+    // diagnostics stay deterministic.
+    let resolved = load::par_map(pending, |mut p| {
         let mut local = Diagnostics::default();
         let config = match &p.schema {
-            Some(schema) => Some(load_config(&p.define, schema.clone(), env, &mut local)),
+            Some(schema) => Some(load_config(
+                &p.define,
+                schema.clone(),
+                p.config_text.take(),
+                env,
+                &mut local,
+            )),
             None => None,
         };
         (p, config, local)
@@ -885,6 +904,8 @@ struct Pending {
     problem: Option<Diagnostic>,
     /// `Some` for an instance whose config must be loaded (with its schema, if any).
     schema: Option<Option<Arc<CompiledSchema>>>,
+    /// Its config file, when the walk read and parsed it ahead.
+    config_text: load::ConfigText,
 }
 
 /// The methods of the element at `chain[0]`: declarations merged from the
@@ -1002,6 +1023,7 @@ fn config_schema_for(
 fn load_config(
     def: &ElementDefine,
     schema: Option<Arc<CompiledSchema>>,
+    read_ahead: load::ConfigText,
     env: &Env,
     diags: &mut Diagnostics,
 ) -> Result<Option<Value>, String> {
@@ -1009,9 +1031,9 @@ fn load_config(
         return Ok(None);
     };
     // Reading straight away (rather than checking first) costs one system
-    // call per instance instead of two.
-    let text = match load::read_text(path) {
-        Ok(text) => Some(text),
+    // call per instance instead of two; the walk usually did it already.
+    let read = match read_ahead.unwrap_or_else(|| load::read_config(path)) {
+        Ok(parsed) => Some(parsed),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             let d = Diagnostic::error(DiagCode::Io, path, "", format!("cannot read file: {e}"))
@@ -1021,7 +1043,7 @@ fn load_config(
             return Err(text);
         }
     };
-    let Some(text) = text else {
+    let Some(parsed) = read else {
         if schema.is_none() {
             // This Type does not need a config file.
             return Ok(None);
@@ -1041,7 +1063,7 @@ fn load_config(
         diags.push(d);
         return Err(text);
     };
-    let mut value = match load::parse_json(&text, path) {
+    let mut value = match parsed {
         Ok(v) => v,
         Err(d) => {
             let d = Diagnostic {

@@ -293,35 +293,52 @@ struct Found {
 
 /// Maps `f` over `items` on all cores, keeping the order of the results.
 /// Loading is dominated by reading, parsing and validating independent
-/// files, which parallelises perfectly.
+/// files, which parallelises perfectly. Threads take small batches from a
+/// shared queue rather than one fixed share each: on a busy machine a thread
+/// that gets less time does less of the work instead of holding up the end.
 pub(crate) fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if threads < 2 || items.len() < 64 {
+    /// Items per batch: large enough that taking one costs nothing next to
+    /// the work, small enough to even out the threads' finishing times.
+    const BATCH: usize = 64;
+    let threads = loader_threads();
+    if threads < 2 || items.len() < 2 * BATCH {
         return items.into_iter().map(f).collect();
     }
-    let per_chunk = items.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let total = items.len();
+    let mut batches: Vec<Vec<T>> = Vec::with_capacity(total.div_ceil(BATCH));
     let mut rest = items.into_iter();
     loop {
-        let chunk: Vec<T> = rest.by_ref().take(per_chunk).collect();
-        if chunk.is_empty() {
+        let batch: Vec<T> = rest.by_ref().take(BATCH).collect();
+        if batch.is_empty() {
             break;
         }
-        chunks.push(chunk);
+        batches.push(batch);
     }
-    let f = &f;
-    std::thread::scope(|s| {
-        let workers: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| s.spawn(move || chunk.into_iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+    let queue = std::sync::Mutex::new(batches.into_iter().enumerate());
+    let work = || {
+        let mut done: Vec<(usize, Vec<R>)> = Vec::new();
+        loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+            let Some((i, batch)) = next else {
+                return done;
+            };
+            done.push((i, batch.into_iter().map(&f).collect()));
+        }
+    };
+    let mut done = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut done = work();
+        for h in helpers {
+            done.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let mut out = Vec::with_capacity(total);
+    for (_, results) in done {
+        out.extend(results);
+    }
+    out
 }
 
 /// Finds every `e.json` of an app on disk, in a deterministic order.
@@ -358,39 +375,10 @@ fn scan_dir(root: &Path, diags: &mut Diagnostics) -> Vec<Found> {
         if !entry.file_type().is_file() || entry.file_name() != "e.json" {
             continue;
         }
-        let path = entry.path().to_path_buf();
-        let dir = path.parent().unwrap_or(root).to_path_buf();
-        let rel = dir.strip_prefix(root).unwrap_or(&dir);
-        let segments: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        if segments.is_empty() {
-            diags.push(Diagnostic::error(
-                DiagCode::Unreachable,
-                &path,
-                "",
-                "an e.json at the app root has no fullName and can never be looked up; move it into a folder named after the element",
-            ));
-            continue;
+        match found_on_disk(root, entry.into_path()) {
+            Ok(found) => out.push(found),
+            Err(d) => diags.push(*d),
         }
-        if let Some(bad) = segments.iter().find(|s| !is_identifier(s)) {
-            diags.push(Diagnostic::error(
-                DiagCode::InvalidName,
-                &path,
-                "",
-                format!(
-                    "folder name `{bad}` is not a valid identifier (letters, digits and `_`, not starting with a digit); the element is unreachable until it is renamed"
-                ),
-            ));
-            continue;
-        }
-        out.push(Found {
-            full_name: segments.join("."),
-            e_json: path,
-            dir: Some(dir),
-            text: None,
-        });
     }
     out
 }
@@ -577,62 +565,352 @@ fn parse_functions(raw: &Value) -> Vec<FunctionDefine> {
         .collect()
 }
 
-/// Parses, validates and locates the config file of every element of one layer.
+/// An instance's config file read and parsed ahead of resolution: the walk
+/// reads it while it is in the element's folder anyway, so resolution only
+/// fills and checks it. `None`: read it when it is needed.
+pub(crate) type ConfigText = Option<ConfigRead>;
+
+/// A config file read ([`read_text`]) and parsed ([`parse_json`]).
+pub(crate) type ConfigRead = std::io::Result<Result<Value, Box<Diagnostic>>>;
+
+/// Reads and parses a config file, leaving every error to the caller.
+pub(crate) fn read_config(path: &Path) -> ConfigRead {
+    read_text(path).map(|text| parse_json(&text, path))
+}
+
+/// An `e.json` read, parsed and checked on its own, before its layer is merged.
+struct ReadElement {
+    found: Found,
+    /// The document and what is read from it; `None` when the file could
+    /// not be read, parsed or validated (`local` says why).
+    raw: Option<(Value, Fields)>,
+    local: Diagnostics,
+    /// For an instance on disk: its config file (with its text, read ahead),
+    /// or the pointer and message of why it may not be read.
+    config: Option<ConfigAhead>,
+}
+
+/// The fields of an [`ElementDefine`] read from its `e.json` alone.
+struct Fields {
+    title: String,
+    type_name: Option<String>,
+    kind: Result<ElementKind, (&'static str, &'static str)>,
+    functions: Vec<FunctionDefine>,
+    load_time: Option<String>,
+    access_modifier: String,
+}
+
+/// A located config file and its text, or why it is refused.
+type ConfigAhead = Result<(PathBuf, ConfigRead), (&'static str, String)>;
+
+/// The kind an `e.json` declares, or the pointer and message of why its
+/// `kind` and `type` do not fit together.
+fn element_kind(
+    raw: &Value,
+    type_name: Option<&str>,
+) -> Result<ElementKind, (&'static str, &'static str)> {
+    match (raw.get("kind").and_then(Value::as_str), type_name) {
+        (Some("Meta"), Some(_)) => Err((
+            "/type",
+            "a Meta is the root of a family and has no `type`; remove `type` or change `kind`",
+        )),
+        (Some("Type") | Some("Instance"), None) => Err((
+            "/kind",
+            "a Type or Instance must name its parent in `type` (a Meta or Type)",
+        )),
+        (Some("Type"), Some(_)) => Ok(ElementKind::Type),
+        (_, None) => Ok(ElementKind::Meta),
+        (_, Some(_)) => Ok(ElementKind::Instance),
+    }
+}
+
+/// Reads, parses and validates one `e.json`, and for an instance on disk
+/// locates its config file and reads it: all of it independent of the other
+/// elements, so it runs on any thread. `links` names the symbolic links in
+/// the element's folder when the walk listed it (`None`: ask the file system).
+fn read_element(
+    f: Found,
+    root: Option<&Path>,
+    e_schema: Option<&CompiledSchema>,
+    links: Option<&[std::ffi::OsString]>,
+) -> ReadElement {
+    let mut local = Diagnostics::default();
+    let text = match f.text {
+        Some(t) => Ok(std::borrow::Cow::Borrowed(t)),
+        None => read_text(&f.e_json).map(std::borrow::Cow::Owned),
+    };
+    let raw = match text {
+        Err(e) => {
+            local.push(
+                Diagnostic::error(
+                    DiagCode::Io,
+                    &f.e_json,
+                    "",
+                    format!("cannot read file: {e}"),
+                )
+                .for_element(&f.full_name),
+            );
+            None
+        }
+        Ok(text) => match parse_json(&text, &f.e_json) {
+            Err(d) => {
+                local.push(d.for_element(&f.full_name));
+                None
+            }
+            Ok(raw) => {
+                let valid = e_schema.is_none_or(|v| {
+                    validate(v, &raw, &f.e_json, Some(&f.full_name), "e.json", &mut local)
+                });
+                valid.then_some(raw)
+            }
+        },
+    };
+    let raw = raw.map(|raw| {
+        let type_name = string_field(&raw, "type");
+        let fields = Fields {
+            title: string_field(&raw, "title").unwrap_or_default(),
+            kind: element_kind(&raw, type_name.as_deref()),
+            type_name,
+            functions: parse_functions(&raw),
+            load_time: string_field(&raw, "loadTime"),
+            access_modifier: string_field(&raw, "accessModifier")
+                .unwrap_or_else(|| "public".into()),
+        };
+        (raw, fields)
+    });
+    let config = match (&raw, f.dir.as_deref(), root) {
+        (Some((raw, fields)), Some(dir), Some(root))
+            if fields.kind == Ok(ElementKind::Instance) =>
+        {
+            Some(
+                locate_config(root, dir, &f.full_name, raw, links).map(|path| {
+                    let read = read_config(&path);
+                    (path, read)
+                }),
+            )
+        }
+        _ => None,
+    };
+    ReadElement {
+        found: f,
+        raw,
+        local,
+        config,
+    }
+}
+
+/// What [`walk_and_read`] found: the walk's own diagnostics, each with the
+/// path it sorts by, and the elements read.
+type Walked = (Vec<(PathBuf, Diagnostic)>, Vec<ReadElement>);
+
+/// One folder's listing: the folders in it to walk into, its `e.json`, and
+/// the names of its symbolic links.
+type Listing = (Vec<PathBuf>, Option<PathBuf>, Vec<std::ffi::OsString>);
+
+/// Walks an app folder and reads every element in it (see [`read_element`])
+/// on `threads` threads taking folders from one shared stack: the walk, the
+/// reads and the checks overlap, with no pause between them. Returns the
+/// walk's own diagnostics and the elements, both in the order of
+/// [`scan_dir`]'s sorted walk (which is the order of their paths), or `None`
+/// if a folder could not be listed: [`scan_dir`] then walks again to report
+/// it exactly as it always has.
+fn walk_and_read(root: &Path, e_schema: Option<&CompiledSchema>, threads: usize) -> Option<Walked> {
+    use std::sync::{Condvar, Mutex};
+    /// Folders waiting to be listed, how many are being worked on, and
+    /// whether a listing failed.
+    struct Work {
+        dirs: Vec<PathBuf>,
+        busy: usize,
+        failed: bool,
+    }
+    let work = Mutex::new(Work {
+        dirs: vec![root.to_path_buf()],
+        busy: 0,
+        failed: false,
+    });
+    let wake = Condvar::new();
+    /// Stops the other threads if this one panics (they would otherwise
+    /// wait for its folder forever); the panic then reaches the caller.
+    struct StopOnPanic<'a>(&'a Mutex<Work>, &'a Condvar);
+    impl Drop for StopOnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.lock().unwrap_or_else(|p| p.into_inner()).failed = true;
+                self.1.notify_all();
+            }
+        }
+    }
+    let worker = || {
+        let _stop = StopOnPanic(&work, &wake);
+        let mut scanned: Vec<(PathBuf, Diagnostic)> = Vec::new();
+        let mut read: Vec<ReadElement> = Vec::new();
+        loop {
+            let dir = {
+                let mut w = work.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if w.failed {
+                        return (scanned, read);
+                    }
+                    if let Some(d) = w.dirs.pop() {
+                        w.busy += 1;
+                        break d;
+                    }
+                    if w.busy == 0 {
+                        return (scanned, read);
+                    }
+                    w = wake.wait(w).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let listed = list_dir(&dir);
+            let mut w = work.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok((subdirs, e_json, links)) = listed else {
+                w.failed = true;
+                wake.notify_all();
+                return (scanned, read);
+            };
+            // The folder's subfolders are queued: reading its element adds
+            // no work, so the others may stop once the queue is empty.
+            let more = !subdirs.is_empty();
+            w.dirs.extend(subdirs);
+            w.busy -= 1;
+            let done = w.busy == 0 && w.dirs.is_empty();
+            drop(w);
+            if more || done {
+                wake.notify_all();
+            }
+            let Some(path) = e_json else {
+                continue;
+            };
+            match found_on_disk(root, path) {
+                Ok(found) => read.push(read_element(found, Some(root), e_schema, Some(&links))),
+                Err(d) => scanned.push((d.file.clone(), *d)),
+            }
+        }
+    };
+    let (mut scanned, mut read) = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(worker)).collect();
+        let (mut scanned, mut read) = worker();
+        for h in helpers {
+            let (more_scanned, more_read) =
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            scanned.extend(more_scanned);
+            read.extend(more_read);
+        }
+        (scanned, read)
+    });
+    if work.into_inner().unwrap_or_else(|p| p.into_inner()).failed {
+        return None;
+    }
+    // A sorted depth-first walk visits paths in the order of their components.
+    scanned.sort_by(|a, b| a.0.cmp(&b.0));
+    read.sort_by(|a, b| a.found.e_json.cmp(&b.found.e_json));
+    Some((scanned, read))
+}
+
+/// One folder's listing for [`walk_and_read`]: the folders to walk into
+/// (hidden and [`SKIPPED_DIRS`] ones left out, links not followed), its
+/// `e.json` if it has one, and the names of its symbolic links.
+fn list_dir(dir: &Path) -> std::io::Result<Listing> {
+    let mut subdirs = Vec::new();
+    let mut e_json = None;
+    let mut links = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let name = entry.file_name();
+        if kind.is_dir() {
+            let skipped = name.as_encoded_bytes().starts_with(b".")
+                || SKIPPED_DIRS.iter().any(|s| name == *s);
+            if !skipped {
+                subdirs.push(entry.path());
+            }
+        } else if kind.is_file() && name == "e.json" {
+            e_json = Some(entry.path());
+        } else if kind.is_symlink() {
+            links.push(name);
+        }
+    }
+    Ok((subdirs, e_json, links))
+}
+
+/// The element an `e.json` at `path` under `root` declares, named after its
+/// folders, or the diagnostic of why it can never be looked up.
+fn found_on_disk(root: &Path, path: PathBuf) -> Result<Found, Box<Diagnostic>> {
+    let dir = path.parent().unwrap_or(root).to_path_buf();
+    let rel = dir.strip_prefix(root).unwrap_or(&dir);
+    let segments: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if segments.is_empty() {
+        return Err(Box::new(Diagnostic::error(
+            DiagCode::Unreachable,
+            &path,
+            "",
+            "an e.json at the app root has no fullName and can never be looked up; move it into a folder named after the element",
+        )));
+    }
+    if let Some(bad) = segments.iter().find(|s| !is_identifier(s)) {
+        return Err(Box::new(Diagnostic::error(
+            DiagCode::InvalidName,
+            &path,
+            "",
+            format!(
+                "folder name `{bad}` is not a valid identifier (letters, digits and `_`, not starting with a digit); the element is unreachable until it is renamed"
+            ),
+        )));
+    }
+    Ok(Found {
+        full_name: segments.join("."),
+        e_json: path,
+        dir: Some(dir),
+        text: None,
+    })
+}
+
+/// Threads the loader reads on: every core, at most 8.
+fn loader_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
+/// Parses, validates and locates the config file of every element of one
+/// layer, each with its config file's text when it was read ahead.
 pub(crate) fn read_layer(
     layer: &Layer,
     schemas: &mut Schemas,
     diags: &mut Diagnostics,
-) -> Vec<ElementDefine> {
-    let found = match &layer.root {
-        None => scan_framework(),
-        Some(root) => scan_dir(root, diags),
-    };
+) -> Vec<(ElementDefine, ConfigText)> {
     let e_schema = schemas.get(
         "e.schema.json",
         || Schemas::embedded("e.schema.json").and_then(|t| serde_json::from_str(t).ok()),
         diags,
         Path::new("schemas/e.schema.json"),
     );
-    // Reading, parsing and schema checks are independent per file.
-    let parsed = par_map(found, |f| {
-        let mut local = Diagnostics::default();
-        let text = match f.text {
-            Some(t) => Ok(std::borrow::Cow::Borrowed(t)),
-            None => read_text(&f.e_json).map(std::borrow::Cow::Owned),
-        };
-        let raw = match text {
-            Err(e) => {
-                local.push(
-                    Diagnostic::error(
-                        DiagCode::Io,
-                        &f.e_json,
-                        "",
-                        format!("cannot read file: {e}"),
-                    )
-                    .for_element(&f.full_name),
-                );
-                None
-            }
-            Ok(text) => match parse_json(&text, &f.e_json) {
-                Err(d) => {
-                    local.push(d.for_element(&f.full_name));
-                    None
-                }
-                Ok(raw) => {
-                    let valid = e_schema.as_ref().is_none_or(|v| {
-                        validate(v, &raw, &f.e_json, Some(&f.full_name), "e.json", &mut local)
-                    });
-                    valid.then_some(raw)
-                }
-            },
-        };
-        (f, raw, local)
-    });
-    let mut seen_lower: HashMap<String, PathBuf> = HashMap::new();
+    let e_schema = e_schema.as_deref();
+    let root = layer.root.as_deref();
+    let walked = root.and_then(|r| walk_and_read(r, e_schema, loader_threads()));
+    let parsed = match walked {
+        Some((scanned, read)) => {
+            diags.extend(scanned.into_iter().map(|(_, d)| d));
+            read
+        }
+        None => {
+            let found = match root {
+                None => scan_framework(),
+                Some(root) => scan_dir(root, diags),
+            };
+            // Reading, parsing and schema checks are independent per file.
+            par_map(found, |f| read_element(f, root, e_schema, None))
+        }
+    };
+    let mut seen_lower: HashMap<String, PathBuf> = HashMap::with_capacity(parsed.len());
     let mut out = Vec::with_capacity(parsed.len());
-    for (f, raw, local) in parsed {
-        diags.extend(local.0);
-        let Some(raw) = raw else {
+    for r in parsed {
+        let f = r.found;
+        diags.extend(r.local.0);
+        let Some((raw, fields)) = r.raw else {
             continue;
         };
         if let Some(explicit) = raw.get("fullName").and_then(Value::as_str) {
@@ -667,59 +945,38 @@ pub(crate) fn read_layer(
             );
             continue;
         }
-        let type_name = string_field(&raw, "type");
-        let kind = match (raw.get("kind").and_then(Value::as_str), &type_name) {
-            (Some("Meta"), Some(_)) => {
+        let kind = match fields.kind {
+            Ok(kind) => kind,
+            Err((pointer, message)) => {
                 diags.push(
-                    Diagnostic::error(
-                        DiagCode::BadTypeTarget,
-                        &f.e_json,
-                        "/type",
-                        "a Meta is the root of a family and has no `type`; remove `type` or change `kind`",
-                    )
-                    .for_element(&f.full_name),
+                    Diagnostic::error(DiagCode::BadTypeTarget, &f.e_json, pointer, message)
+                        .for_element(&f.full_name),
                 );
                 continue;
             }
-            (Some("Type") | Some("Instance"), None) => {
+        };
+        let mut config_text = None;
+        let config_file = match r.config {
+            Some(Ok((path, text))) => {
+                config_text = Some(text);
+                Some(path)
+            }
+            Some(Err((pointer, message))) => {
                 diags.push(
-                    Diagnostic::error(
-                        DiagCode::BadTypeTarget,
-                        &f.e_json,
-                        "/kind",
-                        "a Type or Instance must name its parent in `type` (a Meta or Type)",
-                    )
-                    .for_element(&f.full_name),
+                    Diagnostic::error(DiagCode::OutsideApp, &f.e_json, pointer, message)
+                        .for_element(&f.full_name),
                 );
-                continue;
+                None
             }
-            (Some("Type"), Some(_)) => ElementKind::Type,
-            (_, None) => ElementKind::Meta,
-            (_, Some(_)) => ElementKind::Instance,
+            None => None,
         };
-        let config_file = match (kind, f.dir.as_deref(), layer.root.as_deref()) {
-            (ElementKind::Instance, Some(dir), Some(root)) => {
-                match locate_config(root, dir, &f.full_name, &raw) {
-                    Ok(path) => Some(path),
-                    Err((pointer, message)) => {
-                        diags.push(
-                            Diagnostic::error(DiagCode::OutsideApp, &f.e_json, pointer, message)
-                                .for_element(&f.full_name),
-                        );
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        out.push(ElementDefine {
-            title: string_field(&raw, "title").unwrap_or_default(),
-            type_name,
+        let define = ElementDefine {
+            title: fields.title,
+            type_name: fields.type_name,
             kind,
-            functions: parse_functions(&raw),
-            load_time: string_field(&raw, "loadTime"),
-            access_modifier: string_field(&raw, "accessModifier")
-                .unwrap_or_else(|| "public".into()),
+            functions: fields.functions,
+            load_time: fields.load_time,
+            access_modifier: fields.access_modifier,
             config_file,
             origin: Origin {
                 app_id: layer.app_id.clone(),
@@ -728,7 +985,8 @@ pub(crate) fn read_layer(
             },
             full_name: f.full_name,
             raw,
-        });
+        };
+        out.push((define, config_text));
     }
     out
 }
@@ -742,11 +1000,16 @@ pub(crate) fn read_layer(
 /// folder) that is a symbolic link leading outside is refused with the JSON
 /// pointer and message of the diagnostic. Otherwise any `.json` file on the
 /// machine could be read as a config, and its content quoted in errors.
+///
+/// `links` names the symbolic links in `dir` when the caller has listed it
+/// (then a config beside `e.json` costs no system call to check), `None` to
+/// ask the file system.
 fn locate_config(
     root: &Path,
     dir: &Path,
     full_name: &str,
     raw: &Value,
+    links: Option<&[std::ffi::OsString]>,
 ) -> Result<PathBuf, (&'static str, String)> {
     let entry = raw
         .get("frontBundleEntry")
@@ -790,7 +1053,12 @@ fn locate_config(
             .count()
             > 1
     });
-    let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+    let is_link = match (links, path.file_name()) {
+        // Not nested: the file is an entry of `dir`, whose listing says
+        // what `lstat` would.
+        (Some(links), Some(name)) if !nested => links.iter().any(|l| l == name),
+        _ => std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()),
+    };
     if nested || is_link {
         if let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.canonicalize()) {
             if !real.starts_with(&real_root) {
@@ -841,14 +1109,17 @@ pub(crate) fn inside(dir: &Path, rel: &str) -> Result<(), String> {
 
 /// Merges layers: a later layer's element with the same fullName replaces the
 /// earlier one, unless the earlier one is `protected` (inheritable, not overridable).
+///
+/// Returns the elements by fullName and, in the same order, their config
+/// files' texts read ahead.
 pub(crate) fn merge_layers(
-    layers: Vec<Vec<ElementDefine>>,
+    layers: Vec<Vec<(ElementDefine, ConfigText)>>,
     diags: &mut Diagnostics,
-) -> BTreeMap<String, Arc<ElementDefine>> {
-    let mut merged: BTreeMap<String, Arc<ElementDefine>> = BTreeMap::new();
+) -> (BTreeMap<String, Arc<ElementDefine>>, Vec<ConfigText>) {
+    let mut merged: BTreeMap<String, (Arc<ElementDefine>, ConfigText)> = BTreeMap::new();
     for layer in layers {
-        for def in layer {
-            if let Some(prev) = merged.get(&def.full_name) {
+        for (def, text) in layer {
+            if let Some((prev, _)) = merged.get(&def.full_name) {
                 if prev.access_modifier == "protected" && prev.origin.app_id != def.origin.app_id {
                     diags.push(
                         Diagnostic::error(
@@ -865,10 +1136,18 @@ pub(crate) fn merge_layers(
                     continue;
                 }
             }
-            merged.insert(def.full_name.clone(), Arc::new(def));
+            merged.insert(def.full_name.clone(), (Arc::new(def), text));
         }
     }
-    merged
+    let mut texts = Vec::with_capacity(merged.len());
+    let elements = merged
+        .into_iter()
+        .map(|(name, (def, text))| {
+            texts.push(text);
+            (name, def)
+        })
+        .collect();
+    (elements, texts)
 }
 
 /// Environment for `{{NAME}}` placeholders: the process environment (or the
@@ -1055,5 +1334,61 @@ mod tests {
         std::fs::write(&latin1, b"{\"title\": \"Gr\xf6\xdfe\"}").unwrap();
         let e = read_text(&latin1).unwrap_err();
         assert_eq!(e.to_string(), "the file is not valid UTF-8 text");
+    }
+
+    #[test]
+    fn the_parallel_walk_finds_what_the_sorted_walk_finds_in_the_same_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut folders = vec![
+            "a".to_string(),
+            "a/b".into(),
+            "a/B".into(),
+            "a_b".into(),
+            "a.b".into(),
+            "Z".into(),
+            "2bad".into(),
+            "2bad/Inner".into(),
+            ".hidden/X".into(),
+            "node_modules/Y".into(),
+        ];
+        // Enough folders that both threads take some.
+        for g in 0..5 {
+            for i in 0..40 {
+                folders.push(format!("items/g{g}/Item{i}"));
+            }
+        }
+        for f in &folders {
+            std::fs::create_dir_all(root.join(f)).unwrap();
+            std::fs::write(root.join(f).join("e.json"), "{}").unwrap();
+        }
+        std::fs::write(root.join("e.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("linked")).unwrap();
+
+        let mut diags = Diagnostics::default();
+        let sorted = scan_dir(root, &mut diags);
+        let (scanned, read) = walk_and_read(root, None, 2).expect("every folder lists");
+        let names = |found: Vec<&Found>| -> Vec<(String, PathBuf)> {
+            found
+                .into_iter()
+                .map(|f| (f.full_name.clone(), f.e_json.clone()))
+                .collect()
+        };
+        assert_eq!(
+            names(read.iter().map(|r| &r.found).collect()),
+            names(sorted.iter().collect())
+        );
+        assert_eq!(
+            sorted.len(),
+            folders.len() - 5,
+            "hidden, skipped and misnamed folders left out"
+        );
+        let walked: Vec<Diagnostic> = scanned.into_iter().map(|(_, d)| d).collect();
+        assert_eq!(walked, diags.0);
+        assert_eq!(
+            walked.len(),
+            4,
+            "the root e.json, two under 2bad and a.b: {walked:?}"
+        );
     }
 }
