@@ -134,12 +134,6 @@ fn apply_on(
     Ok(report)
 }
 
-/// Whether the current runtime has other workers to lend this one's tasks to.
-fn multi_threaded() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
-}
-
 /// Page size of new database files.
 const PAGE_SIZE: i64 = 16384;
 
@@ -1124,21 +1118,17 @@ impl CorpStore for SqliteStore {
         plan: &SyncPlan,
         run: &SyncRun,
     ) -> StoreResult<ApplyReport> {
-        if multi_threaded() {
-            // Borrowed, not copied into the blocking pool: the plan of a
-            // 300,000-member first sync is ~240 MB, and copying it both
-            // doubled the apply's memory and cost time. `block_in_place`
-            // hands this worker's other tasks to the other workers while
-            // the apply runs here; the sync lock has no heartbeat that
-            // this task would have to keep beating meanwhile.
-            let conn = self.conn.clone();
-            return tokio::task::block_in_place(|| {
-                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-                apply_on(&mut guard, corp, plan, run)
-            });
-        }
-        // A current-thread runtime cannot lend its only thread.
-        let (corp, plan, run) = (corp.clone(), plan.clone(), run.clone());
+        self.apply_shared_plan(corp, std::sync::Arc::new(plan.clone()), run)
+            .await
+    }
+
+    async fn apply_shared_plan(
+        &self,
+        corp: &CorpRecord,
+        plan: std::sync::Arc<SyncPlan>,
+        run: &SyncRun,
+    ) -> StoreResult<ApplyReport> {
+        let (corp, run) = (corp.clone(), run.clone());
         self.with("apply plan", move |c| apply_on(c, &corp, &plan, &run))
             .await
     }

@@ -111,16 +111,6 @@ async fn newer_schema_is_refused_and_nothing_is_touched(t: &TestStore) {
     );
 }
 
-/// The suite runs on current-thread runtimes, where SQLite applies on the
-/// blocking pool with its own copy of the plan; on a multi-threaded one
-/// (`jit sync`, `jit serve`) it applies in place with the plan borrowed.
-/// Both must write, and roll back, the same.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_applies_in_place_on_a_multi_threaded_runtime_with_the_same_result() {
-    applied_snapshot_loads_back_identically(&TestStore::sqlite().await).await;
-    failure_late_in_apply_rolls_everything_back(&TestStore::sqlite().await).await;
-}
-
 async fn applied_snapshot_loads_back_identically(t: &TestStore) {
     let (_, snap) = seeded(t).await;
     let loaded = t.store.load_snapshot("corps.Acme").await.unwrap();

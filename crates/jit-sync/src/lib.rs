@@ -492,7 +492,7 @@ async fn run(
     let failures = remote.failures.clone();
     let mut notes = remote.notes.clone();
     let counted = safety::Counts::new(&local, &remote);
-    let the_plan = plan_owned(&local, remote, opts);
+    let mut the_plan = plan_owned(&local, remote, opts);
     // The stored org is done with too, and what the plan did not keep of
     // the read (and the stored org) goes back to the system before the
     // apply allocates its rows.
@@ -591,7 +591,12 @@ async fn run(
                 .to_string(),
         })
     } else {
-        store.apply_plan(corp, &the_plan, &run).await
+        // Handed over, not lent: the store may apply on another thread
+        // without copying the plan, and gives it back when done.
+        let shared = std::sync::Arc::new(the_plan);
+        let applied = store.apply_shared_plan(corp, shared.clone(), &run).await;
+        the_plan = std::sync::Arc::try_unwrap(shared).unwrap_or_else(|p| (*p).clone());
+        applied
     };
     drop(lock);
     // The store's transaction buffers are freed: handed back, so the host
