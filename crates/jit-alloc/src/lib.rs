@@ -3,8 +3,8 @@
 //!
 //! [`release_free_memory`] changes no setting: it hands memory the process
 //! has already freed back to the system. The sync engine (jit-sync) calls
-//! it itself where a large sync has just freed a whole organization (when a
-//! run starts, before the apply, after it), so an embedding host gets it
+//! it itself where a full sync has just freed a whole organization (when it
+//! starts, before the apply, after it; not for event batches), so an embedding host gets it
 //! without doing anything, whatever its arena setting: BENCHMARKS.md's
 //! peaks for large syncs hold with glibc's default arenas
 //! (`jit-bench --default-malloc-arenas sync ...` measures that case).

@@ -445,10 +445,19 @@ async fn run(
         run_id,
         error,
     };
+    // A full read allocates, and frees, an org-sized read; a read of
+    // changes (an event batch) does not, and trimming walks every free list
+    // (milliseconds), which a serving host would pay per batch for nothing.
+    let trim = matches!(read, Read::Full(_));
+    let release = || {
+        if trim {
+            jit_alloc::release_free_memory();
+        }
+    };
     // What the previous run (or anything else the host did) freed goes back
     // to the system before this one allocates an org: with glibc, memory
     // freed on one thread's arena otherwise stays resident beside the new.
-    jit_alloc::release_free_memory();
+    release();
     // The stored org is loaded before the read: a read of changes needs it
     // to know what to read, and for a full read the store's transient rows
     // (as large as the org) are freed before the read allocates the fetched
@@ -497,7 +506,7 @@ async fn run(
     // the read (and the stored org) goes back to the system before the
     // apply allocates its rows.
     drop(local);
-    jit_alloc::release_free_memory();
+    release();
     let verdict = counted.check(&the_plan, opts);
     let plan_ms = ms(t_plan.elapsed());
     notes.extend(verdict.notes.iter().cloned());
@@ -601,7 +610,7 @@ async fn run(
     drop(lock);
     // The store's transaction buffers are freed: handed back, so the host
     // holds only the report after a large sync.
-    jit_alloc::release_free_memory();
+    release();
     let applied = match result {
         Ok(a) => a,
         Err(e) => {
