@@ -85,6 +85,49 @@ fn only_the_binaries_change_how_the_process_allocates() {
     );
 }
 
+/// `unsafe` is confined to the files whose job needs it: the allocator
+/// call, the plugin ABI on both sides, and SQLite binding without copies.
+/// Anything else that wants it should be reviewed as a change to this list.
+#[test]
+fn unsafe_code_lives_only_where_the_architecture_says() {
+    const ALLOWED: &[&str] = &[
+        "crates/jit-alloc/src/lib.rs",
+        "crates/jit-plugin-abi/src/lib.rs",
+        "crates/jit-plugin-host/src/library.rs",
+        "crates/jit-plugin-host/src/instance.rs",
+        "crates/jit-plugin-sdk/src/lib.rs",
+        "crates/jit-store/src/sqlite_bind.rs",
+    ];
+    let root = repo_root();
+    let mut offenders = Vec::new();
+    for entry in walkdir::WalkDir::new(root.join("crates"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+    {
+        let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
+        if rel.iter().any(|c| c == "tests" || c == "target") {
+            continue;
+        }
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let uses = text
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| !l.starts_with("//"))
+            .any(|l| {
+                l.contains("unsafe {") || l.contains("unsafe fn ") || l.contains("unsafe impl ")
+            });
+        if uses && !ALLOWED.contains(&rel.as_str()) {
+            offenders.push(rel);
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "unsafe code outside the files ARCHITECTURE.md names: {offenders:?}"
+    );
+}
+
 #[test]
 fn every_crate_has_a_crate_level_doc_comment() {
     let mut undocumented = Vec::new();

@@ -116,6 +116,7 @@ mod schema;
 #[cfg(feature = "scratch")]
 pub mod scratch;
 mod sqlite;
+mod sqlite_bind;
 pub mod synthetic;
 
 pub use api::*;

@@ -12,6 +12,7 @@ use crate::logic::ops::{self, BindingRow, Tx};
 use crate::logic::{self, sql, Ctx, MembershipRow, OrgRows};
 use crate::logins::{LoginKey, LoginState};
 use crate::schema::{self, Dialect};
+use crate::sqlite_bind::StaticInsert;
 use jit_org::{
     Admin, Change, CorpRecord, CorpSnapshot, Dept, DeptMembership, Member, MemberStatus, Provider,
     Role, RoleGroup, SyncPlan,
@@ -284,20 +285,24 @@ fn insert_many(
     );
     let head = head.replacen("INSERT INTO", "INSERT OR ROLLBACK INTO", 1);
     let sql_for = |n: usize| format!("{head} VALUES {} {tail}", vec![row.as_str(); n].join(", "));
-    let full = sql_for(ROWS_PER_INSERT);
+    // Bound without SQLite copying each text (see `sqlite_bind`); the
+    // full-size statement is prepared once per call, a shorter last chunk
+    // gets its own.
+    let mut full: Option<StaticInsert<'_>> = None;
     let mut total = 0u64;
     for chunk in values.chunks(ncols * ROWS_PER_INSERT) {
         let n = chunk.len() / ncols;
-        let sql = if n == ROWS_PER_INSERT {
-            full.clone()
+        let mut last;
+        let stmt = if n == ROWS_PER_INSERT {
+            match &mut full {
+                Some(s) => s,
+                None => full.insert(StaticInsert::prepare(tx, &sql_for(n)).ctx(op)?),
+            }
         } else {
-            sql_for(n)
+            last = StaticInsert::prepare(tx, &sql_for(n)).ctx(op)?;
+            &mut last
         };
-        total += tx
-            .prepare_cached(&sql)
-            .ctx(op)?
-            .execute(rusqlite::params_from_iter(chunk.iter()))
-            .ctx(op)? as u64;
+        total += stmt.execute(chunk).ctx(op)? as u64;
     }
     Ok(total)
 }
