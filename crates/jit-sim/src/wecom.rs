@@ -398,7 +398,7 @@ fn inner(
             let mut next = String::new();
             let iter: Box<dyn Iterator<Item = &MemberRec>> = match &start {
                 None => Box::new(org.members.values()),
-                Some((u, _)) => Box::new(org.members.range(u.clone()..).map(|(_, m)| m)),
+                Some((u, _)) => Box::new(org.members.values_from(u)),
             };
             'outer: for m in iter {
                 let first = match &start {
