@@ -603,14 +603,28 @@ async fn run(
         // Handed over, not lent: the store may apply on another thread
         // without copying the plan, and gives it back when done.
         let shared = std::sync::Arc::new(the_plan);
-        let applied = store.apply_shared_plan(corp, shared.clone(), &run).await;
+        // The report's copy of the change lines is made while the store
+        // writes (on its own thread for SQLite) rather than after: for a
+        // first sync of 300,000 members that copy is ~0.2 s of allocation.
+        let (applied, changes) =
+            tokio::join!(store.apply_shared_plan(corp, shared.clone(), &run), async {
+                shared.changes.clone()
+            });
+        report.changes = changes;
         the_plan = std::sync::Arc::try_unwrap(shared).unwrap_or_else(|p| (*p).clone());
         applied
     };
     drop(lock);
     // The store's transaction buffers are freed: handed back, so the host
-    // holds only the report after a large sync.
-    release();
+    // holds only the report after a large sync. Off the caller's path:
+    // trimming walks every free list (about 0.1 s after a 300,000-member
+    // apply), and nothing the caller does next needs it done first.
+    if trim {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(jit_alloc::release_free_memory)),
+            Err(_) => jit_alloc::release_free_memory(),
+        }
+    }
     let applied = match result {
         Ok(a) => a,
         Err(e) => {
@@ -626,7 +640,6 @@ async fn run(
     report.run_id = applied.run_id;
     report.rows_written = applied.rows_written;
     report.conflicts = applied.conflicts;
-    report.changes = the_plan.changes.clone();
     report.plan = the_plan;
     report.durations.apply_ms = ms(t_apply.elapsed());
     report.durations.total_ms = ms(t0.elapsed());
