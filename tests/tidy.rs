@@ -55,28 +55,38 @@ fn dependencies_keep_to_the_crate_boundaries() {
     );
 }
 
+/// Every Rust file of the crates outside their `tests` folders, as
+/// (path from the repository root with `/` separators, text).
+fn crate_sources() -> Vec<(String, String)> {
+    let root = repo_root();
+    walkdir::WalkDir::new(root.join("crates"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+        .filter_map(|e| {
+            let rel = e.path().strip_prefix(&root).unwrap_or(e.path());
+            if rel.iter().any(|c| c == "tests" || c == "target") {
+                return None;
+            }
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            Some((rel, std::fs::read_to_string(e.path()).unwrap_or_default()))
+        })
+        .collect()
+}
+
 /// Capping malloc arenas changes how the whole process allocates: the
 /// binaries' decision, never a library's. Libraries may use jit-alloc's
 /// other help (`release_free_memory` changes no setting).
 #[test]
 fn only_the_binaries_change_how_the_process_allocates() {
-    let root = repo_root();
     let mut offenders = Vec::new();
-    for entry in walkdir::WalkDir::new(root.join("crates"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
-    {
-        let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
-        let krate = rel.iter().nth(1).and_then(|c| c.to_str()).unwrap_or("");
-        if matches!(krate, "jit-cli" | "jit-bench" | "jit-alloc")
-            || rel.iter().any(|c| c == "tests")
-        {
+    for (rel, text) in crate_sources() {
+        let krate = rel.split('/').nth(1).unwrap_or("");
+        if matches!(krate, "jit-cli" | "jit-bench" | "jit-alloc") {
             continue;
         }
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
         if text.contains("limit_malloc_arenas()") || text.contains("M_ARENA_MAX") {
-            offenders.push(rel.display().to_string());
+            offenders.push(rel);
         }
     }
     assert!(
@@ -98,19 +108,8 @@ fn unsafe_code_lives_only_where_the_architecture_says() {
         "crates/jit-plugin-sdk/src/lib.rs",
         "crates/jit-store/src/sqlite_bind.rs",
     ];
-    let root = repo_root();
     let mut offenders = Vec::new();
-    for entry in walkdir::WalkDir::new(root.join("crates"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
-    {
-        let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
-        if rel.iter().any(|c| c == "tests" || c == "target") {
-            continue;
-        }
-        let rel = rel.to_string_lossy().replace('\\', "/");
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+    for (rel, text) in crate_sources() {
         let uses = text
             .lines()
             .map(str::trim_start)
