@@ -794,7 +794,7 @@ impl Tx for PgTx<'_, '_> {
         Ok(rows)
     }
 
-    async fn insert_users(&mut self, names: &[String], now: i64) -> StoreResult<(Vec<i64>, u64)> {
+    async fn insert_users(&mut self, names: &[&str], now: i64) -> StoreResult<(Vec<i64>, u64)> {
         let op = self.op;
         let n = names.len() as i64;
         // Reserve n consecutive ids in one step (one nextval per user costs
@@ -924,7 +924,7 @@ impl Tx for PgTx<'_, '_> {
         corp: &str,
         fresh: &[&Member],
         known: &[&Member],
-        users: &HashMap<String, i64>,
+        users: &HashMap<&str, i64>,
     ) -> StoreResult<u64> {
         let op = self.op;
         let mut rows = 0;
@@ -957,7 +957,7 @@ impl Tx for PgTx<'_, '_> {
                 ],
             ));
             for m in fresh {
-                let user = users.get(&m.member_id).copied();
+                let user = users.get(m.member_id.as_str()).copied();
                 let extra = logic::extra_to_text(&m.extra);
                 w.as_mut()
                     .write(&[
@@ -991,7 +991,7 @@ impl Tx for PgTx<'_, '_> {
             let id: Vec<&str> = chunk.iter().map(|m| m.member_id.as_str()).collect();
             let user: Vec<Option<i64>> = chunk
                 .iter()
-                .map(|m| users.get(&m.member_id).copied())
+                .map(|m| users.get(m.member_id.as_str()).copied())
                 .collect();
             let union: Vec<Option<&str>> = chunk.iter().map(|m| m.union_id.as_deref()).collect();
             let name: Vec<&str> = chunk.iter().map(|m| m.name.as_str()).collect();

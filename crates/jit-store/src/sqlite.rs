@@ -893,7 +893,7 @@ impl Tx for SqliteTx<'_> {
         Ok(rows)
     }
 
-    async fn insert_users(&mut self, names: &[String], now: i64) -> StoreResult<(Vec<i64>, u64)> {
+    async fn insert_users(&mut self, names: &[&str], now: i64) -> StoreResult<(Vec<i64>, u64)> {
         // One writer holds the transaction, so MAX()+1 cannot race.
         let first: i64 = count(
             self.c,
@@ -974,12 +974,12 @@ impl Tx for SqliteTx<'_> {
         corp: &str,
         fresh: &[&Member],
         known: &[&Member],
-        users: &HashMap<String, i64>,
+        users: &HashMap<&str, i64>,
     ) -> StoreResult<u64> {
         let all: Vec<&Member> = fresh.iter().chain(known).copied().collect();
         let user_ids: Vec<Option<i64>> = all
             .iter()
-            .map(|m| users.get(&m.member_id).copied())
+            .map(|m| users.get(m.member_id.as_str()).copied())
             .collect();
         let extras: Vec<Option<String>> =
             all.iter().map(|m| logic::extra_to_text(&m.extra)).collect();

@@ -81,7 +81,7 @@ pub(crate) trait Tx {
     /// Rewrites the paths of departments not in the plan.
     async fn set_dept_paths(&mut self, corp: &str, changed: &[(i64, String)]) -> StoreResult<u64>;
     /// Creates users named `names` (in order); returns their ids and the rows written.
-    async fn insert_users(&mut self, names: &[String], now: i64) -> StoreResult<(Vec<i64>, u64)>;
+    async fn insert_users(&mut self, names: &[&str], now: i64) -> StoreResult<(Vec<i64>, u64)>;
     /// Writes binding rows (inserts new ones, upserts the others).
     async fn write_bindings(
         &mut self,
@@ -101,7 +101,7 @@ pub(crate) trait Tx {
         corp: &str,
         fresh: &[&Member],
         known: &[&Member],
-        users: &HashMap<String, i64>,
+        users: &HashMap<&str, i64>,
     ) -> StoreResult<u64>;
     /// Inserts the memberships of `members` (whose old ones are gone).
     async fn insert_memberships(&mut self, corp: &str, members: &[&Member]) -> StoreResult<u64>;
@@ -260,12 +260,12 @@ pub(crate) async fn apply(
 
 /// Binds `members` to local users (creating users as needed); returns
 /// member -> user and the conflicts, and adds the rows written to `rows`.
-async fn bind_members(
+async fn bind_members<'a>(
     tx: &mut impl Tx,
     corp: &CorpRecord,
-    members: &[&Member],
+    members: &[&'a Member],
     rows: &mut u64,
-) -> StoreResult<(HashMap<String, i64>, Vec<IdentityConflict>)> {
+) -> StoreResult<(HashMap<&'a str, i64>, Vec<IdentityConflict>)> {
     let provider = corp.provider.as_str();
     let by_member = tx.corp_bindings(provider, &corp.corp_id).await?;
     let by_union = if corp.provider.identity_by_union_id() {
@@ -292,8 +292,8 @@ async fn bind_members(
         .writes
         .iter()
         .map(|w: &BindingWrite| BindingRow {
-            member_id: &w.member_id,
-            union_id: w.union_id.as_deref(),
+            member_id: w.member_id,
+            union_id: w.union_id,
             user_id: resolve(w.user, &new_ids),
             new: w.new,
         })
@@ -306,7 +306,7 @@ async fn bind_members(
     let member_user = d
         .member_user
         .iter()
-        .map(|(m, u)| (m.clone(), resolve(*u, &new_ids)))
+        .map(|(m, u)| (*m, resolve(*u, &new_ids)))
         .collect();
     Ok((member_user, d.conflicts))
 }
@@ -321,7 +321,7 @@ pub(crate) async fn bulk_register(
     let refs: Vec<&Member> = members.iter().collect();
     let mut rows = 0;
     let (member_user, conflicts) = bind_members(tx, corp, &refs, &mut rows).await?;
-    let pairs: Vec<(&str, i64)> = member_user.iter().map(|(m, u)| (m.as_str(), *u)).collect();
+    let pairs: Vec<(&str, i64)> = member_user.iter().map(|(m, u)| (*m, *u)).collect();
     if !pairs.is_empty() {
         tx.set_member_users(&corp.full_name, &pairs).await?;
     }
