@@ -9,9 +9,10 @@
 //! assignment, offlining, registration) is written once on top of them:
 //! - **SQLite** (bundled, the default, no setup): one connection in WAL mode,
 //!   `synchronous=NORMAL`, foreign keys on, driven from
-//!   `tokio::task::spawn_blocking`. An apply's commit does not fold its WAL
-//!   into the file before returning: a `PASSIVE` checkpoint on a thread and
-//!   connection of its own does, and closing the store waits for it.
+//!   `tokio::task::spawn_blocking`. A large apply's commit does not fold
+//!   its WAL into the file before returning: a `PASSIVE` checkpoint on a
+//!   thread and connection of its own does, and closing the store waits
+//!   for it.
 //! - **PostgreSQL** for shared deployments: up to 4 `tokio-postgres`
 //!   sessions per store, opened when needed; one the server ended (a
 //!   restart, a failover) is replaced, and an operation that found its

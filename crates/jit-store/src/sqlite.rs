@@ -114,10 +114,10 @@ impl SqliteStore {
     }
 
     /// Folds the WAL into the database file on a thread of its own, with a
-    /// connection of its own, after an apply committed.
+    /// connection of its own, after a large apply committed.
     ///
-    /// An apply's transaction turns the connection's automatic checkpoint
-    /// off ([`apply_on`]): otherwise the commit of a large plan copies the
+    /// A large apply's transaction turns the connection's automatic
+    /// checkpoint off ([`apply_on`], [`folds_later`]): otherwise the commit of a large plan copies the
     /// whole transaction from the WAL into the file and syncs it before the
     /// apply returns (for 1.35 million rows, ~600 MB of page I/O and a
     /// flush of ~300 MB to disk: 0.5 s or more of a sync's wall, and its
@@ -182,14 +182,20 @@ fn apply_on(
     run: &SyncRun,
 ) -> StoreResult<ApplyReport> {
     let op = format!("apply plan for {}", corp.full_name);
-    // No automatic checkpoint at this commit: the store folds the WAL on
-    // its own thread afterwards (`SqliteStore::checkpoint_later`). Every
-    // other write keeps SQLite's default.
-    c.pragma_update(None, "wal_autocheckpoint", 0).ctx(&op)?;
-    let report = in_write_tx(c, &op, |tx| run_ready(ops::apply(tx, corp, plan, run)));
-    c.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
-        .ctx(&op)?;
-    let report = report?;
+    let apply =
+        |c: &mut Connection| in_write_tx(c, &op, |tx| run_ready(ops::apply(tx, corp, plan, run)));
+    let report = if folds_later(plan) {
+        // No automatic checkpoint at this commit: the store folds the WAL
+        // on its own thread afterwards (`SqliteStore::checkpoint_later`).
+        // Every other write keeps SQLite's default.
+        c.pragma_update(None, "wal_autocheckpoint", 0).ctx(&op)?;
+        let report = apply(c);
+        c.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+            .ctx(&op)?;
+        report?
+    } else {
+        apply(c)?
+    };
     // The large cache is for the transaction; once it is committed, hand
     // the memory back rather than keep ~100 MB of pages for the process's
     // life. Failing to shrink is harmless.
@@ -203,6 +209,20 @@ const PAGE_SIZE: i64 = 16384;
 /// SQLite's default automatic checkpoint (WAL pages), restored after an
 /// apply.
 const WAL_AUTOCHECKPOINT: i64 = 1000;
+
+/// Change lines from which an apply leaves folding its WAL to
+/// [`SqliteStore::checkpoint_later`].
+const LARGE_APPLY_CHANGES: usize = 10_000;
+
+/// Whether applying `plan` defers the WAL fold to a thread of its own.
+/// Only large plans do: a small one (an event batch, a run of a few
+/// changes) keeps SQLite's automatic checkpoint, which costs it nothing
+/// until the WAL passes 1,000 pages, rather than start a thread and open a
+/// connection per apply. Every changed object has a change line, so their
+/// number measures what the transaction writes.
+fn folds_later(plan: &SyncPlan) -> bool {
+    plan.changes.len() >= LARGE_APPLY_CHANGES
+}
 
 fn open_blocking(path: &std::path::Path, location: &str) -> StoreResult<Connection> {
     let err = |message: &str, e: rusqlite::Error| StoreError::Open {
@@ -1200,10 +1220,13 @@ impl CorpStore for SqliteStore {
         run: &SyncRun,
     ) -> StoreResult<ApplyReport> {
         let (corp, run) = (corp.clone(), run.clone());
+        let fold = folds_later(&plan);
         let report = self
             .with("apply plan", move |c| apply_on(c, &corp, &plan, &run))
             .await?;
-        self.checkpoint_later();
+        if fold {
+            self.checkpoint_later();
+        }
         Ok(report)
     }
 
@@ -1915,6 +1938,7 @@ mod checkpoint_tests {
             .await
             .unwrap();
         assert_eq!(autocheckpoint, WAL_AUTOCHECKPOINT);
+        assert!(folds_later(&org.plan), "a 50,000-member plan is large");
         let wal = dir.path().join("fold.db-wal");
         // More than the automatic checkpoint's threshold, so a commit that
         // kept it would have folded the WAL.
@@ -1938,5 +1962,13 @@ mod checkpoint_tests {
         );
         let snap = store.load_snapshot("corps.Fold").await.unwrap();
         assert_eq!(snap.members.len(), 50_000);
+    }
+
+    #[test]
+    fn only_large_plans_defer_the_wal_fold() {
+        let small = crate::synthetic::creation_plan("corps.Small", Provider::Wecom, 100);
+        assert!(!folds_later(&small.plan));
+        let large = crate::synthetic::creation_plan("corps.Large", Provider::Wecom, 20_000);
+        assert!(folds_later(&large.plan));
     }
 }
