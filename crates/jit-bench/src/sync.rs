@@ -43,7 +43,7 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
 }
 
 /// Options of `jit-bench sync`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct SyncArgs {
     /// The platform: wecom or dingtalk.
     #[arg(long, value_parser = parse_platform)]
@@ -94,9 +94,15 @@ pub fn run_sync_bench(a: &SyncArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    // Driven from this thread, as `jit sync` drives a sync (the simulator's
-    // connections and the store's blocking work run on the workers).
-    rt.block_on(bench(a))
+    // Run on a worker, as `jit sync` runs a sync: from the thread that
+    // called `block_on`, every answer would hop to a third thread that the
+    // two cores time-slice with the workers serving the simulator.
+    let a = a.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move { bench(&a).await })
+            .await
+            .map_err(|e| format!("the benchmark task failed: {e}"))?
+    })
 }
 
 async fn bench(a: &SyncArgs) -> Result<(), String> {

@@ -577,7 +577,7 @@ fn sync(
         .collect();
     print_diagnostics(&errors);
     let handle = app.get_element(full_name).map_err(|e| e.to_string())?;
-    let Some(corp) = handle.downcast_ref::<jit_corps::CorpElement>() else {
+    if handle.downcast_ref::<jit_corps::CorpElement>().is_none() {
         // A plugin org type: its own syncCorp goes through the same engine,
         // but takes no options, so a dry run would silently apply. Refuse.
         if dry_run || force {
@@ -595,9 +595,21 @@ fn sync(
             .map_err(|e| e.to_string())?;
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
-    };
+    }
     let rt = runtime()?;
-    let complete = rt.block_on(sync::sync_one(corp, flags, format == Format::Json))?;
+    let json_out = format == Format::Json;
+    // On a worker, not on this thread: from here every answer would hop to
+    // a third thread that the cores time-slice with the runtime's workers.
+    let complete = rt.block_on(async move {
+        tokio::spawn(async move {
+            let corp = handle
+                .downcast_ref::<jit_corps::CorpElement>()
+                .expect("checked above to be a CorpElement");
+            sync::sync_one(corp, flags, json_out).await
+        })
+        .await
+        .map_err(|e| format!("the sync task failed: {e}"))?
+    })?;
     // A partial read is not a success: say so in the exit code.
     Ok(if complete {
         ExitCode::SUCCESS

@@ -183,7 +183,9 @@ pub struct SimConfig {
     /// Fraction of each later DingTalk org's members who are the same person
     /// (same unionId) as a member of DingTalk org 0.
     pub dingtalk_shared_fraction: f64,
-    /// Added to every API answer.
+    /// Added to every API answer: each answer leaves no sooner than this
+    /// after its request was read (and, CPU permitting, within about 0.1 ms
+    /// after).
     pub latency_ms: u64,
     /// WeCom calls per corp per API per 60 s window (0 = unlimited); real: 10 000.
     pub wecom_rate_per_minute: u32,

@@ -83,6 +83,7 @@ pub mod cli;
 mod config;
 mod dingtalk;
 mod events;
+mod latency;
 mod login;
 mod org;
 mod server;
@@ -206,7 +207,9 @@ pub struct SimLimits {
     pub dingtalk_per_second: u32,
     /// Access-token lifetime (`expires_in`).
     pub token_lifetime_secs: u64,
-    /// Added latency per API answer.
+    /// Added latency per API answer: each answer leaves no sooner than
+    /// this after its request was read (and, CPU permitting, within about
+    /// 0.1 ms after).
     pub latency_ms: u64,
     /// Fault probability per API call.
     pub fault_rate: f64,
@@ -575,6 +578,7 @@ impl SimHandle {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.shared.events.shutdown();
+        self.shared.latency.stop();
         let task = self.task.lock().expect("task lock").take();
         if let Some(t) = task {
             let _ = t.await;
@@ -586,5 +590,6 @@ impl Drop for SimHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
         self.shared.events.shutdown();
+        self.shared.latency.stop();
     }
 }

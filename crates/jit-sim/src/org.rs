@@ -847,7 +847,12 @@ impl Org {
 
     /// Leader ids of a department in display order.
     pub(crate) fn leaders(&self, dept: i64) -> Vec<String> {
-        self.leader_index().get(&dept).cloned().unwrap_or_default()
+        self.leaders_of(dept).to_vec()
+    }
+
+    /// [`Org::leaders`], borrowed.
+    pub(crate) fn leaders_of(&self, dept: i64) -> &[String] {
+        self.leader_index().get(&dept).map_or(&[], Vec::as_slice)
     }
 
     /// The first leader of a department other than `userid` (WeCom

@@ -238,6 +238,8 @@ pub(crate) struct Shared {
     pub streams: crate::stream::Streams,
     /// Fault rate and kinds, and latency: changeable while serving.
     pub chaos: RwLock<Chaos>,
+    /// Holds each call for the configured latency.
+    pub latency: crate::latency::Latency,
 }
 
 /// The injection settings that tests may change while the server runs.
@@ -354,6 +356,7 @@ impl Shared {
             info: OnceLock::new(),
             events,
             streams,
+            latency: crate::latency::Latency::new(),
         }
     }
 
@@ -923,9 +926,7 @@ pub(crate) async fn api(
 
 async fn delay(sh: &Shared) {
     let ms = sh.chaos.read().expect("chaos lock").latency_ms;
-    if ms > 0 {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
+    sh.latency.wait(Duration::from_millis(ms)).await;
 }
 
 /// The old-family error envelope.

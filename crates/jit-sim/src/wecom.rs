@@ -99,16 +99,29 @@ fn int_param(req: &ApiReq, k: &str) -> Result<Option<i64>, Reply> {
     }
 }
 
-fn dept_json(org: &Org, id: i64) -> Value {
+/// The department object of department/list and department/get
+/// (reference A.3), serialized straight from the department (no
+/// intermediate JSON tree: department/list answers with the whole tree).
+#[derive(Serialize)]
+struct WecomDept<'a> {
+    id: i64,
+    name: &'a str,
+    name_en: &'a str,
+    department_leader: &'a [String],
+    parentid: i64,
+    order: i64,
+}
+
+fn wecom_dept(org: &Org, id: i64) -> WecomDept<'_> {
     let d = &org.depts[&id];
-    json!({
-        "id": d.id,
-        "name": d.name,
-        "name_en": d.name_en,
-        "department_leader": org.leaders(id),
-        "parentid": d.parent.unwrap_or(0),
-        "order": d.order,
-    })
+    WecomDept {
+        id: d.id,
+        name: &d.name,
+        name_en: &d.name_en,
+        department_leader: org.leaders_of(id),
+        parentid: d.parent.unwrap_or(0),
+        order: d.order,
+    }
 }
 
 /// The user object of user/get and user/list (reference A.4), serialized
@@ -276,9 +289,17 @@ fn inner(
                 }
             };
             if path.ends_with("/list") {
-                ok(
-                    obj! {"department" => ids.iter().map(|&d| dept_json(org, d)).collect::<Vec<_>>()},
-                )
+                #[derive(Serialize)]
+                struct List<'a> {
+                    errcode: i64,
+                    errmsg: &'static str,
+                    department: Vec<WecomDept<'a>>,
+                }
+                raw(&List {
+                    errcode: 0,
+                    errmsg: "ok",
+                    department: ids.iter().map(|&d| wecom_dept(org, d)).collect(),
+                })
             } else {
                 let list: Vec<Value> = ids
                     .iter()
@@ -300,7 +321,17 @@ fn inner(
             if !org.dept_in_range(id) {
                 return Err(out_of_range());
             }
-            ok(obj! {"department" => dept_json(org, id)})
+            #[derive(Serialize)]
+            struct One<'a> {
+                errcode: i64,
+                errmsg: &'static str,
+                department: WecomDept<'a>,
+            }
+            raw(&One {
+                errcode: 0,
+                errmsg: "ok",
+                department: wecom_dept(org, id),
+            })
         }
         "/cgi-bin/user/get" => {
             let userid = req.query("userid").unwrap_or("");
