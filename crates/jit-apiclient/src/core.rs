@@ -325,7 +325,7 @@ impl ApiCore {
     /// way. An answer that does not fit `T` comes back as
     /// [`Answer::Json`], so the caller's checks still name what is wrong
     /// (or accept what its lenient reading accepts).
-    pub async fn call_typed<T: DeserializeOwned>(
+    pub async fn call_typed<T: TypedAnswer>(
         &self,
         req: &ApiRequest,
     ) -> Result<Answer<T>, ApiError> {
@@ -568,14 +568,42 @@ impl Decode for Value {
     }
 }
 
-impl<T: DeserializeOwned> Decode for Answer<T> {
+/// An answer type of [`ApiCore::call_typed`]: read in one pass, and judged
+/// on the top-level scalar fields it keeps.
+///
+/// The type keeps, as [`Scalar`] fields, every top-level field its
+/// dialect's [`Dialect::classify`] reads (WeCom: `errcode` and `errmsg`),
+/// and gives them back from [`TypedAnswer::head`]. An answer that fits the
+/// type is then judged exactly as the two-pass reading would judge it; one
+/// that does not is read the two-pass way.
+pub trait TypedAnswer: DeserializeOwned {
+    /// The kept top-level fields as a JSON object (see [`head_of`]).
+    fn head(&self) -> Value;
+}
+
+/// The object [`Dialect::classify`] reads, from an answer's kept top-level
+/// fields: a field that was absent, a list or an object is left out, as
+/// the two-pass reading leaves it out.
+pub fn head_of<'a>(fields: impl IntoIterator<Item = (&'a str, &'a Scalar)>) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.0.clone()?)))
+            .collect(),
+    )
+}
+
+impl<T: TypedAnswer> Decode for Answer<T> {
     fn decode(core: &ApiCore, path: &str, status: u16, bytes: &[u8]) -> Result<Self, Failure> {
+        // One pass for the answers that fit (every page of a sync); reading
+        // the top-level fields first, then the rows, parsed each page twice.
+        if let Ok(typed) = serde_json::from_slice::<T>(bytes) {
+            core.judge(path, status, bytes, &typed.head())?;
+            return Ok(Answer::Typed(typed));
+        }
         let Head(head) = ApiCore::read_body(path, status, bytes)?;
         core.judge(path, status, bytes, &head)?;
-        match serde_json::from_slice(bytes) {
-            Ok(typed) => Ok(Answer::Typed(typed)),
-            Err(_) => Ok(Answer::Json(ApiCore::read_body(path, status, bytes)?)),
-        }
+        Ok(Answer::Json(ApiCore::read_body(path, status, bytes)?))
     }
 }
 
@@ -634,9 +662,11 @@ impl<'de> serde::Deserialize<'de> for Head {
     }
 }
 
-/// One field's value in [`Head`]: a scalar, or `None` for a list or object
-/// (skipped, not built).
-struct Scalar(Option<Value>);
+/// One top-level field of an answer as [`Dialect::classify`] sees it: a
+/// scalar (`null` included), or `None` for a list or an object (skipped,
+/// not built) and, with `#[serde(default)]`, for an absent field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scalar(pub Option<Value>);
 
 impl<'de> serde::Deserialize<'de> for Scalar {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {

@@ -291,10 +291,21 @@ async fn an_error_page_echoing_credentials_is_quoted_without_them() {
     assert!(!text.contains("SENTINEL"), "{text}");
 }
 
-/// A list page as a caller reads it with `call_typed`.
+/// A list page as a caller reads it with `call_typed`: its rows, and the
+/// top-level fields the test dialect judges.
 #[derive(serde::Deserialize, Debug)]
 struct Page {
+    #[serde(default)]
+    errcode: Scalar,
+    #[serde(default)]
+    errmsg: Scalar,
     items: Vec<i64>,
+}
+
+impl TypedAnswer for Page {
+    fn head(&self) -> serde_json::Value {
+        head_of([("errcode", &self.errcode), ("errmsg", &self.errmsg)])
+    }
 }
 
 #[tokio::test]
@@ -335,4 +346,34 @@ async fn an_answer_that_does_not_fit_the_type_comes_back_as_json() {
         Ok(Answer::Json(v)) => assert_eq!(v["items"][0], "one"),
         other => panic!("expected the JSON, got {other:?}"),
     }
+}
+
+/// The one-pass reading judges what the two-pass reading judged: an error
+/// code next to rows that fit, and a code that is not a scalar (left out,
+/// so the answer is not an error of that code).
+#[tokio::test]
+async fn a_typed_answer_is_judged_on_the_fields_it_keeps_as_the_json_would_be() {
+    let (base, _) = serve(script(&[(
+        200,
+        r#"{"items":[7],"errcode":9,"errmsg":"gone"}"#,
+    )]))
+    .await;
+    let c = core(&base, |_| {});
+    let e = c
+        .call_typed::<Page>(&ApiRequest::get(&base, "/api"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("gone"), "{e}");
+
+    let (base, _) = serve(script(&[(200, r#"{"items":[7],"errcode":{"x":9}}"#)])).await;
+    let c = core(&base, |_| {});
+    match c.call_typed::<Page>(&ApiRequest::get(&base, "/api")).await {
+        Ok(Answer::Typed(page)) => assert_eq!(page.items, [7]),
+        other => panic!("expected a typed page, got {other:?}"),
+    }
+    let kept = head_of([
+        ("a", &Scalar(None)),
+        ("b", &Scalar(Some(serde_json::Value::Null))),
+    ]);
+    assert_eq!(kept, serde_json::json!({"b": null}));
 }

@@ -541,4 +541,35 @@ mod tests {
         }
         assert!(matches!(d.classify(200, &v(60011)), Verdict::Fatal(_)));
     }
+
+    /// `user/list` is read in one pass and judged on the fields its type
+    /// keeps: they must be every field `classify` reads.
+    #[test]
+    fn a_user_list_page_is_judged_on_its_kept_fields_as_on_its_json() {
+        use jit_apiclient::TypedAnswer;
+        let d = WecomDialect {
+            base: String::new(),
+            corp_id: String::new(),
+            secret: String::new(),
+        };
+        for head in [
+            json!({}),
+            json!({"errcode": 0, "errmsg": "ok"}),
+            json!({"errcode": 45009, "errmsg": "api freq out of limit", "hint": "x"}),
+            json!({"errcode": 40014, "errmsg": "invalid access_token", "errinfo": 1}),
+            json!({"errcode": 60011, "errmsg": "no privilege", "status": 1}),
+            json!({"errcode": "60011", "errmsg": 7}),
+            json!({"errcode": null, "errmsg": null}),
+        ] {
+            let mut body = head.clone();
+            body["userlist"] = json!([{"userid": "u", "department": [1]}]);
+            let page: model::UserListAnswer =
+                serde_json::from_value(body.clone()).expect("a page that fits");
+            assert_eq!(
+                d.classify(200, &page.head()),
+                d.classify(200, &body),
+                "{body}"
+            );
+        }
+    }
 }

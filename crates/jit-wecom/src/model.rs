@@ -2,6 +2,7 @@
 
 use jit_apiclient::json;
 use jit_apiclient::json::{check_id, check_ids, check_text, shown};
+use jit_apiclient::{head_of, Scalar, TypedAnswer};
 use jit_org::{Dept, DeptMembership, Member, MemberStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -283,7 +284,19 @@ pub(crate) fn login_from_json(v: &Value) -> LoginIdentity {
 /// both paths give the same members.
 #[derive(Deserialize)]
 pub(crate) struct UserListAnswer {
+    /// Kept for the WeCom dialect's judgement ([`jit_apiclient::TypedAnswer`]).
+    #[serde(default)]
+    errcode: Scalar,
+    #[serde(default)]
+    errmsg: Scalar,
     userlist: Vec<UserRow>,
+}
+
+impl TypedAnswer for UserListAnswer {
+    fn head(&self) -> Value {
+        // Every field `WecomDialect::classify` reads.
+        head_of([("errcode", &self.errcode), ("errmsg", &self.errmsg)])
+    }
 }
 
 /// One plain `user/list` row (see [`UserListAnswer`]).
