@@ -310,9 +310,7 @@ impl TypedAnswer for Page {
 
 #[tokio::test]
 async fn a_typed_call_reads_the_answer_straight_into_its_type() {
-    let (base, _) = serve(script(&[(200, r#"{"errcode":0,"items":[1,2,3]}"#)])).await;
-    let c = core(&base, |_| {});
-    match c.call_typed::<Page>(&ApiRequest::get(&base, "/api")).await {
+    match typed_page(r#"{"errcode":0,"items":[1,2,3]}"#).await {
         Ok(Answer::Typed(page)) => assert_eq!(page.items, [1, 2, 3]),
         other => panic!("expected a typed page, got {other:?}"),
     }
@@ -340,9 +338,7 @@ async fn a_typed_call_is_classified_and_retried_like_any_call() {
 
 #[tokio::test]
 async fn an_answer_that_does_not_fit_the_type_comes_back_as_json() {
-    let (base, _) = serve(script(&[(200, r#"{"errcode":0,"items":["one"]}"#)])).await;
-    let c = core(&base, |_| {});
-    match c.call_typed::<Page>(&ApiRequest::get(&base, "/api")).await {
+    match typed_page(r#"{"errcode":0,"items":["one"]}"#).await {
         Ok(Answer::Json(v)) => assert_eq!(v["items"][0], "one"),
         other => panic!("expected the JSON, got {other:?}"),
     }
@@ -351,23 +347,21 @@ async fn an_answer_that_does_not_fit_the_type_comes_back_as_json() {
 /// The one-pass reading judges what the two-pass reading judged: an error
 /// code next to rows that fit, and a code that is not a scalar (left out,
 /// so the answer is not an error of that code).
+/// `call_typed::<Page>` of a server that answers `body` once.
+async fn typed_page(body: &'static str) -> Result<Answer<Page>, ApiError> {
+    let (base, _) = serve(script(&[(200, body)])).await;
+    core(&base, |_| {})
+        .call_typed::<Page>(&ApiRequest::get(&base, "/api"))
+        .await
+}
+
 #[tokio::test]
 async fn a_typed_answer_is_judged_on_the_fields_it_keeps_as_the_json_would_be() {
-    let (base, _) = serve(script(&[(
-        200,
-        r#"{"items":[7],"errcode":9,"errmsg":"gone"}"#,
-    )]))
-    .await;
-    let c = core(&base, |_| {});
-    let e = c
-        .call_typed::<Page>(&ApiRequest::get(&base, "/api"))
+    let e = typed_page(r#"{"items":[7],"errcode":9,"errmsg":"gone"}"#)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("gone"), "{e}");
-
-    let (base, _) = serve(script(&[(200, r#"{"items":[7],"errcode":{"x":9}}"#)])).await;
-    let c = core(&base, |_| {});
-    match c.call_typed::<Page>(&ApiRequest::get(&base, "/api")).await {
+    match typed_page(r#"{"items":[7],"errcode":{"x":9}}"#).await {
         Ok(Answer::Typed(page)) => assert_eq!(page.items, [7]),
         other => panic!("expected a typed page, got {other:?}"),
     }
