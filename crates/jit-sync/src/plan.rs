@@ -436,11 +436,15 @@ fn plan_members(
     // they are planned first; their lines still follow the upserts'.
     let mut later = SyncPlan::default();
     plan_offlines(local, &members, remote, cov, &mut later);
+    // Both maps are in id order: the stored one is walked alongside rather
+    // than searched once per member (for 300,000 members, ~0.3 s of
+    // B-tree descents).
+    let mut stored = local.members.iter().peekable();
     for (id, mut rm) in members {
         if !present(&rm) {
             continue;
         }
-        let old = local.members.get(&id);
+        let old = stored_member(&mut stored, &id);
         rm.depts = memberships(&rm, old, remote, cov, after);
         let (target, diffs, moved) = merge_member(rm, old);
         let (kind, reason) = match old {
@@ -476,6 +480,17 @@ fn plan_members(
     out.offline_members.append(&mut later.offline_members);
 }
 
+/// The member with `id` from `members`, an iterator over a map in id
+/// order that was advanced only by earlier, smaller ids: the entries before
+/// `id` are passed over for good.
+fn stored_member<'a>(
+    members: &mut std::iter::Peekable<std::collections::btree_map::Iter<'a, String, Member>>,
+    id: &str,
+) -> Option<&'a Member> {
+    while members.next_if(|(k, _)| k.as_str() < id).is_some() {}
+    members.next_if(|(k, _)| k.as_str() == id).map(|(_, m)| m)
+}
+
 /// Plans the stored members the read did not return as present: offlined,
 /// or kept (skipped) when the read did not cover them.
 fn plan_offlines(
@@ -485,11 +500,12 @@ fn plan_offlines(
     cov: &Coverage,
     out: &mut SyncPlan,
 ) {
+    let mut read = members.iter().peekable();
     for (id, lm) in &local.members {
         if lm.status == MemberStatus::Offline {
             continue;
         }
-        let why = match members.get(id) {
+        let why = match stored_member(&mut read, id) {
             Some(rm) if present(rm) => continue,
             // The read returned the member's own record saying so: proof
             // whatever else failed.

@@ -818,3 +818,44 @@ fn change_lines_keep_their_order_when_the_read_is_consumed() {
     let counted = safety::Counts::new(&local, &remote).check(&p, &opts());
     assert_eq!(counted, safety::check(&local, &remote, &p, &opts()));
 }
+
+/// The planner walks the stored and the read members side by side in id
+/// order: every mix of ids only stored, only read, in both, offline stored
+/// and not present upstream is matched with its own counterpart.
+#[test]
+fn stored_and_read_members_interleaved_in_id_order_are_each_matched_with_their_own() {
+    let mut local = org();
+    let mut remote = org();
+    // u0 .. u9 in both; stored only: u3 (resigned) and a0, z9; read only:
+    // b5, u55, zz; u7 stored offline and back upstream; u8 upstream left.
+    for id in ["a0", "z9"] {
+        local.members.insert(id.into(), member(id, &[2]));
+    }
+    remote.members.remove("u3");
+    for id in ["b5", "u55", "zz"] {
+        remote.members.insert(id.into(), member(id, &[3]));
+    }
+    local.members.get_mut("u7").unwrap().status = MemberStatus::Offline;
+    remote.members.get_mut("u8").unwrap().status = MemberStatus::Offline;
+    remote.members.get_mut("u4").unwrap().name = "Renamed".into();
+    let p = plan(&local, &remote, &no_offline_limit());
+    for (id, want) in [
+        ("a0", vec![ChangeKind::Offlined]),
+        ("b5", vec![ChangeKind::Created]),
+        ("u0", vec![]),
+        ("u3", vec![ChangeKind::Offlined]),
+        ("u4", vec![ChangeKind::Updated]),
+        ("u55", vec![ChangeKind::Created]),
+        ("u6", vec![]),
+        ("u7", vec![ChangeKind::Reactivated]),
+        ("u8", vec![ChangeKind::Offlined]),
+        ("u9", vec![]),
+        ("z9", vec![ChangeKind::Offlined]),
+        ("zz", vec![ChangeKind::Created]),
+    ] {
+        assert_eq!(member_kinds(&p, id), want, "{id}");
+    }
+    let mut offlined = p.offline_members.clone();
+    offlined.sort();
+    assert_eq!(offlined, ["a0", "u3", "u8", "z9"]);
+}
