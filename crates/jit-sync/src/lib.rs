@@ -480,6 +480,7 @@ async fn run(
     // transient rows then overlap the read's first seconds only; the peak
     // is later, when the stored org, the read and the plan coexist. Both
     // run under the org's lock, so the stored org cannot change meanwhile.
+    // If the load fails, the read is dropped there and then.
     let timed = |t: Instant| ms(t.elapsed());
     let load = async {
         let t = Instant::now();
@@ -488,8 +489,23 @@ async fn run(
     };
     let ((loaded, load_ms), fetched) = match read {
         Read::Full(source) => {
-            let (loaded, fetched) = tokio::join!(load, timed_fetch(source, &opts.fetch, progress));
-            (loaded, Some(fetched))
+            let fetch = timed_fetch(source, &opts.fetch, progress);
+            tokio::pin!(load, fetch);
+            let mut fetched = None;
+            let loaded = loop {
+                tokio::select! {
+                    loaded = &mut load => break loaded,
+                    done = &mut fetch, if fetched.is_none() => fetched = Some(done),
+                }
+            };
+            // A store that cannot be read fails the run at once: the read
+            // is dropped (its calls cancelled), not finished for nothing.
+            let fetched = match (&loaded.0, fetched) {
+                (Err(_), _) => None,
+                (Ok(_), Some(done)) => Some(done),
+                (Ok(_), None) => Some(fetch.await),
+            };
+            (loaded, fetched)
         }
         Read::Changes(_) => (load.await, None),
     };

@@ -133,3 +133,50 @@ async fn scoped_file_read_keeps_members_outside_the_scope() {
     let r = hr.sync_with(&opts, &jit_sync::NoProgress).await.unwrap();
     assert!(r.plan.is_empty(), "{:?}", r.changes);
 }
+
+/// A source whose read never ends (a platform that hangs).
+struct Hanging;
+
+#[async_trait::async_trait]
+impl jit_sync::CorpSource for Hanging {
+    fn provider(&self) -> jit_org::Provider {
+        jit_org::Provider::Other("hr".into())
+    }
+    fn corp_id(&self) -> String {
+        "hr1".into()
+    }
+    async fn fetch(
+        &self,
+        _opts: &jit_org::FetchOptions,
+        _progress: &dyn jit_sync::Progress,
+    ) -> Result<jit_org::CorpSnapshot, jit_sync::SourceError> {
+        std::future::pending().await
+    }
+}
+
+/// The stored org is loaded beside a full read; when it cannot be loaded,
+/// the run fails at once and the read is dropped rather than finished.
+#[tokio::test]
+async fn a_store_that_cannot_be_loaded_fails_the_run_without_waiting_for_the_read() {
+    let hr = Hr::holding(&org(20)).await;
+    // Break what the load reads, and nothing the run's bookkeeping needs.
+    let db = rusqlite::Connection::open(hr.db_path()).unwrap();
+    db.execute_batch("DROP TABLE dept_members").unwrap();
+    drop(db);
+    let (corp, opts) = (crate::common::corp(), SyncOptions::default());
+    let run = jit_sync::run_sync(
+        &Hanging,
+        hr.store.as_ref(),
+        &corp,
+        &opts,
+        &jit_sync::NoProgress,
+    );
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("the run ended without waiting for the read")
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("loading the stored organization"),
+        "{e}"
+    );
+}
