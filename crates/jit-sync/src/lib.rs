@@ -311,6 +311,29 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
+/// Runs `load` and `read` side by side and returns both; when the load
+/// fails, the read is dropped there and then (its calls in flight
+/// cancelled) rather than finished for nothing, and comes back `None`.
+async fn load_beside<L, E, R>(
+    load: impl std::future::Future<Output = (Result<L, E>, u64)>,
+    read: impl std::future::Future<Output = R>,
+) -> ((Result<L, E>, u64), Option<R>) {
+    tokio::pin!(load, read);
+    let mut done = None;
+    let loaded = loop {
+        tokio::select! {
+            loaded = &mut load => break loaded,
+            r = &mut read, if done.is_none() => done = Some(r),
+        }
+    };
+    let done = match (&loaded.0, done) {
+        (Err(_), _) => None,
+        (Ok(_), Some(r)) => Some(r),
+        (Ok(_), None) => Some(read.await),
+    };
+    (loaded, done)
+}
+
 /// A full read and its milliseconds.
 async fn timed_fetch(
     source: &dyn CorpSource,
@@ -488,25 +511,7 @@ async fn run(
         (local, timed(t))
     };
     let ((loaded, load_ms), fetched) = match read {
-        Read::Full(source) => {
-            let fetch = timed_fetch(source, &opts.fetch, progress);
-            tokio::pin!(load, fetch);
-            let mut fetched = None;
-            let loaded = loop {
-                tokio::select! {
-                    loaded = &mut load => break loaded,
-                    done = &mut fetch, if fetched.is_none() => fetched = Some(done),
-                }
-            };
-            // A store that cannot be read fails the run at once: the read
-            // is dropped (its calls cancelled), not finished for nothing.
-            let fetched = match (&loaded.0, fetched) {
-                (Err(_), _) => None,
-                (Ok(_), Some(done)) => Some(done),
-                (Ok(_), None) => Some(fetch.await),
-            };
-            (loaded, fetched)
-        }
+        Read::Full(source) => load_beside(load, timed_fetch(source, &opts.fetch, progress)).await,
         Read::Changes(_) => (load.await, None),
     };
     let local = match loaded {
@@ -728,5 +733,40 @@ impl CorpSource for SnapshotSource {
         _progress: &dyn Progress,
     ) -> Result<CorpSnapshot, SourceError> {
         Ok(self.snapshot.clone())
+    }
+}
+
+#[cfg(test)]
+mod load_beside_tests {
+    use super::load_beside;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_failed_load_drops_the_read_beside_it_at_once() {
+        let read = std::future::pending::<()>();
+        let ((loaded, _), read) = tokio::time::timeout(
+            Duration::from_secs(5),
+            load_beside(async { (Err::<(), &str>("broken store"), 0) }, read),
+        )
+        .await
+        .expect("the failed load did not wait for the read");
+        assert_eq!(loaded, Err("broken store"));
+        assert!(read.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_load_and_a_read_that_succeed_both_come_back_whichever_ends_first() {
+        for (load_ms, read_ms) in [(1, 30), (30, 1)] {
+            let load = async move {
+                tokio::time::sleep(Duration::from_millis(load_ms)).await;
+                (Ok::<_, ()>("stored"), load_ms)
+            };
+            let read = async move {
+                tokio::time::sleep(Duration::from_millis(read_ms)).await;
+                "read"
+            };
+            let ((loaded, ms), read) = load_beside(load, read).await;
+            assert_eq!((loaded, ms, read), (Ok("stored"), load_ms, Some("read")));
+        }
     }
 }

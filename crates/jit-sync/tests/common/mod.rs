@@ -45,11 +45,6 @@ impl Hr {
         hr
     }
 
-    /// The store's SQLite file.
-    pub fn db_path(&self) -> std::path::PathBuf {
-        self._dir.path().join("org.db")
-    }
-
     /// The org as the store holds it now.
     pub async fn stored(&self) -> CorpSnapshot {
         self.store.load_snapshot("corps.Hr").await.unwrap()
