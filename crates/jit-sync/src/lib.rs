@@ -313,25 +313,24 @@ fn ms(d: Duration) -> u64 {
 
 /// Runs `load` and `read` side by side and returns both; when the load
 /// fails, the read is dropped there and then (its calls in flight
-/// cancelled) rather than finished for nothing, and comes back `None`.
+/// cancelled) rather than finished for nothing.
 async fn load_beside<L, E, R>(
-    load: impl std::future::Future<Output = (Result<L, E>, u64)>,
+    load: impl std::future::Future<Output = Result<L, E>>,
     read: impl std::future::Future<Output = R>,
-) -> ((Result<L, E>, u64), Option<R>) {
+) -> Result<(L, R), E> {
     tokio::pin!(load, read);
     let mut done = None;
     let loaded = loop {
         tokio::select! {
-            loaded = &mut load => break loaded,
+            loaded = &mut load => break loaded?,
             r = &mut read, if done.is_none() => done = Some(r),
         }
     };
-    let done = match (&loaded.0, done) {
-        (Err(_), _) => None,
-        (Ok(_), Some(r)) => Some(r),
-        (Ok(_), None) => Some(read.await),
+    let done = match done {
+        Some(r) => r,
+        None => read.await,
     };
-    (loaded, done)
+    Ok((loaded, done))
 }
 
 /// A full read and its milliseconds.
@@ -507,28 +506,26 @@ async fn run(
     let timed = |t: Instant| ms(t.elapsed());
     let load = async {
         let t = Instant::now();
-        let local = store.load_snapshot(&corp.full_name).await;
-        (local, timed(t))
+        let local = store.load_snapshot(&corp.full_name).await?;
+        Ok((local, timed(t)))
     };
-    let ((loaded, load_ms), fetched) = match read {
+    let loaded = match read {
         Read::Full(source) => load_beside(load, timed_fetch(source, &opts.fetch, progress)).await,
-        Read::Changes(_) => (load.await, None),
+        Read::Changes(source) => match load.await {
+            Ok(local) => {
+                let t = Instant::now();
+                let r = source.read_changes(&local.0, &opts.fetch).await;
+                Ok((local, (r, timed(t))))
+            }
+            Err(e) => Err(e),
+        },
     };
-    let local = match loaded {
-        Ok(local) => local,
+    let ((local, load_ms), (read_result, fetch_ms)) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             let run = fail_run(format!("loading the stored organization: {e}"), Vec::new());
             let recorded = store.record_run(&run, &[]).await.ok();
             return Err(store_err("loading the stored organization", recorded, e));
-        }
-    };
-    let (read_result, fetch_ms) = match (fetched, read) {
-        (Some(fetched), _) => fetched,
-        (None, Read::Full(source)) => timed_fetch(source, &opts.fetch, progress).await,
-        (None, Read::Changes(source)) => {
-            let t = Instant::now();
-            let r = source.read_changes(&local, &opts.fetch).await;
-            (r, timed(t))
         }
     };
     let remote = match read_result {
@@ -744,14 +741,13 @@ mod load_beside_tests {
     #[tokio::test]
     async fn a_failed_load_drops_the_read_beside_it_at_once() {
         let read = std::future::pending::<()>();
-        let ((loaded, _), read) = tokio::time::timeout(
+        let loaded = tokio::time::timeout(
             Duration::from_secs(5),
-            load_beside(async { (Err::<(), &str>("broken store"), 0) }, read),
+            load_beside(async { Err::<(), &str>("broken store") }, read),
         )
         .await
         .expect("the failed load did not wait for the read");
         assert_eq!(loaded, Err("broken store"));
-        assert!(read.is_none());
     }
 
     #[tokio::test]
@@ -759,14 +755,14 @@ mod load_beside_tests {
         for (load_ms, read_ms) in [(1, 30), (30, 1)] {
             let load = async move {
                 tokio::time::sleep(Duration::from_millis(load_ms)).await;
-                (Ok::<_, ()>("stored"), load_ms)
+                Ok::<_, ()>(("stored", load_ms))
             };
             let read = async move {
                 tokio::time::sleep(Duration::from_millis(read_ms)).await;
                 "read"
             };
-            let ((loaded, ms), read) = load_beside(load, read).await;
-            assert_eq!((loaded, ms, read), (Ok("stored"), load_ms, Some("read")));
+            let loaded = load_beside(load, read).await;
+            assert_eq!(loaded, Ok((("stored", load_ms), "read")));
         }
     }
 }
