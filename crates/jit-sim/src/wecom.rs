@@ -15,6 +15,24 @@ fn raw<T: Serialize>(body: &T) -> Reply {
     )
 }
 
+/// `{"errcode":0,"errmsg":"ok",key:value}`, serialized straight from
+/// `value` (no intermediate JSON tree: the lists of a sync's largest
+/// answers go through here).
+fn ok_with<T: Serialize>(key: &'static str, value: T) -> Reply {
+    struct Answer<T>(&'static str, T);
+    impl<T: Serialize> Serialize for Answer<T> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut m = s.serialize_map(Some(3))?;
+            m.serialize_entry("errcode", &0)?;
+            m.serialize_entry("errmsg", "ok")?;
+            m.serialize_entry(self.0, &self.1)?;
+            m.end()
+        }
+    }
+    raw(&Answer(key, value))
+}
+
 fn ok(mut body: Map<String, Value>) -> Reply {
     let mut out = Map::new();
     out.insert("errcode".into(), json!(0));
@@ -289,17 +307,10 @@ fn inner(
                 }
             };
             if path.ends_with("/list") {
-                #[derive(Serialize)]
-                struct List<'a> {
-                    errcode: i64,
-                    errmsg: &'static str,
-                    department: Vec<WecomDept<'a>>,
-                }
-                raw(&List {
-                    errcode: 0,
-                    errmsg: "ok",
-                    department: ids.iter().map(|&d| wecom_dept(org, d)).collect(),
-                })
+                ok_with(
+                    "department",
+                    ids.iter().map(|&d| wecom_dept(org, d)).collect::<Vec<_>>(),
+                )
             } else {
                 let list: Vec<Value> = ids
                     .iter()
@@ -321,17 +332,7 @@ fn inner(
             if !org.dept_in_range(id) {
                 return Err(out_of_range());
             }
-            #[derive(Serialize)]
-            struct One<'a> {
-                errcode: i64,
-                errmsg: &'static str,
-                department: WecomDept<'a>,
-            }
-            raw(&One {
-                errcode: 0,
-                errmsg: "ok",
-                department: wecom_dept(org, id),
-            })
+            ok_with("department", wecom_dept(org, id))
         }
         "/cgi-bin/user/get" => {
             let userid = req.query("userid").unwrap_or("");
@@ -375,17 +376,13 @@ fn inner(
             }
             let members = org.dept_members(d);
             if path.ends_with("/list") {
-                #[derive(Serialize)]
-                struct List<'a> {
-                    errcode: i64,
-                    errmsg: &'static str,
-                    userlist: Vec<WecomUser<'a>>,
-                }
-                return Ok(raw(&List {
-                    errcode: 0,
-                    errmsg: "ok",
-                    userlist: members.iter().map(|m| wecom_user(org, m)).collect(),
-                }));
+                return Ok(ok_with(
+                    "userlist",
+                    members
+                        .iter()
+                        .map(|m| wecom_user(org, m))
+                        .collect::<Vec<_>>(),
+                ));
             }
             let list: Vec<Value> = {
                 members
