@@ -73,16 +73,22 @@ impl WecomClient {
         progress: &dyn Progress,
     ) -> Result<CorpSnapshot, ApiError> {
         let mut snap = CorpSnapshot::for_read(self.config.corp_id.clone(), opts);
-        phase(progress, "departments");
-        self.read_departments(opts, &mut snap).await?;
-        count(progress, "departments", snap.depts.len(), true);
-
-        let dept_ids: Vec<i64> = snap.depts.keys().copied().collect();
-        let (members, tags, admins) = tokio::join!(
-            self.read_members(&dept_ids, progress),
-            read_if(opts.include_roles, self.read_tags(progress)),
-            read_if(opts.include_admins, self.get_admin_list()),
-        );
+        // Tags and admins do not depend on the department tree, so they are
+        // read beside it: while the tree's one call is in flight the window
+        // is otherwise empty. A tree that cannot be read ends the read, and
+        // drops those calls with it.
+        let tree_and_members = async {
+            phase(progress, "departments");
+            self.read_departments(opts, &mut snap).await?;
+            count(progress, "departments", snap.depts.len(), true);
+            let dept_ids: Vec<i64> = snap.depts.keys().copied().collect();
+            Ok::<_, ApiError>(self.read_members(&dept_ids, progress).await)
+        };
+        let (members, tags, admins) = tokio::try_join!(
+            tree_and_members,
+            async { Ok(read_if(opts.include_roles, self.read_tags(progress)).await) },
+            async { Ok(read_if(opts.include_admins, self.get_admin_list()).await) },
+        )?;
 
         for id in members.gone {
             snap.depts.remove(&id);
