@@ -610,6 +610,9 @@ fn sync(
         .await
         .map_err(|e| format!("the sync task failed: {e}"))?
     })?;
+    // Not waiting for what the sync left on the blocking pool: only the
+    // engine's return of freed memory to the OS, pointless at exit.
+    rt.shutdown_background();
     // A partial read is not a success: say so in the exit code.
     Ok(if complete {
         ExitCode::SUCCESS

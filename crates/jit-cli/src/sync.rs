@@ -134,7 +134,13 @@ pub async fn sync_one(corp: &CorpElement, flags: Flags, json_out: bool) -> Resul
             } else {
                 print_summary(corp, &report);
             }
-            Ok(report.is_complete())
+            let complete = report.is_complete();
+            // `jit sync` exits next, and the OS takes an org-sized report
+            // back at once: freeing it allocation by allocation (every
+            // planned member and change line, twice) is ~20 ms at 20,000
+            // members that would only delay the exit.
+            std::mem::forget(report);
+            Ok(complete)
         }
         Err(jit_corps::CorpError::Sync(e @ SyncError::Refused { .. })) => {
             if json_out {
