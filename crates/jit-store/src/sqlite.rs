@@ -1094,14 +1094,23 @@ impl Tx for SqliteTx<'_> {
         role_id: &str,
         member_ids: &[&str],
     ) -> StoreResult<u64> {
-        let mut rows = self.exec(sql::ROLE_MEMBERS_CLEAR, params![corp, role_id])?;
+        let rows = self.exec(sql::ROLE_MEMBERS_CLEAR, params![corp, role_id])?;
+        // Multi-row inserts, as for members: a tag of thousands of holders
+        // was one statement per holder (~1.3 µs each).
+        let upstream = Origin::Upstream.as_str();
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(member_ids.len() * 4);
         for m in member_ids {
-            rows += self.exec(
-                sql::ROLE_MEMBER_INSERT,
-                params![corp, role_id, m, Origin::Upstream.as_str()],
-            )?;
+            values.extend([&corp as &dyn rusqlite::ToSql, &role_id, m, &upstream]);
         }
-        Ok(rows)
+        Ok(rows
+            + insert_many(
+                self.c,
+                "INSERT INTO role_members (corp, role_id, member_id, origin)",
+                "",
+                4,
+                &values,
+                self.op,
+            )?)
     }
 
     async fn replace_local_roles(
