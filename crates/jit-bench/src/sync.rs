@@ -452,7 +452,11 @@ impl Ctx<'_> {
         apply_s: f64,
     ) -> Result<(), String> {
         self.sim.reset_stats();
-        let run = crate::cli_run::run(jit, platform, info)?;
+        // Waiting for the process blocks this thread, which is one of the
+        // two runtime workers serving the simulator: handed off, so the
+        // simulator answers `jit sync` with both, as it answers the
+        // in-process syncs (blocking it in place left one).
+        let run = tokio::task::block_in_place(|| crate::cli_run::run(jit, platform, info))?;
         let stats = self.sim.stats();
         let total_calls: u64 = stats
             .apps
