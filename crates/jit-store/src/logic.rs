@@ -806,6 +806,8 @@ pub(crate) mod sql {
     /// A sync replaces only the upstream holders of a role.
     pub const ROLE_MEMBERS_CLEAR: &str =
         "DELETE FROM role_members WHERE corp = $1 AND role_id = $2 AND origin = 'upstream'";
+    /// The columns of a role holder, for the backends' multi-row inserts.
+    pub const ROLE_MEMBER_COLUMNS: &str = "corp, role_id, member_id, origin";
     pub const ROLE_MEMBER_INSERT: &str =
         "INSERT INTO role_members (corp, role_id, member_id, origin) VALUES ($1, $2, $3, $4)";
     pub const ADMINS_CLEAR: &str = "DELETE FROM admins WHERE corp = $1 AND origin = $2";

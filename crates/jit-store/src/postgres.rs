@@ -1098,8 +1098,11 @@ impl Tx for PgTx<'_, '_> {
         if !member_ids.is_empty() {
             rows += self
                 .exec(
-                    "INSERT INTO role_members (corp, role_id, member_id, origin) \
-                     SELECT $1::text, $2::text, u.m, 'upstream' FROM UNNEST($3::text[]) AS u(m)",
+                    &format!(
+                        "INSERT INTO role_members ({}) \
+                         SELECT $1::text, $2::text, u.m, 'upstream' FROM UNNEST($3::text[]) AS u(m)",
+                        sql::ROLE_MEMBER_COLUMNS
+                    ),
                     &[&corp, &role_id, &member_ids],
                 )
                 .await?;

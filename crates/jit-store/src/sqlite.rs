@@ -1105,7 +1105,7 @@ impl Tx for SqliteTx<'_> {
         Ok(rows
             + insert_many(
                 self.c,
-                "INSERT INTO role_members (corp, role_id, member_id, origin)",
+                &format!("INSERT INTO role_members ({})", sql::ROLE_MEMBER_COLUMNS),
                 "",
                 4,
                 &values,
