@@ -617,15 +617,19 @@ fn plan_roles(local: &CorpSnapshot, remote: &CorpSnapshot, cov: &Coverage, out: 
         if old.group_id != target.group_id {
             diffs.push(format!("group {:?} -> {:?}", old.group_id, target.group_id));
         }
-        let before: BTreeSet<&String> = old.members.iter().collect();
-        let after: BTreeSet<&String> = target.members.iter().collect();
-        let added: Vec<&&String> = after.difference(&before).collect();
-        let removed: Vec<&&String> = before.difference(&after).collect();
-        if !added.is_empty() {
-            diffs.push(format!("members added {added:?}"));
-        }
-        if !removed.is_empty() {
-            diffs.push(format!("members removed {removed:?}"));
+        // The usual case, the holders as stored (both lists sorted), needs
+        // no sets: a tag of a large org has tens of thousands of holders.
+        if old.members != target.members {
+            let before: BTreeSet<&String> = old.members.iter().collect();
+            let after: BTreeSet<&String> = target.members.iter().collect();
+            let added: Vec<&&String> = after.difference(&before).collect();
+            let removed: Vec<&&String> = before.difference(&after).collect();
+            if !added.is_empty() {
+                diffs.push(format!("members added {added:?}"));
+            }
+            if !removed.is_empty() {
+                diffs.push(format!("members removed {removed:?}"));
+            }
         }
         if diffs.is_empty() {
             continue;

@@ -387,6 +387,13 @@ fn role_member_order_does_not_matter() {
 }
 
 #[test]
+fn stored_holders_out_of_order_equal_to_the_read_are_no_change() {
+    let mut local = org();
+    local.roles.get_mut("10").unwrap().members = vec!["u2".into(), "u1".into()];
+    assert!(plan(&local, &org(), &opts()).is_empty());
+}
+
+#[test]
 fn vanished_roles_and_groups_are_removed() {
     let mut remote = org();
     remote.roles.clear();
