@@ -447,10 +447,35 @@ impl App {
             self_ref: weak.clone(),
         });
         let app = App { inner };
+        app.check_instances();
         if !options.skip_startup {
             app.build_startup();
         }
         Ok(app)
+    }
+
+    /// Asks each instance's Type what its config names elsewhere in the app
+    /// ([`TypeImpl::check_instance`]); only instances that loaded cleanly,
+    /// so a config that failed its schema is not reported twice.
+    fn check_instances(&self) {
+        let found: Vec<Diagnostic> = self
+            .inner
+            .slots
+            .values()
+            .filter(|s| s.define.kind == ElementKind::Instance && s.problem.is_none())
+            .filter_map(|s| Some((s.implementation.as_ref()?, s.config.as_ref()?, s)))
+            .flat_map(|(imp, config, s)| {
+                imp.check_instance(self, &s.define, config)
+                    .into_iter()
+                    .map(|d| match d.element {
+                        Some(_) => d,
+                        None => d.for_element(s.define.full_name.clone()),
+                    })
+            })
+            .collect();
+        for d in found {
+            self.push_diagnostic(d);
+        }
     }
 
     fn build_startup(&self) {

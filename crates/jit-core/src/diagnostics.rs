@@ -56,6 +56,11 @@ pub enum DiagCode {
     /// A path in a declaration (`frontBundleEntry`, a config file reached
     /// through a symbolic link) leads outside the app folder.
     OutsideApp,
+    /// A config names something elsewhere in the app that is not there or
+    /// does not take the call (a task's `call`: an element that does not
+    /// exist or is not an instance, a method it does not declare, arguments
+    /// that method does not take).
+    CallTarget,
 }
 
 /// One problem, located precisely.

@@ -183,4 +183,22 @@ pub trait TypeImpl: Send + Sync + 'static {
     /// Builds the runtime object of an instance. Must not block on I/O:
     /// connect lazily on the first call instead.
     fn instantiate(&self, ctx: InstanceContext) -> Result<Arc<dyn Element>, String>;
+
+    /// Problems of an instance that its config alone cannot show: what it
+    /// names elsewhere in the app (a task's target element, method and
+    /// arguments), or values its schema cannot judge (a cron pattern).
+    /// [`crate::App::load`] asks once every element is resolved, for each
+    /// instance this Type implements whose config passed its schema, and
+    /// reports the answers with the load's diagnostics, so `jit check`, `jit
+    /// serve` and every host see them before anything runs. Reads the app's
+    /// declarations only: no instance is built and nothing is called.
+    fn check_instance(
+        &self,
+        app: &crate::App,
+        instance: &ElementDefine,
+        config: &Value,
+    ) -> Vec<crate::Diagnostic> {
+        let _ = (app, instance, config);
+        Vec::new()
+    }
 }

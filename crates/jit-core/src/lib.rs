@@ -85,6 +85,6 @@ pub use app::{
 pub use define::*;
 pub use diagnostics::*;
 pub use element::*;
-pub use load::{is_identifier, FRAMEWORK_PREFIX};
+pub use load::{closest, is_identifier, FRAMEWORK_PREFIX};
 pub use redact::redact;
 pub use registry::*;

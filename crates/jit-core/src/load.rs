@@ -1280,8 +1280,10 @@ pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Up to three names closest to `wanted`.
-pub(crate) fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
+/// Up to three names closest to `wanted` (edit distance at most half the
+/// longer name, and at least 2): the "did you mean" of every diagnostic
+/// that names something missing.
+pub fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut scored: Vec<(usize, &str)> = candidates
         .map(|c| (levenshtein(wanted, c), c))
         .filter(|(d, c)| *d <= (c.len().max(wanted.len()) / 2).max(2))

@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod check;
 mod scheduler;
 mod spec;
 mod view;
@@ -50,6 +51,15 @@ impl TypeImpl for TaskType {
 
     fn config_schema(&self) -> Option<Value> {
         jit_core::embedded::config_schema(TASK_TYPE)
+    }
+
+    fn check_instance(
+        &self,
+        app: &jit_core::App,
+        instance: &jit_core::ElementDefine,
+        config: &Value,
+    ) -> Vec<jit_core::Diagnostic> {
+        check::check_task(app, instance, config)
     }
 
     fn instantiate(&self, ctx: InstanceContext) -> Result<Arc<dyn Element>, String> {
