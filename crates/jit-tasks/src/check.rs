@@ -88,8 +88,17 @@ pub(crate) fn check_task(app: &App, task: &ElementDefine, config: &Value) -> Vec
             ),
         );
     }
-    // A target that did not load has its own diagnostic; its methods are
-    // still its declarations, so the call is checked against them.
+    // A target whose chain is broken (an unknown type, a cycle) has its own
+    // diagnostic and no knowable methods: nothing more to say of the call.
+    if app
+        .element_info(&call.element)
+        .is_some_and(|i| i.meta.is_none())
+    {
+        return Vec::new();
+    }
+    // A target that did not load for another reason (no implementation
+    // without its plugin) has its own diagnostic too, but its methods are
+    // its declarations, so the call is checked against them.
     let functions = app.element_functions(&call.element).unwrap_or_default();
     match jit_core::check_call(&call.element, functions, &call.method, call.args.clone()) {
         Ok(_) => Vec::new(),
@@ -97,5 +106,79 @@ pub(crate) fn check_task(app: &App, task: &ElementDefine, config: &Value) -> Vec
             target_error("/call/method", format!("call.method: {e}"))
         }
         Err(e) => target_error("/call/args", format!("call.args: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jit_core::{App, DiagCode, LoadOptions, TypeRegistry};
+    use serde_json::json;
+
+    fn load(files: &[(&str, serde_json::Value)]) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.json"), r#"{"appId": "t.check"}"#).unwrap();
+        for (path, value) in files {
+            let file = dir.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, value.to_string()).unwrap();
+        }
+        let mut registry = TypeRegistry::new();
+        crate::register_builtins(&mut registry);
+        let options = LoadOptions {
+            registry,
+            ..LoadOptions::default()
+        };
+        App::load(dir.path(), options).unwrap()
+    }
+
+    #[test]
+    fn a_call_to_an_element_whose_type_is_unknown_is_reported_once_at_that_element() {
+        let app = load(&[
+            (
+                "corps/Broken/e.json",
+                json!({"title": "B", "type": "corps.NoSuchType"}),
+            ),
+            (
+                "tasks/Nightly/e.json",
+                json!({"title": "N", "type": "tasks.NormalType"}),
+            ),
+            (
+                "tasks/Nightly/Nightly.json",
+                json!({"timerCfg": {"cron": "0 2 * * *"},
+                       "call": {"element": "corps.Broken", "method": "syncCorp"}}),
+            ),
+        ]);
+        let codes: Vec<DiagCode> = app.diagnostics().iter().map(|d| d.code).collect();
+        assert_eq!(
+            codes,
+            vec![DiagCode::UnknownType],
+            "{:?}",
+            app.diagnostics()
+        );
+    }
+
+    #[test]
+    fn a_task_calling_another_tasks_declared_method_loads_cleanly() {
+        let app = load(&[
+            (
+                "tasks/A/e.json",
+                json!({"title": "A", "type": "tasks.NormalType"}),
+            ),
+            (
+                "tasks/A/A.json",
+                json!({"timerCfg": {"repeat": "1h"},
+                       "call": {"element": "tasks.B", "method": "getTaskInfo", "args": {"count": 2}}}),
+            ),
+            (
+                "tasks/B/e.json",
+                json!({"title": "B", "type": "tasks.NormalType"}),
+            ),
+            (
+                "tasks/B/B.json",
+                json!({"timerCfg": {"cron": "0 2 * * *", "timeZone": "Asia/Shanghai"},
+                       "call": {"element": "tasks.A", "method": "getTaskInfo"}}),
+            ),
+        ]);
+        assert!(app.diagnostics().is_empty(), "{:?}", app.diagnostics());
     }
 }
