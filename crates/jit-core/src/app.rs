@@ -791,10 +791,7 @@ fn resolve_all(
                     {
                         let types: Vec<&str> = elements
                             .values()
-                            .filter(|e| {
-                                e.kind == ElementKind::Type
-                                    && e.type_name.as_deref() == Some(parent.full_name.as_str())
-                            })
+                            .filter(|e| e.is_kind_of(ElementKind::Type, &parent.full_name))
                             .map(|e| e.full_name.as_str())
                             .take(5)
                             .collect();

@@ -100,6 +100,12 @@ pub struct ElementDefine {
 }
 
 impl ElementDefine {
+    /// Whether this is a `kind` declared directly on `type_name` (an
+    /// Instance of a Type, a Type of a Meta): what "did you mean" hints list.
+    pub fn is_kind_of(&self, kind: ElementKind, type_name: &str) -> bool {
+        self.kind == kind && self.type_name.as_deref() == Some(type_name)
+    }
+
     /// The declared method of that name, if any.
     pub fn function(&self, name: &str) -> Option<&FunctionDefine> {
         self.functions.iter().find(|f| f.name == name)

@@ -48,13 +48,16 @@ pub(crate) fn check_task(app: &App, task: &ElementDefine, config: &Value) -> Vec
             .filter(|e| e.kind == ElementKind::Instance)
             .map(|e| e.full_name.as_str())
     };
-    let Some(target) = app.get_element_define(&call.element) else {
-        let near = closest(&call.element, instances());
-        let hint = if near.is_empty() {
+    // `names` as a hint: `before`, the names, `after`; nothing if none.
+    let hint = |names: Vec<String>, before: &str, after: &str| {
+        if names.is_empty() {
             String::new()
         } else {
-            format!("; did you mean {}?", near.join(", "))
-        };
+            format!("{before}{}{after}", names.join(", "))
+        }
+    };
+    let Some(target) = app.get_element_define(&call.element) else {
+        let hint = hint(closest(&call.element, instances()), "; did you mean ", "?");
         return target_error(
             "/call/element",
             format!(
@@ -64,21 +67,14 @@ pub(crate) fn check_task(app: &App, task: &ElementDefine, config: &Value) -> Vec
         );
     };
     if target.kind != ElementKind::Instance {
-        let of_it: Vec<&str> = app
+        let of_it = app
             .elements()
             .values()
-            .filter(|e| {
-                e.kind == ElementKind::Instance
-                    && e.type_name.as_deref() == Some(target.full_name.as_str())
-            })
-            .map(|e| e.full_name.as_str())
+            .filter(|e| e.is_kind_of(ElementKind::Instance, &target.full_name))
+            .map(|e| e.full_name.clone())
             .take(3)
             .collect();
-        let hint = if of_it.is_empty() {
-            String::new()
-        } else {
-            format!(" (this app has {})", of_it.join(", "))
-        };
+        let hint = hint(of_it, " (this app has ", ")");
         return target_error(
             "/call/element",
             format!(
