@@ -108,9 +108,18 @@ pub(crate) fn check_task(app: &App, task: &ElementDefine, config: &Value) -> Vec
 #[cfg(test)]
 mod tests {
     use jit_core::{App, DiagCode, LoadOptions, TypeRegistry};
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn load(files: &[(&str, serde_json::Value)]) -> App {
+    /// A task element `tasks.<name>`: its `e.json` and its config.
+    fn task(name: &str, config: Value) -> [(String, Value); 2] {
+        let e = json!({"title": name, "type": "tasks.NormalType"});
+        [
+            (format!("tasks/{name}/e.json"), e),
+            (format!("tasks/{name}/{name}.json"), config),
+        ]
+    }
+
+    fn load(files: impl IntoIterator<Item = (String, Value)>) -> App {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app.json"), r#"{"appId": "t.check"}"#).unwrap();
         for (path, value) in files {
@@ -129,21 +138,16 @@ mod tests {
 
     #[test]
     fn a_call_to_an_element_whose_type_is_unknown_is_reported_once_at_that_element() {
-        let app = load(&[
-            (
-                "corps/Broken/e.json",
-                json!({"title": "B", "type": "corps.NoSuchType"}),
-            ),
-            (
-                "tasks/Nightly/e.json",
-                json!({"title": "N", "type": "tasks.NormalType"}),
-            ),
-            (
-                "tasks/Nightly/Nightly.json",
-                json!({"timerCfg": {"cron": "0 2 * * *"},
-                       "call": {"element": "corps.Broken", "method": "syncCorp"}}),
-            ),
-        ]);
+        let broken = (
+            "corps/Broken/e.json".to_string(),
+            json!({"title": "B", "type": "corps.NoSuchType"}),
+        );
+        let nightly = task(
+            "Nightly",
+            json!({"timerCfg": {"cron": "0 2 * * *"},
+                   "call": {"element": "corps.Broken", "method": "syncCorp"}}),
+        );
+        let app = load(nightly.into_iter().chain([broken]));
         let codes: Vec<DiagCode> = app.diagnostics().iter().map(|d| d.code).collect();
         assert_eq!(
             codes,
@@ -155,26 +159,17 @@ mod tests {
 
     #[test]
     fn a_task_calling_another_tasks_declared_method_loads_cleanly() {
-        let app = load(&[
-            (
-                "tasks/A/e.json",
-                json!({"title": "A", "type": "tasks.NormalType"}),
-            ),
-            (
-                "tasks/A/A.json",
-                json!({"timerCfg": {"repeat": "1h"},
-                       "call": {"element": "tasks.B", "method": "getTaskInfo", "args": {"count": 2}}}),
-            ),
-            (
-                "tasks/B/e.json",
-                json!({"title": "B", "type": "tasks.NormalType"}),
-            ),
-            (
-                "tasks/B/B.json",
-                json!({"timerCfg": {"cron": "0 2 * * *", "timeZone": "Asia/Shanghai"},
-                       "call": {"element": "tasks.A", "method": "getTaskInfo"}}),
-            ),
-        ]);
+        let a = task(
+            "A",
+            json!({"timerCfg": {"repeat": "1h"},
+                   "call": {"element": "tasks.B", "method": "getTaskInfo", "args": {"count": 2}}}),
+        );
+        let b = task(
+            "B",
+            json!({"timerCfg": {"cron": "0 2 * * *", "timeZone": "Asia/Shanghai"},
+                   "call": {"element": "tasks.A", "method": "getTaskInfo"}}),
+        );
+        let app = load(a.into_iter().chain(b));
         assert!(app.diagnostics().is_empty(), "{:?}", app.diagnostics());
     }
 }
