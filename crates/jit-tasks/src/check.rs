@@ -3,21 +3,9 @@
 //! in the app or does not take it. Without this, such a task loads cleanly
 //! and fails at every firing instead.
 
-use crate::spec::{SpecError, TaskSpec};
+use crate::spec::TaskSpec;
 use jit_core::{closest, App, DiagCode, Diagnostic, ElementDefine, ElementKind};
 use serde_json::Value;
-
-/// The JSON pointer, inside a task config, of the value a [`SpecError`]
-/// is about.
-fn pointer_of(e: &SpecError) -> &'static str {
-    match e {
-        SpecError::Shape(_) => "",
-        SpecError::Cron { .. } => "/timerCfg/cron",
-        SpecError::TimeZone(_) => "/timerCfg/timeZone",
-        SpecError::Duration { field, .. } if *field == "lease" => "/lease",
-        SpecError::Duration { .. } => "/timerCfg/repeat",
-    }
-}
 
 /// The problems of one task instance (`config` already passed its schema).
 pub(crate) fn check_task(app: &App, task: &ElementDefine, config: &Value) -> Vec<Diagnostic> {
@@ -28,7 +16,7 @@ pub(crate) fn check_task(app: &App, task: &ElementDefine, config: &Value) -> Vec
             return vec![Diagnostic::error(
                 DiagCode::InvalidConfig,
                 file,
-                pointer_of(&e),
+                e.pointer(),
                 e.to_string(),
             )]
         }

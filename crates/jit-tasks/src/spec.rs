@@ -35,6 +35,19 @@ pub enum SpecError {
     },
 }
 
+impl SpecError {
+    /// The JSON pointer, inside the task config, of the value this is
+    /// about (`""`: the whole config).
+    pub fn pointer(&self) -> String {
+        match self {
+            SpecError::Shape(_) => String::new(),
+            SpecError::Cron { .. } => "/timerCfg/cron".into(),
+            SpecError::TimeZone(_) => "/timerCfg/timeZone".into(),
+            SpecError::Duration { field, .. } => format!("/{}", field.replace('.', "/")),
+        }
+    }
+}
+
 /// When a task fires. Slots are instants in milliseconds since the epoch,
 /// computed the same way on every host, so replicas agree on them.
 #[derive(Debug, Clone)]
